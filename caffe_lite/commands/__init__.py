@@ -1,0 +1,1 @@
+"""Subcommands of ``caffe-lite``, one module each (discovered by cli.py)."""

@@ -1,0 +1,90 @@
+"""Errors that caffe_lite raises for bad input.
+
+Every error says where the problem is: the file (and line/column for prototxt), the
+layer (name and type) and the blob, so a user never has to read a numpy traceback.
+"""
+
+
+class CaffeLiteError(Exception):
+    """Base class of every error caffe_lite raises on purpose."""
+
+    def __init__(self, message, *, file=None, line=None, column=None, layer=None,
+                 layer_type=None, blob=None):
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.layer = layer
+        self.layer_type = layer_type
+        self.blob = blob
+        super().__init__(self._format())
+
+    def _format(self):
+        where = []
+        if self.file is not None:
+            loc = str(self.file)
+            if self.line is not None:
+                loc += f":{self.line}"
+                if self.column is not None:
+                    loc += f":{self.column}"
+            where.append(loc)
+        if self.layer is not None:
+            where.append(f"layer '{self.layer}'" +
+                         (f" ({self.layer_type})" if self.layer_type else ""))
+        if self.blob is not None:
+            where.append(f"blob '{self.blob}'")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+    def with_context(self, **context):
+        """Fill in context that was unknown where the error was raised."""
+        for key, value in context.items():
+            if getattr(self, key, None) is None:
+                setattr(self, key, value)
+        self.args = (self._format(),)
+        return self
+
+    def __str__(self):
+        return self._format()
+
+
+class PrototxtError(CaffeLiteError):
+    """A text protobuf file that does not parse or does not fit the schema."""
+
+
+class ModelFileError(CaffeLiteError):
+    """A binary weights / solverstate / mean file that is truncated or not Caffe's."""
+
+
+class NetError(CaffeLiteError):
+    """A network whose wiring is wrong: missing bottoms, bad in-place use, ..."""
+
+
+class LayerError(CaffeLiteError):
+    """A layer whose parameters or input shapes are invalid."""
+
+
+class UnknownLayerError(NetError):
+    """A layer type that no registered implementation provides."""
+
+
+class WeightsError(CaffeLiteError):
+    """Weights that do not fit the net (blob count or shape mismatch)."""
+
+
+class SolverError(CaffeLiteError):
+    """An invalid solver definition or snapshot."""
+
+
+class DependencyError(CaffeLiteError):
+    """An optional dependency (extra) that is needed but not installed."""
+
+
+def require(module_name, extra, purpose):
+    """Import an optional dependency, or explain which extra installs it."""
+    import importlib
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DependencyError(
+            f"{purpose} needs the Python package '{module_name}', which is not "
+            f"installed; install it with: pip install 'caffe-lite[{extra}]'") from exc

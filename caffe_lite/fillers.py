@@ -1,0 +1,100 @@
+"""Weight fillers (FillerParameter ``type``), registered by name like layers."""
+import numpy as np
+
+from .errors import CaffeLiteError
+from .rng import get_rng
+
+_FILLERS = {}
+
+
+def register_filler(name):
+    def decorate(fn):
+        _FILLERS[name] = fn
+        return fn
+    return decorate
+
+
+def fill(blob, filler_param):
+    """Fill ``blob.data`` in place as the FillerParameter says."""
+    kind = filler_param.type
+    try:
+        filler = _FILLERS[kind]
+    except KeyError:
+        raise CaffeLiteError(f"unknown filler type '{kind}' (known: "
+                             f"{', '.join(sorted(_FILLERS))})") from None
+    if filler_param.sparse != -1 and kind != "gaussian":
+        raise CaffeLiteError(f"filler '{kind}' does not support sparse")
+    values = filler(blob, filler_param)
+    blob.data[...] = values
+
+
+def _fans(blob):
+    # Caffe uses the legacy 4-D view: fan_in = count / num, fan_out = count / channels
+    count = blob.count
+    return count // max(blob.num, 1), count // max(blob.channels, 1)
+
+
+def _variance_n(blob, p):
+    fan_in, fan_out = _fans(blob)
+    norm = p.variance_norm
+    if norm == p.AVERAGE:
+        return (fan_in + fan_out) / 2.0
+    if norm == p.FAN_OUT:
+        return fan_out
+    return fan_in
+
+
+@register_filler("constant")
+def _constant(blob, p):
+    return np.full(blob.shape, p.value, blob.dtype)
+
+
+@register_filler("uniform")
+def _uniform(blob, p):
+    return get_rng().uniform(p.min, p.max, blob.shape)
+
+
+@register_filler("gaussian")
+def _gaussian(blob, p):
+    values = get_rng().normal(p.mean, p.std, blob.shape)
+    if p.sparse < -1:
+        raise CaffeLiteError(f"gaussian filler sparse must be >= -1, got {p.sparse}")
+    if p.sparse >= 0:
+        # sparse = expected number of non-zero inputs per output (shape[0] outputs)
+        keep = get_rng().random(blob.shape) < p.sparse / blob.shape[0]
+        values = values * keep
+    return values
+
+
+@register_filler("positive_unitball")
+def _positive_unitball(blob, p):
+    values = get_rng().uniform(0, 1, blob.shape).reshape(blob.num, -1)
+    return (values / values.sum(axis=1, keepdims=True)).reshape(blob.shape)
+
+
+@register_filler("xavier")
+def _xavier(blob, p):
+    scale = np.sqrt(3.0 / _variance_n(blob, p))
+    return get_rng().uniform(-scale, scale, blob.shape)
+
+
+@register_filler("msra")
+def _msra(blob, p):
+    return get_rng().normal(0.0, np.sqrt(2.0 / _variance_n(blob, p)), blob.shape)
+
+
+@register_filler("bilinear")
+def _bilinear(blob, p):
+    """Bilinear upsampling kernel for every (out, in) pair; square 4-D blobs only."""
+    if blob.num_axes != 4 or blob.shape[2] != blob.shape[3]:
+        raise CaffeLiteError(f"bilinear filler needs a 4-D blob with a square kernel, "
+                             f"got shape {blob.shape}")
+    k = blob.shape[3]
+    f = int(np.ceil(k / 2.0))
+    c = (k - 1) / (2.0 * f)
+    taps = 1 - np.abs(np.arange(k) / f - c)          # (K,)
+    return np.broadcast_to(np.outer(taps, taps), blob.shape)
+
+
+def filler_types():
+    return sorted(_FILLERS)

@@ -1,0 +1,494 @@
+"""Net: layers wired over named blobs, built from a NetParameter in named passes
+(filter by state, insert splits, wire and set up layers, decide backward, share
+params), with pycaffe's scripting surface."""
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from .blob import Blob
+from .errors import CaffeLiteError, NetError, UnknownLayerError, WeightsError
+from .layers.base import layer_class, layer_types
+from .net_passes import filter_by_state, insert_splits
+from .proto import caffe_pb2
+
+TRAIN = caffe_pb2.TRAIN
+TEST = caffe_pb2.TEST
+
+
+def _phase(value):
+    if isinstance(value, str):
+        try:
+            return {"TRAIN": TRAIN, "TEST": TEST}[value.upper()]
+        except KeyError:
+            raise CaffeLiteError(f"phase must be TRAIN or TEST, got '{value}'") from None
+    if value not in (TRAIN, TEST):
+        raise CaffeLiteError(f"phase must be caffe.TRAIN or caffe.TEST, got {value!r}")
+    return int(value)
+
+
+def _load_net_param(network):
+    if isinstance(network, caffe_pb2.NetParameter):
+        param = caffe_pb2.NetParameter()
+        param.CopyFrom(network)
+        from .formats.upgrade import upgrade_net
+        upgrade_net(param)
+        return param, None
+    from .formats import read_net_param
+    path = os.fspath(network)
+    return read_net_param(path), path
+
+
+class Net:
+    """pycaffe's Net: ``Net(network_file, phase, level=0, stages=None,
+    weights=None)`` or the legacy ``Net(network_file, weights_file, phase)``.
+
+    ``network_file`` may also be a NetParameter. Python layers run only with
+    ``allow_python_layers=True`` since a prototxt would otherwise execute code.
+    """
+
+    def __init__(self, network_file, *args, level=0, stages=None, weights=None,
+                 phase=None, allow_python_layers=False, dtype=np.float32):
+        args = list(args)
+        if args and isinstance(args[0], (str, os.PathLike)) and not (
+                isinstance(args[0], str) and args[0].upper() in ("TRAIN", "TEST")):
+            weights = args.pop(0)            # legacy (prototxt, caffemodel, phase)
+        if args:
+            phase = args.pop(0)
+        if args:
+            level = args.pop(0)
+        if args:
+            stages = args.pop(0)
+        if args:
+            raise CaffeLiteError("Net() takes network_file, phase[, level, stages]")
+        if phase is None:
+            raise CaffeLiteError("Net() needs a phase: caffe.TRAIN or caffe.TEST")
+        self.allow_python_layers = allow_python_layers
+        self.dtype = np.dtype(dtype)
+        param, self.source = _load_net_param(network_file)
+        param.state.phase = _phase(phase)
+        param.state.level = int(level)
+        del param.state.stage[:]
+        param.state.stage.extend(stages or [])
+        self._init(param)
+        if weights is not None:
+            self.copy_from(weights)
+
+    # -- construction passes -------------------------------------------------
+    def _init(self, param):
+        self.name = param.name
+        self.phase = param.state.phase
+        filtered = filter_by_state(param, param.state)
+        self._check_layer_types(filtered)
+        self.param = insert_splits(filtered)
+        self.force_backward = param.force_backward
+        self._wire_layers()
+        self._decide_backward()
+        self._share_params()
+
+    def _check_layer_types(self, param):
+        """One error listing every layer this net cannot build, not just the first."""
+        known = set(layer_types())
+        problems = []
+        for lp in param.layer:
+            if lp.type == "Python" and not self.allow_python_layers:
+                problems.append(f"'{lp.name}' (Python layer importing module "
+                                f"'{lp.python_param.module}': pass "
+                                f"allow_python_layers=True to run it)")
+            elif lp.type not in known:
+                problems.append(f"'{lp.name}' (type '{lp.type}')")
+        if problems:
+            raise UnknownLayerError(
+                f"cannot build {len(problems)} layer(s): " + "; ".join(problems) +
+                f". Known types: {', '.join(sorted(known))}", file=self.source)
+
+    def _wire_layers(self):
+        self.layers = []
+        self._layer_names = []
+        self.blobs = OrderedDict()
+        self.bottom_vecs, self.top_vecs = [], []
+        self.bottom_names, self.top_names = OrderedDict(), OrderedDict()
+        self.inputs = []
+        self.blob_loss_weights = OrderedDict()
+        self.bottom_need_backward = []
+        self.layer_need_backward = []
+        self.param_specs = []                  # per layer, per param blob
+        blob_need_backward = {}
+        available = set()
+        for lp in self.param.layer:
+            if not lp.HasField("phase"):
+                lp.phase = self.phase
+            if lp.name in self._layer_names:
+                raise NetError("duplicate layer name (weights are matched by layer "
+                               "name, so names must be unique)", file=self.source,
+                               layer=lp.name, layer_type=lp.type)
+            layer = layer_class(lp.type, lp.name)(lp)
+            bottoms, bottom_need = [], []
+            for i, name in enumerate(lp.bottom):
+                if name not in available:
+                    raise NetError("unknown bottom blob" + (
+                        " (it was produced but already consumed by an earlier layer)"
+                        if name in self.blobs else ""), file=self.source,
+                        layer=lp.name, layer_type=lp.type, blob=name)
+                available.discard(name)
+                bottoms.append(self.blobs[name])
+                propagate = lp.propagate_down[i] if lp.propagate_down else True
+                bottom_need.append(blob_need_backward[name] and propagate)
+            if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
+                raise NetError(f"propagate_down has {len(lp.propagate_down)} entries "
+                               f"for {len(lp.bottom)} bottoms", file=self.source,
+                               layer=lp.name, layer_type=lp.type)
+            tops = []
+            for i, name in enumerate(lp.top):
+                in_place = i < len(lp.bottom) and lp.bottom[i] == name
+                if in_place:
+                    if not getattr(layer, "allows_in_place", False):
+                        raise NetError("this layer type cannot run in place (its top "
+                                       "and bottom must be different blobs)",
+                                       file=self.source, layer=lp.name,
+                                       layer_type=lp.type, blob=name)
+                    blob = self.blobs[name]
+                elif name in self.blobs:
+                    raise NetError("top blob produced by more than one layer",
+                                   file=self.source, layer=lp.name,
+                                   layer_type=lp.type, blob=name)
+                else:
+                    blob = Blob(dtype=self.dtype)
+                    self.blobs[name] = blob
+                    blob_need_backward[name] = False
+                if lp.type == "Input":
+                    self.inputs.append(name)
+                available.add(name)
+                tops.append(blob)
+            while layer.auto_top_blobs and len(tops) < layer.required_num_top():
+                tops.append(Blob(dtype=self.dtype))     # anonymous, as in Caffe
+            try:
+                layer.set_up(bottoms, tops)
+            except CaffeLiteError as exc:
+                raise exc.with_context(file=self.source, layer=lp.name,
+                                       layer_type=lp.type)
+            for name, weight in zip(lp.top, layer.loss_weights):
+                if weight:
+                    self.blob_loss_weights[name] = weight
+            for name in lp.top:
+                self.blob_loss_weights.setdefault(name, 0.0)
+            # a layer with learnable params (lr_mult != 0) needs backward
+            if len(lp.param) > len(layer.blobs):
+                raise NetError(f"{len(lp.param)} param specs for "
+                               f"{len(layer.blobs)} parameter blobs",
+                               file=self.source, layer=lp.name, layer_type=lp.type)
+            specs = [lp.param[k] if k < len(lp.param) else caffe_pb2.ParamSpec()
+                     for k in range(len(layer.blobs))]
+            layer.param_propagate_down = [s.lr_mult != 0 for s in specs]
+            # a bottom blob that needs backward makes the layer need it too
+            need = any(layer.param_propagate_down) or \
+                any(blob_need_backward[n] for n in lp.bottom)
+            if need:
+                for name in lp.top:
+                    blob_need_backward[name] = True
+            self.layers.append(layer)
+            self._layer_names.append(lp.name)
+            self.bottom_vecs.append(bottoms)
+            self.top_vecs.append(tops)
+            self.bottom_names[lp.name] = list(lp.bottom)
+            self.top_names[lp.name] = list(lp.top)
+            self.bottom_need_backward.append(bottom_need)
+            self.layer_need_backward.append(need)
+            self.param_specs.append(specs)
+        # outputs: produced and never consumed, in name order (Caffe keeps a std::set)
+        self.outputs = sorted(available)
+
+    def _decide_backward(self):
+        """Skip backward for layers that do not lead to a loss (Caffe's rules),
+        then apply force_backward."""
+        under_loss, skip_backprop = set(), set()
+        for li in reversed(range(len(self.layers))):
+            layer, lp = self.layers[li], self.param.layer[li]
+            contributes, skip_down = False, True
+            for ti, name in enumerate(lp.top):
+                if layer.loss_weights[ti] or name in under_loss:
+                    contributes = True
+                if name not in skip_backprop:
+                    skip_down = False
+                if contributes and not skip_down:
+                    break
+            if self.layer_need_backward[li] and skip_down:
+                self.layer_need_backward[li] = False
+                self.bottom_need_backward[li] = [False] * len(lp.bottom)
+            if not contributes:
+                self.layer_need_backward[li] = False
+            for bi, name in enumerate(lp.bottom):
+                if contributes:
+                    under_loss.add(name)
+                else:
+                    self.bottom_need_backward[li][bi] = False
+                if not self.bottom_need_backward[li][bi]:
+                    skip_backprop.add(name)
+        if self.force_backward:
+            for li, layer in enumerate(self.layers):
+                self.layer_need_backward[li] = True
+                self.bottom_need_backward[li] = [
+                    need or layer.allow_force_backward(bi)
+                    for bi, need in enumerate(self.bottom_need_backward[li])]
+                layer.param_propagate_down = [True] * len(layer.blobs)
+        for li, layer in enumerate(self.layers):
+            if not layer.has_backward:
+                self.layer_need_backward[li] = False
+
+    def _share_params(self):
+        """One Blob per ParamSpec name; collect learnable params with lr/decay."""
+        self.learnable_params, self.params_lr, self.params_weight_decay = [], [], []
+        self.param_display_names = []
+        owners = {}                      # spec name -> (layer idx, param idx, blob)
+        for li, layer in enumerate(self.layers):
+            for pi, spec in enumerate(self.param_specs[li]):
+                blob = layer.blobs[pi]
+                if spec.name and spec.name in owners:
+                    owner_li, owner_pi, owner_blob = owners[spec.name]
+                    strict = spec.share_mode != caffe_pb2.ParamSpec.PERMISSIVE
+                    if (strict and owner_blob.shape != blob.shape) or \
+                            owner_blob.count != blob.count:
+                        raise NetError(
+                            f"shared param '{spec.name}' has shape {blob.shape} here "
+                            f"but {owner_blob.shape} in its owner layer "
+                            f"'{self._layer_names[owner_li]}'", file=self.source,
+                            layer=layer.name, layer_type=layer.type)
+                    layer.blobs[pi] = owner_blob
+                    k = self.learnable_params.index(owner_blob)
+                    if spec.HasField("lr_mult"):
+                        self.params_lr[k] = spec.lr_mult
+                    if spec.HasField("decay_mult"):
+                        self.params_weight_decay[k] = spec.decay_mult
+                    continue
+                if spec.name:
+                    owners[spec.name] = (li, pi, blob)
+                self.learnable_params.append(blob)
+                self.params_lr.append(spec.lr_mult)
+                self.params_weight_decay.append(spec.decay_mult)
+                self.param_display_names.append(spec.name or f"{layer.name}[{pi}]")
+
+    # -- pycaffe views -----------------------------------------------------
+    @property
+    def params(self):
+        return OrderedDict((layer.name, layer.blobs)
+                           for layer in self.layers if layer.blobs)
+
+    @property
+    def layer_dict(self):
+        return OrderedDict(zip(self._layer_names, self.layers))
+
+    def _layer_index(self, name):
+        try:
+            return self._layer_names.index(name)
+        except ValueError:
+            raise NetError(f"no layer named '{name}' in the net", layer=name) from None
+
+    # -- running -------------------------------------------------------------
+    def forward_range(self, start=0, end=None):
+        """Run layers start..end inclusive and return the summed loss."""
+        end = len(self.layers) - 1 if end is None else end
+        loss = 0.0
+        for li in range(start, end + 1):
+            loss += self._run_layer_forward(li)
+        return loss
+
+    def _run_layer_forward(self, li):
+        layer = self.layers[li]
+        try:
+            return layer.run_forward(self.bottom_vecs[li], self.top_vecs[li])
+        except CaffeLiteError as exc:
+            raise exc.with_context(layer=layer.name, layer_type=layer.type)
+
+    def backward_range(self, start=None, end=0):
+        start = len(self.layers) - 1 if start is None else start
+        for li in range(start, end - 1, -1):
+            if self.layer_need_backward[li]:
+                layer = self.layers[li]
+                try:
+                    layer.backward(self.top_vecs[li], self.bottom_need_backward[li],
+                                   self.bottom_vecs[li])
+                except CaffeLiteError as exc:
+                    raise exc.with_context(layer=layer.name, layer_type=layer.type)
+
+    def forward(self, blobs=None, start=None, end=None, **kwargs):
+        """pycaffe's forward: feed inputs by name, return the outputs' data."""
+        blobs = list(blobs or [])
+        start_i = self._layer_index(start) if start is not None else 0
+        if end is not None:
+            end_i = self._layer_index(end)
+            wanted = self.top_names[end] + blobs
+        else:
+            end_i = len(self.layers) - 1
+            wanted = self.outputs + blobs
+        if kwargs:
+            if set(kwargs) != set(self.inputs):
+                raise NetError(f"input blob arguments {sorted(kwargs)} do not match "
+                               f"the net inputs {self.inputs}", file=self.source)
+            for name, value in kwargs.items():
+                self._feed(self.blobs[name], name, value, "data")
+        self.forward_range(start_i, end_i)
+        return {name: self.blobs[name].data for name in dict.fromkeys(wanted)}
+
+    def backward(self, diffs=None, start=None, end=None, **kwargs):
+        """pycaffe's backward: set output diffs by name, return input diffs."""
+        diffs = list(diffs or [])
+        start_i = self._layer_index(start) if start is not None else len(self.layers) - 1
+        if end is not None:
+            end_i = self._layer_index(end)
+            wanted = self.bottom_names[end] + diffs
+        else:
+            end_i = 0
+            wanted = self.inputs + diffs
+        if kwargs:
+            if set(kwargs) != set(self.outputs):
+                raise NetError(f"top diff arguments {sorted(kwargs)} do not match the "
+                               f"net outputs {self.outputs}", file=self.source)
+            for name, value in kwargs.items():
+                self._feed(self.blobs[name], name, value, "diff")
+        self.backward_range(start_i, end_i)
+        return {name: self.blobs[name].diff for name in dict.fromkeys(wanted)}
+
+    def _feed(self, blob, name, value, what):
+        value = np.asarray(value)
+        if value.shape != blob.shape:
+            raise NetError(f"{what} of shape {value.shape} does not fit the blob's "
+                           f"shape {blob.shape} (reshape the blob first)",
+                           file=self.source, blob=name)
+        getattr(blob, what)[...] = value
+
+    def forward_backward(self):
+        """One training pass: forward, then backward; returns the loss."""
+        loss = self.forward_range()
+        self.backward_range()
+        return loss
+
+    def forward_all(self, blobs=None, **kwargs):
+        """Run forward over inputs of any batch count, batch by batch."""
+        outs = {name: [] for name in dict.fromkeys(self.outputs + list(blobs or []))}
+        batch = self.blobs[self.inputs[0]].shape[0] if self.inputs else 1
+        total = len(next(iter(kwargs.values()))) if kwargs else batch
+        for start in range(0, total, batch):
+            chunk = {}
+            for name, value in kwargs.items():
+                part = np.asarray(value[start:start + batch])
+                if len(part) < batch:          # pad the last batch, drop later
+                    pad = np.zeros((batch - len(part),) + part.shape[1:], part.dtype)
+                    part = np.concatenate([part, pad])
+                chunk[name] = part
+            result = self.forward(blobs, **chunk)
+            for name in outs:
+                outs[name].extend(result[name].copy())
+        return {name: np.asarray(values[:total]) for name, values in outs.items()}
+
+    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+        """Forward and backward batch by batch; returns (outputs, input diffs)."""
+        fwd_in = {k: v for k, v in kwargs.items() if k in self.inputs}
+        bwd_in = {k: v for k, v in kwargs.items() if k in self.outputs}
+        outs = {n: [] for n in dict.fromkeys(self.outputs + list(blobs or []))}
+        grads = {n: [] for n in dict.fromkeys(self.inputs + list(diffs or []))}
+        batch = self.blobs[self.inputs[0]].shape[0] if self.inputs else 1
+        total = len(next(iter(fwd_in.values()))) if fwd_in else batch
+        for start in range(0, total, batch):
+            f = self.forward(blobs, **{k: v[start:start + batch] for k, v in fwd_in.items()})
+            b = self.backward(diffs, **{k: v[start:start + batch] for k, v in bwd_in.items()})
+            for n in outs:
+                outs[n].extend(f[n].copy())
+            for n in grads:
+                grads[n].extend(b[n].copy())
+        return ({n: np.asarray(v) for n, v in outs.items()},
+                {n: np.asarray(v) for n, v in grads.items()})
+
+    def reshape(self):
+        for li, layer in enumerate(self.layers):
+            layer.reshape(self.bottom_vecs[li], self.top_vecs[li])
+
+    def clear_param_diffs(self):
+        for blob in self.learnable_params:
+            blob.diff[...] = 0
+
+    def set_input_arrays(self, data, labels, layer_index=0):
+        """Feed a MemoryData layer (pycaffe's set_input_arrays)."""
+        layer = self.layers[layer_index]
+        if layer.type != "MemoryData":
+            raise NetError("set_input_arrays needs a MemoryData layer",
+                           layer=layer.name, layer_type=layer.type)
+        layer.reset(data, labels)
+
+    # -- weights in and out -----------------------------------------------------
+    def copy_from(self, weights_file):
+        """Copy blobs from a .caffemodel (or .h5) into layers of the same name."""
+        from .formats import read_weights
+        self.copy_from_layers(read_weights(os.fspath(weights_file)),
+                              os.fspath(weights_file))
+
+    def copy_from_layers(self, saved_layers, source=None):
+        layers = self.layer_dict
+        for saved in saved_layers:
+            layer = layers.get(saved.name)
+            if layer is None:
+                continue                         # unknown source layers are ignored
+            if len(saved.blobs) != len(layer.blobs):
+                raise WeightsError(
+                    f"the weights have {len(saved.blobs)} blob(s) for this layer, "
+                    f"the net has {len(layer.blobs)}", file=source,
+                    layer=layer.name, layer_type=layer.type)
+            for i, (src, dst) in enumerate(zip(saved.blobs, layer.blobs)):
+                if not _shape_fits(src, dst):
+                    raise WeightsError(
+                        f"param blob {i} has shape {tuple(src.data.shape)} in the "
+                        f"weights but {dst.shape} in the net", file=source,
+                        layer=layer.name, layer_type=layer.type, blob=f"{layer.name}[{i}]")
+                dst.data[...] = src.data.reshape(dst.shape)
+
+    def share_with(self, other):
+        """Use other's param blobs for layers of the same name (test nets)."""
+        mine = self.layer_dict
+        for layer in other.layers:
+            target = mine.get(layer.name)
+            if target is None:
+                continue
+            if len(target.blobs) != len(layer.blobs):
+                raise WeightsError("different number of param blobs", layer=layer.name,
+                                   layer_type=layer.type)
+            for i, blob in enumerate(layer.blobs):
+                if target.blobs[i].shape != blob.shape:
+                    raise WeightsError(f"cannot share param {i}: shape {blob.shape} vs "
+                                       f"{target.blobs[i].shape}", layer=layer.name,
+                                       layer_type=layer.type)
+                target.blobs[i].share_data(blob)
+
+    def to_proto(self, write_diff=False):
+        """The net as a NetParameter with its blobs (slow for big nets: prefer save)."""
+        from .formats.caffemodel import blob_to_proto
+        out = caffe_pb2.NetParameter()
+        out.name = self.name
+        for lp, layer in zip(self.param.layer, self.layers):
+            dst = out.layer.add()
+            dst.CopyFrom(lp)
+            del dst.blobs[:]
+            for blob in layer.blobs:
+                dst.blobs.add().CopyFrom(blob_to_proto(blob.data, blob.diff if write_diff else None))
+        return out
+
+    def save(self, path, fmt=None):
+        """Write the weights as a binary .caffemodel (or HDF5 for .h5)."""
+        from .formats import write_weights
+        layers = [(lp, [b.data for b in layer.blobs])
+                  for lp, layer in zip(self.param.layer, self.layers)]
+        write_weights(os.fspath(path), self.name, layers, fmt=fmt)
+
+    def save_hdf5(self, path):
+        self.save(path, fmt="hdf5")
+
+    def load_hdf5(self, path):
+        self.copy_from(path)
+
+
+def _shape_fits(saved, blob):
+    """Caffe's shape check; a legacy 4-D blob compares with the last four axes."""
+    src_shape = tuple(saved.data.shape)
+    if not saved.legacy:
+        return src_shape == tuple(blob.shape)
+    if blob.num_axes > 4:
+        return False
+    return src_shape == tuple(blob.legacy_shape(i) for i in range(-4, 0))
