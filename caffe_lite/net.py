@@ -78,9 +78,12 @@ class Net:
     def _init(self, param):
         self.name = param.name
         self.phase = param.state.phase
-        filtered = filter_by_state(param, param.state)
-        self._check_layer_types(filtered)
-        self.param = insert_splits(filtered)
+        try:
+            filtered = filter_by_state(param, param.state)
+            self._check_layer_types(filtered)
+            self.param = insert_splits(filtered)
+        except CaffeLiteError as exc:
+            raise exc.with_context(file=self.source)
         self.force_backward = param.force_backward
         self._wire_layers()
         self._decide_backward()
@@ -123,6 +126,7 @@ class Net:
                                "name, so names must be unique)", file=self.source,
                                layer=lp.name, layer_type=lp.type)
             layer = layer_class(lp.type, lp.name)(lp)
+            layer.net_file = self.source     # resolves relative file params
             bottoms, bottom_need = [], []
             for i, name in enumerate(lp.bottom):
                 if name not in available:
@@ -276,6 +280,11 @@ class Net:
     @property
     def layer_dict(self):
         return OrderedDict(zip(self._layer_names, self.layers))
+
+    def summary(self):
+        """Per-layer top shapes, parameters, MACs and memory (see summary.py)."""
+        from .summary import summarize
+        return summarize(self)
 
     def _layer_index(self, name):
         try:

@@ -70,13 +70,13 @@ def check_gradient(text, bottom_arrays, *, num_top=None, check_bottoms=None,
     if check_bottoms is None:
         check_bottoms = list(range(len(bottom)))
     propagate = [i in check_bottoms for i in range(len(bottom))]
-    for t, w in zip(top, weights):
-        t.diff[...] = w
     for b in layer.blobs:
         b.diff[...] = 0
     layer.param_propagate_down = [bool(check_params)] * len(layer.blobs)
     for b in bottom:
         b.diff[...] = 0
+    for t, w in zip(top, weights):      # last: a top may share a bottom's diff
+        t.diff[...] = w
     layer.backward(top, propagate, bottom)
     analytic = [bottom[i].diff.copy() for i in check_bottoms]
     targets = [bottom[i] for i in check_bottoms]

@@ -69,6 +69,9 @@ class Layer:
     is_loss = False
     #: Caffe layers without Backward_cpu (Accuracy, ArgMax, data layers...)
     has_backward = True
+    #: the prototxt the net was read from (set by Net; None otherwise): a fallback
+    #: base for relative file names in layer params
+    net_file = None
 
     def __init__(self, param, phase=None):
         self.param = param
