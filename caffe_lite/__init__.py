@@ -8,6 +8,7 @@ from .errors import CaffeLiteError
 from .layers.base import Layer
 from .net import Net, TRAIN, TEST
 from .rng import set_random_seed
+from . import io                 # caffe.io, as in pycaffe
 
 __version__ = "0.1.0"
 

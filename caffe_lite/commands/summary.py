@@ -1,0 +1,34 @@
+"""``caffe-lite summary net.prototxt``: one row per layer with its top shapes,
+parameter count, multiply-accumulates and activation memory, then totals."""
+import argparse
+
+from ..errors import CaffeLiteError
+from ..summary import parse_shape, summarize_file
+
+HELP = "print each layer's output shapes, parameters, MACs and memory, with totals"
+
+
+def _shape(text):
+    try:
+        return parse_shape(text)
+    except CaffeLiteError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser):
+    parser.add_argument("net", help="network prototxt")
+    parser.add_argument("--weights", help="caffemodel to load (checks that it fits)")
+    parser.add_argument("--input-shape", nargs="+", type=_shape, metavar="SHAPE",
+                        help="new shape for each net input in order, e.g. 1,3,224,224")
+    parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST",
+                        type=str.upper, help="net phase (default TEST)")
+    parser.add_argument("--level", type=int, default=0, help="net state level")
+    parser.add_argument("--stage", action="append", default=[],
+                        help="net state stage (repeat for several)")
+
+
+def run(args):
+    summary = summarize_file(args.net, phase=args.phase, input_shapes=args.input_shape,
+                             weights=args.weights, level=args.level, stages=args.stage)
+    print(summary)
+    return 0

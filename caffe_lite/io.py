@@ -1,0 +1,225 @@
+"""pycaffe's ``caffe.io``: arrays <-> BlobProto / Datum, image loading and
+resizing (Pillow instead of scikit-image), oversampling, and the Transformer
+that turns H x W x K images into the K x H x W arrays a net takes.
+"""
+import os
+
+import numpy as np
+
+from .errors import ModelFileError
+from .image import (ImageError, PreprocessError, decode_image_bytes, load_image,
+                    oversample, resize_image)
+from .proto import caffe_pb2
+
+__all__ = ["Transformer", "load_image", "resize_image", "oversample",
+           "blobproto_to_array", "array_to_blobproto", "array_to_datum",
+           "datum_to_array", "arraylist_to_blobprotovector_str",
+           "blobprotovector_str_to_arraylist", "load_binaryproto",
+           "ImageError", "PreprocessError"]
+
+
+# -- proto / datum / ndarray conversion --------------------------------------
+def blobproto_to_array(blob, return_diff=False):
+    """The data (or diff) of a BlobProto as an array of its shape; legacy
+    num/channels/height/width dims give a 4-D array. double_data wins when set."""
+    if return_diff:
+        values = blob.double_diff if len(blob.double_diff) else blob.diff
+    else:
+        values = blob.double_data if len(blob.double_data) else blob.data
+    data = np.array(values)
+    if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
+        shape = (blob.num, blob.channels, blob.height, blob.width)
+    else:
+        shape = tuple(blob.shape.dim)
+    if data.size != int(np.prod(shape, dtype=np.int64)):
+        raise ModelFileError(f"BlobProto holds {data.size} values for shape {shape}")
+    return data.reshape(shape)
+
+
+def array_to_blobproto(arr, diff=None):
+    """An N-D array (and optionally its diff, of the same shape) as a BlobProto."""
+    arr = np.asarray(arr)
+    blob = caffe_pb2.BlobProto()
+    blob.shape.dim.extend(arr.shape)
+    blob.data.extend(arr.astype(np.float32).ravel())
+    if diff is not None:
+        blob.diff.extend(np.asarray(diff, np.float32).ravel())
+    return blob
+
+
+def arraylist_to_blobprotovector_str(arraylist):
+    vec = caffe_pb2.BlobProtoVector()
+    vec.blobs.extend(array_to_blobproto(arr) for arr in arraylist)
+    return vec.SerializeToString()
+
+
+def blobprotovector_str_to_arraylist(serialized):
+    vec = caffe_pb2.BlobProtoVector()
+    vec.ParseFromString(serialized)
+    return [blobproto_to_array(blob) for blob in vec.blobs]
+
+
+def load_binaryproto(path):
+    """A .binaryproto file (e.g. a mean image, 1 x C x H x W) as an array."""
+    blob = caffe_pb2.BlobProto()
+    try:
+        with open(path, "rb") as f:
+            blob.ParseFromString(f.read())
+    except OSError as exc:
+        raise ModelFileError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    except Exception as exc:                 # protobuf's DecodeError
+        raise ModelFileError(f"not a BlobProto file ({exc})", file=path) from None
+    try:
+        return blobproto_to_array(blob)
+    except ModelFileError as exc:
+        raise exc.with_context(file=os.fspath(path))
+
+
+def array_to_datum(arr, label=None):
+    """A C x H x W array as a Datum: uint8 as bytes, anything else as floats."""
+    arr = np.asarray(arr)
+    if arr.ndim != 3:
+        raise PreprocessError(f"a Datum holds a C x H x W array, got shape {arr.shape}")
+    datum = caffe_pb2.Datum()
+    datum.channels, datum.height, datum.width = arr.shape
+    if arr.dtype == np.uint8:
+        datum.data = arr.tobytes()
+    else:
+        datum.float_data.extend(arr.astype(np.float32).ravel())
+    if label is not None:
+        datum.label = label
+    return datum
+
+
+def datum_to_array(datum):
+    """A Datum's C x H x W array (uint8 for byte data; the label is not returned).
+    Encoded (JPEG/PNG) datums are decoded to BGR, as Caffe's data layers do."""
+    if datum.encoded:
+        array = decode_image_bytes(datum.data)
+        return array[None] if array.ndim == 2 else array[:, :, ::-1].transpose(2, 0, 1)
+    shape = (datum.channels, datum.height, datum.width)
+    if len(datum.data):
+        return np.frombuffer(datum.data, np.uint8).reshape(shape).copy()
+    return np.array(datum.float_data, dtype=float).reshape(shape)
+
+
+# -- preprocessing -------------------------------------------------------------
+class Transformer:
+    """Turn images into a net's input arrays and back, per input blob.
+
+    ``inputs`` maps input names to blob shapes (N, K, H, W). preprocess runs,
+    in pycaffe's order: float32, resize to (H, W) if needed, transpose, channel
+    swap, raw scale, mean subtraction, input scale. deprocess undoes it.
+    """
+
+    def __init__(self, inputs):
+        self.inputs = {name: tuple(int(d) for d in shape) for name, shape in inputs.items()}
+        self.transpose, self.channel_swap = {}, {}
+        self.raw_scale, self.mean, self.input_scale = {}, {}, {}
+
+    def _check_input(self, in_):
+        if in_ not in self.inputs:
+            raise PreprocessError(f"'{in_}' is not one of the net inputs: "
+                                  f"{', '.join(self.inputs)}", blob=in_)
+
+    def preprocess(self, in_, data):
+        """(H' x W' x K) image -> (K x H x W) float32 array for blob ``in_``."""
+        self._check_input(in_)
+        caffe_in = np.array(data, dtype=np.float32)      # a copy: never the caller's
+        in_dims = self.inputs[in_][2:]
+        if caffe_in.shape[:2] != in_dims:
+            caffe_in = resize_image(caffe_in, in_dims)
+        transpose = self.transpose.get(in_)
+        if transpose is not None:
+            if caffe_in.ndim != len(transpose):
+                raise PreprocessError(f"an image of shape {caffe_in.shape} does not fit "
+                                      f"the transpose {transpose}", blob=in_)
+            caffe_in = caffe_in.transpose(transpose)
+        channel_swap = self.channel_swap.get(in_)
+        if channel_swap is not None:
+            caffe_in = caffe_in[list(channel_swap), :, :]
+        # in place on float32, as pycaffe computes
+        if self.raw_scale.get(in_) is not None:
+            caffe_in *= self.raw_scale[in_]
+        if self.mean.get(in_) is not None:
+            try:
+                caffe_in -= self.mean[in_]
+            except ValueError:
+                raise PreprocessError(f"mean of shape {self.mean[in_].shape} does not "
+                                      f"fit the preprocessed input of shape "
+                                      f"{caffe_in.shape}", blob=in_) from None
+        if self.input_scale.get(in_) is not None:
+            caffe_in *= self.input_scale[in_]
+        return caffe_in
+
+    def deprocess(self, in_, data):
+        """Invert preprocess (except the resize): (K x H x W) -> (H x W x K)."""
+        self._check_input(in_)
+        decaf_in = np.array(data).squeeze()
+        if self.input_scale.get(in_) is not None:
+            decaf_in /= self.input_scale[in_]
+        if self.mean.get(in_) is not None:
+            decaf_in += self.mean[in_]
+        if self.raw_scale.get(in_) is not None:
+            decaf_in /= self.raw_scale[in_]
+        channel_swap = self.channel_swap.get(in_)
+        if channel_swap is not None:
+            decaf_in = decaf_in[np.argsort(channel_swap), :, :]
+        transpose = self.transpose.get(in_)
+        if transpose is not None:
+            decaf_in = decaf_in.transpose(np.argsort(transpose))
+        return decaf_in
+
+    def set_transpose(self, in_, order):
+        """Axis order from the image to the blob, e.g. (2, 0, 1): HxWxK -> KxHxW."""
+        self._check_input(in_)
+        if len(order) != len(self.inputs[in_]) - 1:
+            raise PreprocessError(f"transpose order {tuple(order)} needs "
+                                  f"{len(self.inputs[in_]) - 1} axes", blob=in_)
+        self.transpose[in_] = tuple(order)
+
+    def set_channel_swap(self, in_, order):
+        """Channel order after the transpose, e.g. (2, 1, 0): RGB -> BGR."""
+        self._check_input(in_)
+        if len(order) != self.inputs[in_][1]:
+            raise PreprocessError(f"channel swap {tuple(order)} needs "
+                                  f"{self.inputs[in_][1]} channels", blob=in_)
+        self.channel_swap[in_] = tuple(order)
+
+    def set_raw_scale(self, in_, scale):
+        """Scale applied before the mean (255 for models trained on [0, 255])."""
+        self._check_input(in_)
+        self.raw_scale[in_] = scale
+
+    def set_mean(self, in_, mean):
+        """Mean to subtract: one value per channel (K,), or K x H x W (resized
+        to the input's H x W when it differs, as pycaffe does)."""
+        self._check_input(in_)
+        mean = np.asarray(mean)
+        channels, in_hw = self.inputs[in_][1], self.inputs[in_][2:]
+        if mean.ndim == 1:
+            if mean.shape[0] != channels:
+                raise PreprocessError(f"mean has {mean.shape[0]} channels, the input "
+                                      f"{channels}", blob=in_)
+            mean = mean[:, np.newaxis, np.newaxis]
+        else:
+            if mean.ndim == 2:
+                mean = mean[np.newaxis]
+            if mean.ndim != 3:
+                raise PreprocessError(f"mean must be K, H x W or K x H x W, got shape "
+                                      f"{mean.shape}", blob=in_)
+            if mean.shape[1:] != in_hw:
+                low, high = mean.min(), mean.max()
+                spread = (high - low) or 1
+                normal = (mean - low) / spread
+                mean = resize_image(normal.transpose(1, 2, 0), in_hw).transpose(2, 0, 1) \
+                    * spread + low
+            if mean.shape[0] not in (1, channels):
+                raise PreprocessError(f"mean has {mean.shape[0]} channels, the input "
+                                      f"{channels}", blob=in_)
+        self.mean[in_] = mean
+
+    def set_input_scale(self, in_, scale):
+        """Scale applied after the mean (e.g. 0.017 for some models)."""
+        self._check_input(in_)
+        self.input_scale[in_] = scale

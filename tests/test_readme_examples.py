@@ -1,0 +1,95 @@
+"""The README's examples run as written: every ```python block is executed and
+every ``caffe-lite`` line of a ```sh block is run, in order, from a scratch
+directory that sees the repository's models/ (the examples use files that the
+ones before them wrote).
+
+An example stops being skipped as soon as what it needs exists: a layer type
+still unwritten, or an optional extra (Pillow, pydot, graphviz, h5py) not
+installed, skips it, and so do the examples after it that then fail.
+The results the examples print are checked through the names they define."""
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from caffe_lite.cli import build_parser
+from caffe_lite.errors import DependencyError, UnknownLayerError
+from conftest import ROOT
+
+DOC = ROOT / "docs" / "PYCAFFE.md"
+OPTIONAL_MODULES = {"PIL", "h5py", "pydot"}
+
+
+def code_blocks(text):
+    """(language, code, line number) of every fenced block."""
+    blocks = []
+    for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.S | re.M):
+        line = text.count("\n", 0, match.start()) + 2
+        blocks.append((match.group(1), match.group(2), line))
+    return blocks
+
+
+BLOCKS = [b for b in code_blocks(DOC.read_text()) if b[0] in ("python", "sh")] \
+    if DOC.exists() else []
+_skipped = []          # why an earlier example could not run
+
+
+def _run_shell(code):
+    for line in code.splitlines():
+        if line.startswith("caffe-lite "):
+            args = build_parser().parse_args(shlex.split(line)[1:])
+            assert args._run(args) in (0, None), line
+
+
+def _check_results(namespace):
+    """What the examples promise: they learn, classify and agree."""
+    if "accuracy" in namespace:
+        assert namespace["accuracy"] > 0.9
+    if "predicted" in namespace:
+        assert namespace["predicted"] == namespace["label"]
+    if "score_map" in namespace:
+        assert namespace["score_map"].shape == (1, 10, 5, 5)
+        assert abs(namespace["score_map"][0, :, 0, 0] - namespace["fc_scores"]).max() < 1e-5
+    if "summary" in namespace:
+        summary = namespace["summary"]
+        assert summary.macs == sum(layer.macs for layer in summary.layers) > 0
+
+
+def _missing(exc):
+    if isinstance(exc, (UnknownLayerError, DependencyError)):
+        return str(exc)
+    if isinstance(exc, ModuleNotFoundError) and \
+            (exc.name or "").split(".")[0] in OPTIONAL_MODULES:
+        return f"optional module {exc.name} is not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("readme")
+    (path / "models").symlink_to(ROOT / "models", target_is_directory=True)
+    return path
+
+
+@pytest.mark.skipif(not BLOCKS, reason=f"{DOC} has no examples")
+@pytest.mark.parametrize("lang,code,line", BLOCKS,
+                         ids=[f"{DOC.name}:{b[2]}" for b in BLOCKS])
+def test_example(lang, code, line, workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    namespace = {"__name__": "__readme__", "__file__": str(Path(DOC))}
+    try:
+        if lang == "python":
+            exec(compile(code, f"{DOC}:{line}", "exec"), namespace)
+        else:
+            _run_shell(code)
+    except Exception as exc:
+        reason = _missing(exc)
+        if reason:
+            _skipped.append(reason)
+            pytest.skip(f"needs what is not there yet: {reason}")
+        if _skipped:
+            pytest.skip(f"an earlier example was skipped ({_skipped[0][:200]}) and "
+                        f"this one failed without it: {exc!r}"[:600])
+        raise
+    _check_results(namespace)
