@@ -1,0 +1,290 @@
+"""Pooling (MAX / AVE / STOCHASTIC) and SPP (a pyramid of poolings, flattened and
+concatenated).
+
+Windows, output sizes and the MAX/AVE numerics live in ``ops.pooling``; this module
+reads the parameters, checks them, and keeps what backward needs. The MAX index mask
+costs ~4x the plain max, so it is built in forward only when a mask top asks for it or
+the net is training; otherwise backward rebuilds it from the (unchanged) bottom.
+
+STOCHASTIC exists in Caffe on the GPU only. We follow its kernels: TRAIN samples one
+cell per window with probability proportional to its value (caffe_lite.rng) and routes
+the gradient there; TEST outputs sum(x^2) / sum(x) with that formula's exact gradient.
+"""
+import numpy as np
+
+from ..ops.im2col import kernel_offsets
+from ..ops.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
+                           max_pool_forward, pool_out_size)
+from ..proto import caffe_pb2
+from ..rng import get_rng
+from .base import Layer, register_layer
+
+P = caffe_pb2.PoolingParameter
+TRAIN = caffe_pb2.TRAIN
+
+
+class PoolWindows:
+    """One pooling geometry (per-axis kernel, stride, pad) and method, shared by
+    Pooling and each SPP level. ``forward`` returns the state ``backward`` needs."""
+
+    def __init__(self, method, kernel, stride, pad, ceil=True):
+        self.method, self.kernel, self.stride, self.pad = method, kernel, stride, pad
+        self.ceil = ceil
+
+    def out_shape(self, spatial):
+        return tuple(pool_out_size(*a, ceil=self.ceil)
+                     for a in zip(spatial, self.kernel, self.stride, self.pad))
+
+    def forward(self, x, out, phase, need_mask=False, mask_out=None):
+        """x (N, C, H, W) -> out (N, C, OH, OW); returns the mask / sample index or None."""
+        geometry = (self.kernel, self.stride, self.pad, out.shape[2:])
+        if self.method == P.MAX:
+            _, mask = max_pool_forward(x, *geometry, need_mask=need_mask, out=out,
+                                       mask_out=mask_out)
+            return mask
+        if self.method == P.AVE:
+            ave_pool_forward(x, *geometry, out=out)
+            return None
+        if phase == TRAIN:
+            return _stochastic_sample(x, self.kernel, self.stride, out)
+        _stochastic_expectation(x, self.kernel, self.stride, out)
+        return None
+
+    def backward(self, dy, x, state, phase, dx):
+        """dx (N, C, H, W) from dy (N, C, OH, OW); ``state`` is what forward returned."""
+        if self.method == P.AVE:
+            ave_pool_backward(dy, self.kernel, self.stride, self.pad, x.shape, out=dx)
+            return
+        if self.method == P.MAX and state is None:
+            _, state = max_pool_forward(x, self.kernel, self.stride, self.pad, dy.shape[2:],
+                                        need_mask=True)
+        if self.method == P.MAX or phase == TRAIN:
+            max_pool_backward(dy, state, x.shape, out=dx)   # route to the chosen cell
+        else:
+            _stochastic_expectation_backward(x, self.kernel, self.stride, dy, dx)
+
+
+# ==== STOCHASTIC (Caffe has GPU code only; these follow its kernels) =========
+
+def _window_sums(x, kernel, stride, out_shape, power=1):
+    """sum over each window (clipped to the input, no padding) of x**power."""
+    s = np.zeros(x.shape[:2] + tuple(out_shape), x.dtype)
+    for _, oslc, islc in kernel_offsets(x.shape[2:], out_shape, kernel, stride, 0):
+        if oslc is not None:
+            v = x[(Ellipsis,) + islc]
+            s[(Ellipsis,) + oslc] += v * v if power == 2 else v
+    return s
+
+
+def _stochastic_expectation(x, kernel, stride, out):
+    """TEST: the activation-weighted average sum(x^2) / sum(x), 0 where sum(x) <= 0."""
+    total = _window_sums(x, kernel, stride, out.shape[2:])
+    squares = _window_sums(x, kernel, stride, out.shape[2:], power=2)
+    positive = total > 0
+    out[...] = np.where(positive, squares / np.where(positive, total, 1), 0)
+
+
+def _stochastic_expectation_backward(x, kernel, stride, dy, dx):
+    """Exact gradient of the TEST formula: d/dx_i (Q/S) = (2 x_i - y) / S.
+
+    Caffe has no CPU backward, and its GPU backward reuses the TRAIN sample indices
+    (stale in TEST); the true derivative is the sensible choice.
+    """
+    total = _window_sums(x, kernel, stride, dy.shape[2:])
+    squares = _window_sums(x, kernel, stride, dy.shape[2:], power=2)
+    positive = total > 0
+    safe = np.where(positive, total, 1)
+    g = np.where(positive, dy / safe, 0)                  # dy / S
+    h = g * np.where(positive, squares / safe, 0)         # dy * y / S
+    dx.fill(0)
+    for _, oslc, islc in kernel_offsets(x.shape[2:], dy.shape[2:], kernel, stride, 0):
+        if oslc is not None:
+            cell = (Ellipsis,) + islc
+            dx[cell] += 2 * x[cell] * g[(Ellipsis,) + oslc] - h[(Ellipsis,) + oslc]
+
+
+def _stochastic_sample(x, kernel, stride, out):
+    """TRAIN: pick a cell with probability proportional to its value (Caffe's GPU rule:
+    the first cell whose running sum reaches u * window sum, u ~ U[0, 1)). Returns the
+    chosen flat index per plane (-1 if none qualifies, e.g. all-negative windows: the
+    output is then 0 and no gradient flows)."""
+    out_shape = out.shape[2:]
+    W = x.shape[3]
+    threshold = get_rng().random(out.shape).astype(x.dtype) * \
+        _window_sums(x, kernel, stride, out_shape)
+    running = np.zeros_like(out)
+    index = np.full(out.shape, -1, x.dtype)
+    out.fill(0)
+    for k, oslc, islc in kernel_offsets(x.shape[2:], out_shape, kernel, stride, 0):
+        if oslc is None:
+            continue
+        o = (Ellipsis,) + oslc
+        v = x[(Ellipsis,) + islc]
+        running[o] += v
+        pick = (running[o] >= threshold[o]) & (index[o] < 0)
+        rows = np.arange(oslc[0].start, oslc[0].stop)[:, None] * stride[0] + k[0]
+        cols = np.arange(oslc[1].start, oslc[1].stop) * stride[1] + k[1]
+        np.copyto(out[o], v, where=pick)
+        np.copyto(index[o], np.broadcast_to(rows * W + cols, pick.shape).astype(x.dtype),
+                  where=pick)
+    return index
+
+
+# ==== layers =================================================================
+
+def hw_param(param, name, default=None, one=None):
+    """(h, w) from ``one`` (default ``name``) or ``name_h`` + ``name_w``, the only two
+    forms Caffe accepts; None when neither (and no default) or both are given."""
+    one = one or name
+    has_one = param.HasField(one)
+    has_h, has_w = param.HasField(name + "_h"), param.HasField(name + "_w")
+    if has_h or has_w:
+        if has_one or not (has_h and has_w):
+            return None
+        return getattr(param, name + "_h"), getattr(param, name + "_w")
+    if not has_one and default is None:
+        return None
+    return (getattr(param, one),) * 2
+
+
+@register_layer("Pooling")
+class PoolingLayer(Layer):
+    """pooling_param: pool (MAX, AVE, STOCHASTIC), kernel_size | kernel_h+kernel_w,
+    stride (1), pad (0) (or their _h/_w forms), global_pooling, round_mode (CEIL) or the
+    forks' ceil_mode. Bottom (N, C, H, W); top (N, C, OH, OW) and, for MAX, an optional
+    mask top: the flat index h*W + w of each window's first maximum, as a float."""
+    exact_num_bottom = 1
+    min_top = 1
+    max_top = 2
+
+    def layer_setup(self, bottom, top):
+        p = self.param.pooling_param
+        self.method = p.pool
+        if len(top) > 1 and self.method != P.MAX:
+            raise self.error("only MAX pooling has a second (mask) top")
+        self.global_pooling = p.global_pooling
+        has_kernel = p.HasField("kernel_size") or p.HasField("kernel_h") or \
+            p.HasField("kernel_w")
+        if self.global_pooling and has_kernel:
+            raise self.error("global_pooling takes the kernel from the input: do not "
+                             "also give kernel_size/kernel_h/kernel_w")
+        kernel = None if self.global_pooling else hw_param(p, "kernel", one="kernel_size")
+        if not self.global_pooling and kernel is None:
+            raise self.error("give kernel_size, or both kernel_h and kernel_w (not both forms)")
+        pad, stride = hw_param(p, "pad", 0), hw_param(p, "stride", 1)
+        if pad is None or stride is None:
+            raise self.error("give pad (stride) or both pad_h and pad_w (stride_h and "
+                             "stride_w), not both forms")
+        if kernel is not None and min(kernel) <= 0 or min(stride) <= 0:
+            raise self.error(f"kernel {kernel} and stride {stride} must be positive")
+        if self.global_pooling and (pad != (0, 0) or stride != (1, 1)):
+            raise self.error(f"global_pooling needs pad 0 and stride 1, got pad {pad} "
+                             f"and stride {stride}")
+        if pad != (0, 0) and self.method == P.STOCHASTIC:
+            raise self.error("padding is implemented only for MAX and AVE pooling")
+        if kernel is not None and (pad[0] >= kernel[0] or pad[1] >= kernel[1]):
+            raise self.error(f"pad {pad} must be smaller than the kernel {kernel}")
+        ceil = p.ceil_mode if p.HasField("ceil_mode") else p.round_mode == P.CEIL
+        self.windows = PoolWindows(self.method, kernel, stride, pad, ceil)
+        self.state = None
+
+    def reshape(self, bottom, top):
+        x = bottom[0]
+        if x.num_axes != 4:
+            raise self.error(f"input must have 4 axes (N, C, H, W), got shape {x.shape}",
+                             blob=self.param.bottom[0] if self.param.bottom else None)
+        if self.global_pooling:
+            self.windows.kernel = x.shape[2:]
+        out = self.windows.out_shape(x.shape[2:])
+        if min(out) <= 0:
+            raise self.error(f"kernel {self.windows.kernel} with pad {self.windows.pad} "
+                             f"does not fit the input {x.shape[2:]}")
+        for blob in top:
+            blob.reshape(x.shape[:2] + out)
+
+    def forward(self, bottom, top):
+        mask_out = top[1].data if len(top) > 1 else None
+        need_mask = mask_out is not None or self.phase == TRAIN
+        self.state = self.windows.forward(bottom[0].data, top[0].data, self.phase,
+                                          need_mask, mask_out)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        state = top[1].data if len(top) > 1 else self.state     # Caffe reads the mask top
+        if state is not None and state.shape != top[0].shape:
+            state = None
+        if state is None and self.method == P.STOCHASTIC and self.phase == TRAIN:
+            raise self.error("backward needs the samples of a forward at this shape")
+        self.windows.backward(top[0].diff, bottom[0].data, state, self.phase,
+                              bottom[0].diff)
+
+
+@register_layer("SPP")
+class SPPLayer(Layer):
+    """spp_param: pyramid_height, pool. Level l pools (N, C, H, W) into 2^l x 2^l bins
+    (kernel = stride = ceil(H / 2^l), pad = (kernel * 2^l - H + 1) // 2); the levels are
+    flattened and concatenated: top (N, sum_l C * bins_l). One level: top (N, C, 1, 1)."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        p = self.param.spp_param
+        self.height = p.pyramid_height
+        if self.height < 1:
+            raise self.error("spp_param.pyramid_height must be at least 1")
+        self.method = p.pool
+        self.levels, self.states = [], []
+
+    def reshape(self, bottom, top):
+        x = bottom[0]
+        if x.num_axes != 4 or min(x.shape[2:]) <= 0:
+            raise self.error(f"input must have 4 axes (N, C, H, W) and a non-empty plane, "
+                             f"got shape {x.shape}")
+        self.levels, sizes = [], []
+        for level in range(self.height):
+            bins = 2 ** level
+            kernel = tuple(-(-s // bins) for s in x.shape[2:])
+            pad = tuple((k * bins - s + 1) // 2 for k, s in zip(kernel, x.shape[2:]))
+            if pad[0] >= kernel[0] or pad[1] >= kernel[1] or \
+                    (pad != (0, 0) and self.method == P.STOCHASTIC):
+                raise self.error(f"pyramid level {level} ({bins}x{bins} bins) needs pad "
+                                 f"{pad} with kernel {kernel}: the input {x.shape[2:]} is "
+                                 f"too small for pyramid_height {self.height}")
+            windows = PoolWindows(self.method, kernel, kernel, pad)
+            self.levels.append(windows)
+            sizes.append(windows.out_shape(x.shape[2:]))
+        self.out_shapes = [x.shape[:2] + s for s in sizes]
+        if self.height == 1:
+            top[0].reshape(self.out_shapes[0])
+        else:
+            top[0].reshape(x.shape[0], sum(int(np.prod(s[1:])) for s in self.out_shapes))
+
+    def _parts(self, array):
+        """Per level, its columns of the (N, total) top as an (N, C, OH, OW) array."""
+        flat, start = array.reshape(array.shape[0], -1), 0
+        for shape in self.out_shapes:
+            width = int(np.prod(shape[1:]))
+            yield flat, slice(start, start + width), shape
+            start += width
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        self.states = []
+        for windows, (flat, cols, shape) in zip(self.levels, self._parts(top[0].data)):
+            y = np.empty(shape, x.dtype)
+            self.states.append(windows.forward(x, y, self.phase, self.phase == TRAIN))
+            flat[:, cols] = y.reshape(shape[0], -1)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        x, dx = bottom[0].data, bottom[0].diff
+        level_dx = np.empty_like(dx)
+        for i, (windows, (flat, cols, shape)) in enumerate(
+                zip(self.levels, self._parts(top[0].diff))):
+            state = self.states[i] if i < len(self.states) else None
+            dy = np.ascontiguousarray(flat[:, cols]).reshape(shape)
+            windows.backward(dy, x, state, self.phase, dx if i == 0 else level_dx)
+            if i:
+                dx += level_dx                        # Caffe's Split sums in level order

@@ -1,0 +1,202 @@
+"""Pooling and SPP layers: naive loop references, float64 gradient checks, errors."""
+import numpy as np
+import pytest
+
+from caffe_lite.errors import LayerError
+from caffe_lite.proto import caffe_pb2
+from conformance import load_case, replay
+from conftest import SHARED_CONFORMANCE, zoo_file
+from gradcheck import check_gradient, forward, setup_layer
+from ref_pooling import ref_spp, ref_spp_ave_backward, ref_stochastic_test
+from reference import (ref_ave_pool, ref_ave_pool_backward, ref_max_pool,
+                       ref_max_pool_backward)
+
+TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
+
+
+def pool_text(params, tops=1, name="pool"):
+    top = "".join(f' top: "t{i}"' for i in range(tops))
+    return (f'name: "{name}" type: "Pooling" bottom: "x"{top} '
+            f'pooling_param {{ {params} }}')
+
+
+def distinct(shape, seed=0):
+    """Values at least 0.1 apart: no ties, so MAX is smooth for the gradient check."""
+    r = np.random.default_rng(seed)
+    return (r.permutation(int(np.prod(shape))).reshape(shape) * 0.1 - 1.0)
+
+
+CASES = [  # params, (kernel, stride, pad) for the reference, ceil
+    ("kernel_size: 3 stride: 2", (3, 2, 0), True),
+    ("kernel_size: 3 stride: 2 pad: 1", (3, 2, 1), True),
+    ("kernel_size: 2 stride: 3 pad: 1", (2, 3, 1), True),
+    ("kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0",
+     ((3, 2), (2, 1), (1, 0)), True),
+    ("kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR", (3, 2, 1), False),
+    ("kernel_size: 2 stride: 2 ceil_mode: false", (2, 2, 0), False),
+]
+
+
+@pytest.mark.parametrize("params, geometry, ceil", CASES)
+def test_max_forward_backward_against_reference(params, geometry, ceil):
+    x = np.random.default_rng(1).integers(-3, 4, (2, 3, 7, 9)).astype(np.float32)  # ties
+    y, mask = forward(pool_text("pool: MAX " + params, tops=2), [x])
+    ref_y, ref_mask = ref_max_pool(x, *geometry, ceil=ceil)
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(mask, ref_mask)
+    for tops in (1, 2):                         # mask from the top, or kept internally
+        layer, bottom, top = setup_layer(pool_text("pool: MAX " + params, tops), [x],
+                                         dtype=np.float32)
+        layer.run_forward(bottom, top)
+        dy = np.random.default_rng(2).standard_normal(top[0].shape).astype(np.float32)
+        top[0].diff[...] = dy
+        layer.backward(top, [True], bottom)
+        np.testing.assert_allclose(bottom[0].diff, ref_max_pool_backward(dy, ref_mask, x.shape),
+                                   rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("params, geometry, ceil", CASES)
+def test_ave_forward_backward_against_reference(params, geometry, ceil):
+    x = np.random.default_rng(3).standard_normal((2, 2, 8, 7)).astype(np.float32)
+    layer, bottom, top = setup_layer(pool_text("pool: AVE " + params), [x], dtype=np.float32)
+    layer.run_forward(bottom, top)
+    np.testing.assert_allclose(top[0].data, ref_ave_pool(x, *geometry, ceil=ceil),
+                               rtol=1e-6, atol=1e-6)
+    dy = np.random.default_rng(4).standard_normal(top[0].shape).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(bottom[0].diff, ref_ave_pool_backward(dy, *geometry, x.shape),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_global_pooling(pool):
+    x = np.random.default_rng(5).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    (y,) = forward(pool_text(f"pool: {pool} global_pooling: true"), [x])
+    expect = x.max(axis=(2, 3)) if pool == "MAX" else x.mean(axis=(2, 3))
+    np.testing.assert_allclose(y[:, :, 0, 0], expect, rtol=1e-6)
+
+
+@pytest.mark.parametrize("params", [p for p, _, _ in CASES] + ["global_pooling: true"])
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_gradient(pool, params):
+    check_gradient(pool_text(f"pool: {pool} {params}"), [distinct((2, 2, 5, 6))])
+
+
+def test_max_gradient_with_mask_top():
+    check_gradient(pool_text("pool: MAX kernel_size: 3 stride: 2", tops=2),
+                   [distinct((1, 2, 5, 5))])
+
+
+# ==== STOCHASTIC ============================================================
+
+def test_stochastic_test_phase_against_reference():
+    x = np.random.default_rng(6).uniform(-0.2, 1, (2, 3, 7, 6)).astype(np.float32)
+    x[0, 0, :3, :3] = -1                        # a window with sum <= 0 gives 0
+    (y,) = forward(pool_text("pool: STOCHASTIC kernel_size: 3 stride: 2"), [x], phase=TEST)
+    np.testing.assert_allclose(y, ref_stochastic_test(x, 3, 2), rtol=1e-5, atol=1e-6)
+    assert y[0, 0, 0, 0] == 0
+
+
+def test_stochastic_test_phase_gradient():
+    x = np.random.default_rng(7).uniform(0.5, 2, (1, 2, 5, 5))
+    check_gradient(pool_text("pool: STOCHASTIC kernel_size: 2 stride: 2"), [x], phase=TEST)
+
+
+def test_stochastic_train_samples_window_values():
+    x = np.random.default_rng(8).uniform(0, 1, (2, 2, 6, 6)).astype(np.float32)
+    x[0, 0, :2, :2] = [[0, 0], [5, 0]]          # only one cell can be picked
+    layer, bottom, top = setup_layer(pool_text("pool: STOCHASTIC kernel_size: 2 stride: 2"),
+                                     [x], phase=TRAIN, dtype=np.float32)
+    layer.run_forward(bottom, top)
+    y = top[0].data
+    assert y[0, 0, 0, 0] == 5
+    windows = x.reshape(2, 2, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 2, 3, 3, 4)
+    assert np.all((windows == y[..., None]).any(axis=-1))     # every output is a window cell
+    top[0].diff[...] = 1
+    layer.backward(top, [True], bottom)
+    dx = bottom[0].diff
+    assert dx[0, 0, 1, 0] == 1 and dx.sum() == y.size         # one cell per window
+
+
+# ==== SPP ===================================================================
+
+def spp_text(height, pool):
+    return (f'name: "spp" type: "SPP" bottom: "x" top: "y" '
+            f'spp_param {{ pyramid_height: {height} pool: {pool} }}')
+
+
+@pytest.mark.parametrize("height, shape", [(1, (2, 3, 5, 7)), (3, (2, 3, 7, 9)),
+                                           (2, (1, 2, 4, 4))])
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_spp_against_reference(height, shape, pool):
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    layer, bottom, top = setup_layer(spp_text(height, pool), [x], dtype=np.float32)
+    layer.run_forward(bottom, top)
+    np.testing.assert_allclose(top[0].data, ref_spp(x, height, pool), rtol=1e-6, atol=1e-6)
+    if pool == "AVE":
+        dy = np.random.default_rng(10).standard_normal(top[0].shape).astype(np.float32)
+        top[0].diff[...] = dy
+        layer.backward(top, [True], bottom)
+        np.testing.assert_allclose(bottom[0].diff, ref_spp_ave_backward(dy, x.shape, height),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_spp_gradient(pool):
+    check_gradient(spp_text(3, pool), [distinct((1, 2, 6, 7))])
+
+
+def test_spp_reshapes_with_input():
+    layer, bottom, top = setup_layer(spp_text(2, "MAX"), [np.zeros((1, 2, 4, 4))])
+    assert top[0].shape == (1, 2 * (1 + 4))
+    bottom[0].reshape(3, 2, 9, 5)
+    layer.reshape(bottom, top)
+    assert top[0].shape == (3, 2 * (1 + 4))
+
+
+# ==== errors ================================================================
+
+@pytest.mark.parametrize("params, tops, message", [
+    ("pool: MAX kernel_size: 2 pad: 2", 1, "smaller than the kernel"),
+    ("pool: AVE kernel_h: 3 kernel_w: 2 pad_h: 1 pad_w: 2", 1, "smaller than the kernel"),
+    ("pool: MAX global_pooling: true pad: 1", 1, "global_pooling needs pad 0"),
+    ("pool: AVE global_pooling: true stride: 2", 1, "global_pooling needs pad 0"),
+    ("pool: MAX global_pooling: true kernel_size: 2", 1, "kernel from the input"),
+    ("pool: MAX stride: 2", 1, "kernel_size"),
+    ("pool: MAX kernel_size: 2 kernel_h: 2 kernel_w: 2", 1, "kernel_size"),
+    ("pool: MAX kernel_h: 2", 1, "kernel_size"),
+    ("pool: MAX kernel_size: 2 stride: 0", 1, "positive"),
+    ("pool: AVE kernel_size: 2", 2, "only MAX pooling"),
+    ("pool: STOCHASTIC kernel_size: 3 pad: 1", 1, "only for MAX and AVE"),
+    ("pool: MAX kernel_size: 9 pad: 1", 1, "does not fit"),
+])
+def test_bad_parameters(params, tops, message):
+    with pytest.raises(LayerError, match=message) as info:
+        setup_layer(pool_text(params, tops, name="p1"), [np.zeros((1, 1, 4, 4))])
+    assert info.value.layer == "p1" and info.value.layer_type == "Pooling"
+
+
+def test_bad_input_axes():
+    with pytest.raises(LayerError, match="4 axes"):
+        setup_layer(pool_text("pool: MAX kernel_size: 2"), [np.zeros((2, 3, 4))])
+
+
+def test_spp_too_tall_pyramid():
+    with pytest.raises(LayerError, match="too small"):
+        setup_layer(spp_text(4, "MAX"), [np.zeros((1, 1, 3, 3))])
+
+
+def test_max_gradient_train_phase_keeps_mask():
+    text = pool_text("pool: MAX kernel_size: 3 stride: 2 pad: 1")
+    check_gradient(text, [distinct((1, 2, 5, 5))], phase=TRAIN)
+
+
+@pytest.mark.parametrize("case", ["opencv_layer_pooling_ave", "opencv_layer_pooling_max"])
+def test_zoo_case(case):
+    """OpenCV's pooling layer tests (real Caffe outputs), used where they sit."""
+    case_dir = SHARED_CONFORMANCE / "zoo" / case
+    if not case_dir.exists():
+        pytest.skip(f"zoo case {case} not available (../shared is absent)")
+    meta, _ = load_case(case_dir)
+    replay(case_dir, model=zoo_file(meta["model"]))
