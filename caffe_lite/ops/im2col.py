@@ -1,0 +1,411 @@
+"""im2col / col2im and the convolution GEMMs, for any number of spatial axes.
+
+Column layout: ``cols`` has shape (N, C*K, L), K = prod(kernel), L = prod(out spatial).
+``cols[n]`` is exactly Caffe's per-image ``col_buffer`` (row c*K + k for channel c and
+row-major kernel offset k, column = row-major output position), so the convolution is
+one stacked GEMM ``W (Cout, C*K) @ cols[n]`` per image that writes the output straight
+into its (N, Cout, L) layout -- no transpose of the output (perf-notes: the batched
+(C*K, N*L) layout needs a (Cout, N, L) -> (N, Cout, L) transpose that costs as much as
+the copy it saves). For N = 1 the two layouts are the same. The copies run along the
+contiguous output width.
+
+im2col and col2im loop over kernel offsets only; each offset is one strided copy (add)
+of the whole batch, restricted to the output positions whose input lies inside the
+image, so no padded copy of the input is ever made.
+
+Deconvolution is the transpose of convolution: its forward is convolution's
+backward-data (W^T GEMM + col2im), its backward-data is convolution's forward.
+"""
+import itertools
+from math import prod
+
+import numpy as np
+
+__all__ = ["conv_out_size", "deconv_out_size", "kernel_offsets", "im2col", "col2im",
+           "Workspace", "conv_forward", "conv_backward", "deconv_forward",
+           "deconv_backward"]
+
+
+# ==== sizes and parameters ===================================================
+
+def conv_out_size(size, kernel, stride=1, pad=0, dilation=1):
+    """Caffe's convolution output size along one axis: (size + 2p - (d(k-1)+1)) / s + 1.
+
+    The division truncates toward zero as in C++, so a kernel slightly larger than the
+    padded input still gives 1; a result <= 0 is for the caller to reject.
+
+    >>> conv_out_size(224, 3, 1, 1), conv_out_size(227, 11, 4), conv_out_size(5, 3, 2, 0, 2)
+    (224, 55, 1)
+    """
+    num = size + 2 * pad - (dilation * (kernel - 1) + 1)
+    return (num // stride if num >= 0 else -(-num // stride)) + 1
+
+
+def deconv_out_size(size, kernel, stride=1, pad=0, dilation=1):
+    """Caffe's deconvolution output size along one axis: s(size-1) + d(k-1) + 1 - 2p.
+
+    >>> deconv_out_size(16, 64, 32, 16), deconv_out_size(7, 4, 2, 1)
+    (512, 14)
+    """
+    return stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
+
+
+def _per_axis(value, nd, name):
+    """An int or a sequence of nd ints -> tuple of nd ints."""
+    if np.ndim(value) == 0:
+        return (int(value),) * nd
+    t = tuple(int(v) for v in value)
+    if len(t) != nd:
+        raise ValueError(f"{name} needs 1 or {nd} values (one per spatial axis), got {t}")
+    return t
+
+
+def _conv_geometry(spatial, kernel, stride, pad, dilation):
+    """Normalise per-axis parameters; return them with the conv output spatial shape."""
+    nd = len(spatial)
+    kernel, stride, pad, dilation = (_per_axis(v, nd, n) for v, n in zip(
+        (kernel, stride, pad, dilation), ("kernel", "stride", "pad", "dilation")))
+    out = tuple(conv_out_size(*a) for a in zip(spatial, kernel, stride, pad, dilation))
+    if min(out, default=1) <= 0:
+        raise ValueError(f"convolution of spatial shape {tuple(spatial)} with kernel {kernel}"
+                         f" stride {stride} pad {pad} dilation {dilation} is empty: {out}")
+    return kernel, stride, pad, dilation, out
+
+
+def _check_out(out, shape, dtype, name="out"):
+    """Allocate a C-contiguous array, or check the caller's one (it is written through views)."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{tuple(shape)}, got {out.dtype} {out.shape}")
+    return out
+
+
+# ==== kernel offsets =========================================================
+
+def _axis_offsets(in_size, out_size, kernel, stride, pad, dilation):
+    """For each kernel offset k on one axis: (k, out slice, in slice) or (k, None, None).
+
+    Output o reads input i = o*s - p + k*d; the out slice holds the o with 0 <= i < in_size,
+    the in slice the matching i (step s).
+    """
+    entries = []
+    for k in range(kernel):
+        shift = k * dilation - pad
+        lo = max(0, -(shift // stride))                            # ceil(-shift / s)
+        hi = min(out_size, (in_size - 1 - shift) // stride + 1)
+        if hi > lo:
+            start = lo * stride + shift
+            entries.append((k, slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)))
+        else:
+            entries.append((k, None, None))
+    return entries
+
+
+def kernel_offsets(in_shape, out_shape, kernel, stride=1, pad=0, dilation=1):
+    """Yield ``(k, out_slices, in_slices)`` for every kernel offset, row-major.
+
+    ``k`` is the offset tuple; ``out_slices`` / ``in_slices`` are tuples of slices, one per
+    spatial axis, such that ``out[..., *out_slices]`` pairs element-wise with
+    ``x[..., *in_slices]`` for the windows whose offset-k cell lies inside the input
+    (padding and any overhang past the input are left out). Both are None when no window
+    has that cell inside. Shared by im2col/col2im and pooling.
+    """
+    nd = len(in_shape)
+    params = [_per_axis(v, nd, n) for v, n in zip(
+        (kernel, stride, pad, dilation), ("kernel", "stride", "pad", "dilation"))]
+    axes = [_axis_offsets(*a) for a in zip(in_shape, out_shape, *params)]
+    for combo in itertools.product(*axes):
+        k = tuple(c[0] for c in combo)
+        if any(c[1] is None for c in combo):
+            yield k, None, None
+        else:
+            yield k, tuple(c[1] for c in combo), tuple(c[2] for c in combo)
+
+
+# ==== im2col / col2im ========================================================
+
+def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None):
+    """Unfold (N, C, *spatial) into columns (N, C*K, L) in Caffe's per-image order.
+
+    ``out`` (C-contiguous, right shape and dtype) is filled and returned when given.
+
+    >>> x = np.arange(9.).reshape(1, 1, 3, 3)
+    >>> im2col(x, 2)[0]
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
+    """
+    N, C, *spatial = x.shape
+    kernel, stride, pad, dilation, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    out = _check_out(out, (N, C * prod(kernel), prod(osz)), x.dtype)
+    cols = out.reshape(N, C, *kernel, *osz)                      # view: (N, C, *K, *O)
+    for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
+        dst = cols[(slice(None), slice(None)) + k]                # (N, C, *O)
+        if oslc is None:
+            dst[...] = 0
+            continue
+        for axis, s in enumerate(oslc):                           # zero the padding border
+            before = (slice(None),) * (2 + axis)
+            dst[before + (slice(0, s.start),)] = 0
+            dst[before + (slice(s.stop, None),)] = 0
+        dst[(Ellipsis,) + oslc] = x[(Ellipsis,) + islc]
+    return out
+
+
+def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspace=None):
+    """Adjoint of im2col: fold columns (N, C*K, L) back into ``x_shape``, summing overlaps.
+
+    ``out`` is overwritten (not accumulated into) when given. When every kernel size is a
+    multiple of its stride (dilation 1) only prod(k/s) block-adds are needed instead of
+    prod(k) strided adds (``workspace`` then holds the block buffer).
+
+    >>> col2im(np.ones((1, 4, 4)), (1, 1, 3, 3), 2)[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    N, C, *spatial = x_shape
+    kernel, stride, pad, dilation, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    if cols.shape != (N, C * prod(kernel), prod(osz)):
+        raise ValueError(f"col2im: columns {cols.shape} do not match image {tuple(x_shape)} "
+                         f"with kernel {kernel}: expected {(N, C * prod(kernel), prod(osz))}")
+    out = _check_out(out, tuple(x_shape), cols.dtype)
+    blocks = tuple(k // s for k, s in zip(kernel, stride))
+    if (all(d == 1 for d in dilation) and all(k % s == 0 for k, s in zip(kernel, stride))
+            and prod(blocks) < prod(kernel)):
+        return _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace)
+    cols = cols.reshape(N, C, *kernel, *osz)                      # (N, C, *K, *O)
+    out[...] = 0
+    for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
+        if oslc is not None:
+            dst = out[(Ellipsis,) + islc]
+            np.add(dst, cols[(slice(None), slice(None)) + k + oslc], out=dst)
+    return out
+
+
+def _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace):
+    """col2im for kernel = m*s per axis: kernel offset a*s + r of output o lands on padded
+    position (o + a)*s + r. Sum into a phase-major buffer (N, C, *s, *B), B = O + m - 1,
+    where every block offset a is one add with contiguous rows on both sides, then
+    interleave the phases back (measured: k4 s2 ~5x faster than adding into a stride-s
+    destination; k64 s32 takes 4 adds instead of 4096)."""
+    N, C, *spatial = out.shape
+    nd = len(spatial)
+    # enough blocks for every window and for the whole image (trailing cells no window reads stay 0)
+    nblk = tuple(max(o + m - 1, -(-(p + i) // s)) for o, m, p, i, s in zip(osz, blocks, pad, spatial, stride))
+    buf = _scratch(workspace, "col2im_phases", (N, C) + tuple(stride) + nblk, out.dtype)
+    buf.fill(0)
+    cols = cols.reshape((N, C) + sum(((m, s) for m, s in zip(blocks, stride)), ()) + tuple(osz))  # (N, C, m1, s1, .., *O)
+    for a in itertools.product(*(range(m) for m in blocks)):
+        src = cols[(slice(None), slice(None)) + sum(((ai, slice(None)) for ai in a), ())]     # (N, C, *s, *O)
+        dst = buf[(Ellipsis,) + tuple(slice(ai, ai + o) for ai, o in zip(a, osz))]
+        np.add(dst, src, out=dst)
+    # (N, C, *s, *B) -> padded image (N, C, B1, s1, B2, s2, ..) -> crop the padding
+    interleaved = (N, C) + sum(((b, s) for b, s in zip(nblk, stride)), ())
+    phases = buf.transpose((0, 1) + sum(((2 + nd + i, 2 + i) for i in range(nd)), ()))
+    if all(p == 0 and b * s == i for p, b, s, i in zip(pad, nblk, stride, spatial)):
+        out.reshape(interleaved)[...] = phases                    # no padding to crop (e.g. FCN)
+        return out
+    full = _scratch(workspace, "col2im_full", interleaved, out.dtype)
+    full[...] = phases
+    full = full.reshape((N, C) + tuple(b * s for b, s in zip(nblk, stride)))
+    out[...] = full[(Ellipsis,) + tuple(slice(p, p + i) for p, i in zip(pad, spatial))]
+    return out
+
+
+# ==== workspaces =============================================================
+
+class Workspace:
+    """Named scratch arrays reused across calls (a layer keeps one).
+
+    Fresh large temporaries cost page faults (perf-notes: 115 MiB ~14 ms); a workspace
+    keeps the largest buffer seen under each name and hands out views of it.
+    """
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name, shape, dtype):
+        """A C-contiguous array of ``shape`` (contents undefined), reusing capacity."""
+        size, dtype = prod(shape), np.dtype(dtype)
+        buf = self._arrays.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self._arrays[name] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
+
+
+def _scratch(workspace, name, shape, dtype):
+    return np.empty(shape, dtype) if workspace is None else workspace.get(name, shape, dtype)
+
+
+# ==== convolution GEMMs ======================================================
+# cols: (N, C*K, L) seen as (N, G, C/G*K, L). Conv weights: (Cout, C/G, *K) seen as
+# (G, Cout/G, C/G*K). One stacked matmul handles every image and group.
+#
+# Columns of a whole batch take N times Caffe's per-image buffer (VGG conv1_2 at batch 8:
+# 924 MB), so the helpers walk the batch in slices whose columns fit in COLUMN_BUDGET
+# bytes -- the whole batch at once for most layers, and at least one image per slice.
+COLUMN_BUDGET = 1 << 28
+
+
+def _batch_slices(N, column_bytes_per_image):
+    step = max(1, min(N, COLUMN_BUDGET // max(1, column_bytes_per_image)))
+    return [slice(n, min(n + step, N)) for n in range(0, N, step)]
+
+
+def _columns(x, kernel, stride, pad, dilation, workspace):
+    """im2col into the workspace; a 1x1 stride-1 unpadded kernel is a free reshape."""
+    N, C, *spatial = x.shape
+    kernel, stride, pad, dilation, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    if all(k == 1 and s == 1 and p == 0 for k, s, p in zip(kernel, stride, pad)):
+        return x.reshape(N, C, prod(spatial))
+    return im2col(x, kernel, stride, pad, dilation,
+                  out=_scratch(workspace, "cols", (N, C * prod(kernel), prod(osz)), x.dtype))
+
+
+def _matmul(a, b, out):
+    """np.matmul(a, b, out=out); a contraction of length 1 is an outer product, which BLAS
+    does ~7x slower than a broadcast multiply (depthwise deconvolution, conv backward)."""
+    if a.shape[-1] == 1:
+        np.multiply(a, b, out=out)
+    else:
+        np.matmul(a, b, out=out)
+
+
+def _gemm_forward(cols, w, group, out):
+    """out (N, G, Cout/G, L) = W (G, Cout/G, C/G*K) @ cols (N, G, C/G*K, L)."""
+    N, CK, L = cols.shape
+    _matmul(w.reshape(group, w.shape[0] // group, -1), cols.reshape(N, group, CK // group, L),
+            out=out.reshape(N, group, -1, L))
+
+
+def _gemm_data(w, dy, group, out):
+    """out (N, G, C/G*K, L) = W^T (G, C/G*K, Cout/G) @ dy (N, G, Cout/G, L)."""
+    N, Cout, L = dy.shape
+    wt = w.reshape(group, w.shape[0] // group, -1).transpose(0, 2, 1)
+    _matmul(wt, dy.reshape(N, group, Cout // group, L), out=out.reshape(N, group, -1, L))
+
+
+def _gemm_weight(dy, cols, group):
+    """dW (G, Cout/G, C/G*K) = sum_n dy (N, G, Cout/G, L) @ cols^T (N, G, L, C/G*K)."""
+    N, Cout, L = dy.shape
+    colsT = cols.reshape(N, group, -1, L).transpose(0, 1, 3, 2)
+    per_image = np.matmul(dy.reshape(N, group, Cout // group, L), colsT)  # (N, G, Cout/G, C/G*K)
+    return per_image[0] if N == 1 else per_image.sum(axis=0)
+
+
+def _check_conv(x, w, group, w_in_axis, what):
+    if group < 1 or x.shape[1] % group or w.shape[0] % group:
+        raise ValueError(f"{what}: group {group} must divide the channels {x.shape[1]} and the "
+                         f"weight's first axis {w.shape[0]}")
+    expect = x.shape[1] // group if w_in_axis == 1 else x.shape[1]
+    if w.ndim != x.ndim or w.shape[w_in_axis] != expect:
+        raise ValueError(f"{what}: weights {w.shape} do not fit input {x.shape} with group {group}")
+
+
+def _sum_bias(dy):
+    """db (Cout,) = dy summed over the batch and spatial axes."""
+    return dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=(0, 2))
+
+
+def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, workspace=None):
+    """Convolution: x (N, C, *S), w (Cout, C/G, *K), b (Cout,) or None -> y (N, Cout, *O).
+
+    y[n, g*Cout/G + o] = sum_{c,k} w[g*Cout/G + o, c, k] x[n, g*C/G + c, o*s - p + k*d] + b.
+    ``out``: C-contiguous array to write y into; ``workspace``: a Workspace for the columns.
+    """
+    _check_conv(x, w, group, 1, "conv_forward")
+    N, C, *spatial = x.shape
+    Cout, kernel = w.shape[0], w.shape[2:]
+    *_, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    y = _check_out(out, (N, Cout) + osz, x.dtype)
+    for n in _batch_slices(N, C * prod(kernel) * prod(osz) * x.itemsize):
+        cols = _columns(x[n], kernel, stride, pad, dilation, workspace)  # (n, C*K, L)
+        _gemm_forward(cols, w, group, y[n])                              # (n, Cout, L)
+    if b is not None:
+        y += b.reshape((1, Cout) + (1,) * len(osz))
+    return y
+
+
+def conv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True, need_dw=True,
+                  need_db=True, dx_out=None, workspace=None):
+    """Gradients of conv_forward given dy (N, Cout, *O) -> (dx, dw, db), None where not needed.
+
+    dx (N, C, *S) = col2im(W^T dy); dw (Cout, C/G, *K) = sum_n dy[n] cols[n]^T;
+    db (Cout,) = sum of dy. Nothing is accumulated: the caller adds dw/db into its diffs.
+    """
+    _check_conv(x, w, group, 1, "conv_backward")
+    N, C, *spatial = x.shape
+    Cout, kernel = w.shape[0], w.shape[2:]
+    *_, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    if dy.shape != (N, Cout) + osz:
+        raise ValueError(f"conv_backward: dy {dy.shape} should be {(N, Cout) + osz}")
+    L = prod(osz)
+    dy = dy.reshape(N, Cout, L)                                    # (N, Cout, L)
+    db = _sum_bias(dy) if need_db else None
+    dw = np.zeros((group, Cout // group, C // group * prod(kernel)), w.dtype) if need_dw else None
+    dx = _check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
+    for n in _batch_slices(N, C * prod(kernel) * L * x.itemsize):
+        if need_dw:
+            cols = _columns(x[n], kernel, stride, pad, dilation, workspace)
+            dw += _gemm_weight(dy[n], cols, group)
+        if need_dx:
+            dcols = _scratch(workspace, "dcols", (dy[n].shape[0], C * prod(kernel), L), dy.dtype)
+            _gemm_data(w, dy[n], group, dcols)
+            col2im(dcols, x[n].shape, kernel, stride, pad, dilation, out=dx[n], workspace=workspace)
+    return dx, None if dw is None else dw.reshape(w.shape), db
+
+
+def deconv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, workspace=None):
+    """Deconvolution: x (N, C, *S), w (C, Cout/G, *K), b (Cout,) or None -> y (N, Cout, *O).
+
+    The transpose of conv_forward with the same weights: y = col2im(W^T x) + b, with
+    O = s(S-1) + d(K-1) + 1 - 2p per axis.
+    """
+    _check_conv(x, w, group, 0, "deconv_forward")
+    N, C, *spatial = x.shape
+    Cout, kernel = w.shape[1] * group, w.shape[2:]
+    nd, L = len(spatial), prod(spatial)
+    params = [_per_axis(v, nd, n) for v, n in zip((stride, pad, dilation), ("stride", "pad", "dilation"))]
+    osz = tuple(deconv_out_size(i, k, *a) for i, k, *a in zip(spatial, kernel, *params))
+    if min(osz, default=1) <= 0:
+        raise ValueError(f"deconv_forward: empty output {osz} for input {tuple(spatial)}")
+    y = _check_out(out, (N, Cout) + osz, x.dtype)
+    x = x.reshape(N, C, L)
+    for n in _batch_slices(N, Cout * prod(kernel) * L * x.itemsize):
+        cols = _scratch(workspace, "dcols", (x[n].shape[0], Cout * prod(kernel), L), x.dtype)
+        _gemm_data(w, x[n], group, cols)                           # (n, G, Cout/G*K, L)
+        col2im(cols, y[n].shape, kernel, stride, pad, dilation, out=y[n], workspace=workspace)
+    if b is not None:
+        y += b.reshape((1, Cout) + (1,) * nd)
+    return y
+
+
+def deconv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True, need_dw=True,
+                    need_db=True, dx_out=None, workspace=None):
+    """Gradients of deconv_forward given dy (N, Cout, *O) -> (dx, dw, db), None where not needed.
+
+    dx = conv_forward(dy, w) (deconv weights read as conv weights (C, Cout/G, *K));
+    dw (C, Cout/G, *K) = sum_n x[n] im2col(dy)[n]^T; db = sum of dy.
+    """
+    _check_conv(x, w, group, 0, "deconv_backward")
+    N, C, *spatial = x.shape
+    Cout, kernel, L = dy.shape[1], w.shape[2:], prod(spatial)
+    *_, osz = _conv_geometry(dy.shape[2:], kernel, stride, pad, dilation)
+    if osz != tuple(spatial):
+        raise ValueError(f"deconv_backward: dy {dy.shape} does not match input {x.shape}")
+    db = _sum_bias(dy) if need_db else None
+    dw = np.zeros((group, C // group, Cout // group * prod(kernel)), w.dtype) if need_dw else None
+    dx = _check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
+    x = x.reshape(N, C, L)
+    for n in _batch_slices(N, Cout * prod(kernel) * L * dy.itemsize):
+        if need_dw or need_dx:
+            cols = _columns(dy[n], kernel, stride, pad, dilation, workspace)   # (n, Cout*K, L)
+        if need_dw:
+            dw += _gemm_weight(x[n], cols, group)
+        if need_dx:
+            _gemm_forward(cols, w, group, dx[n])
+    return dx, None if dw is None else dw.reshape(w.shape), db
