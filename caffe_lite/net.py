@@ -209,7 +209,8 @@ class Net:
         for li in reversed(range(len(self.layers))):
             layer, lp = self.layers[li], self.param.layer[li]
             contributes, skip_down = False, True
-            for ti, name in enumerate(lp.top):
+            for ti in range(len(self.top_vecs[li])):
+                name = lp.top[ti] if ti < len(lp.top) else None    # None: anonymous top
                 if layer.loss_weights[ti] or name in under_loss:
                     contributes = True
                 if name not in skip_backprop:

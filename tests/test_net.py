@@ -191,3 +191,13 @@ def test_save_round_trip_and_reshape(tmp_path):
     net.blobs["label"].reshape(7)
     net.reshape()
     assert net.blobs["ip2"].shape == (7, 3)
+
+
+def test_a_loss_layer_without_top_still_trains():
+    net = make_net(MLP.replace('bottom: "label" top: "loss" }', 'bottom: "label" }'))
+    assert net.outputs == [] and net.layer_need_backward[-1]
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    assert net.forward_range() == net.forward_range()
+    net.blobs["data"].data[...] = x
+    net.forward_backward()
+    assert net.params["ip1"][0].diff.any()

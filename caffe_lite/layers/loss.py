@@ -25,6 +25,7 @@ class LossLayer(AxisMixin, Layer):
     is_loss = True
     exact_num_bottom = 2
     exact_num_top = 1
+    auto_top_blobs = True       # a loss layer without a top still counts (Caffe)
 
     def reshape(self, bottom, top):
         if bottom[0].num_axes == 0 or bottom[1].num_axes == 0 or \

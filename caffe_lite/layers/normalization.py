@@ -1,0 +1,244 @@
+"""Normalization layers: LRN (across and within channels), MVN and BatchNorm.
+
+Every step follows Caffe's float32 order of operations. LRN has no BLAS reduction,
+so it reproduces Caffe bit for bit (its channel window slides as Caffe's running
+sum). MVN and BatchNorm reduce with sums where Caffe calls gemv, whose summation
+order is OpenBLAS's: they agree with Caffe to a few ulps.
+"""
+import numpy as np
+
+from ..ops.libm import powf
+from ..ops.pooling import ave_pool_backward, ave_pool_forward
+from ..proto import caffe_pb2
+from .base import Layer, register_layer
+
+_LRN = caffe_pb2.LRNParameter
+
+
+def channel_window_sums(v, size, start=0):
+    """out[:, c] = start + sum of v[:, j] over |j - c| <= (size - 1) / 2 (zero padded),
+    for v (N, C, ...), as Caffe's running sum: the window slides one channel at a
+    time (add the entering channel, then subtract the leaving one), in Caffe's order
+    of float operations. One vectorized step per channel over (N, ...)."""
+    channels, pre = v.shape[1], (size - 1) // 2
+    out = np.empty_like(v)
+    first = out[:, 0]
+    first[...] = start
+    for j in range(min(pre + 1, channels)):
+        first += v[:, j]
+    for c in range(1, channels):
+        current = out[:, c]
+        if c + pre < channels:
+            np.add(out[:, c - 1], v[:, c + pre], out=current)
+        else:
+            current[...] = out[:, c - 1]
+        if c - pre - 1 >= 0:
+            current -= v[:, c - pre - 1]
+    return out
+
+
+@register_layer("LRN")
+class LRNLayer(Layer):
+    """lrn_param {local_size n (odd, default 5), alpha a, beta b, k, norm_region}.
+    Bottom and top (N, C, H, W).
+    ACROSS_CHANNELS: y = x (k + a/n sum_{n channels around c} x^2)^-b, zero padded.
+    WITHIN_CHANNEL: y = x (1 + a avg_{n x n} x^2)^-b, k ignored; the average is an
+    AVE pooling padded by (n - 1)/2, so it always divides by n^2 (Caffe's layers)."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        p, t = self.param.lrn_param, self.dtype.type
+        self.size = p.local_size
+        if self.size % 2 != 1:
+            raise self.error(f"local_size must be odd, got {self.size}")
+        self.pre_pad = (self.size - 1) // 2
+        self.alpha, self.beta, self.k = t(p.alpha), t(p.beta), t(p.k)
+        self.across = p.norm_region == _LRN.ACROSS_CHANNELS
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes != 4:
+            raise self.error(f"needs a 4-axis bottom (N, C, H, W), got shape "
+                             f"{bottom[0].shape}", blob=self.param.bottom[0])
+        top[0].reshape(bottom[0].shape)
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        if self.across:
+            a = self.alpha / self.size
+            self.scale = channel_window_sums(np.square(x) * a, self.size, self.k)
+            self.scale_pow = powf(self.scale, -self.beta)
+            np.multiply(self.scale_pow, x, out=top[0].data)
+        else:
+            _, _, h, w = x.shape
+            self.avg = ave_pool_forward(x * x, self.size, 1, self.pre_pad, (h, w))
+            self.base = self.avg * self.alpha if self.alpha != 1 else self.avg.copy()
+            self.base += 1
+            self.power = powf(self.base, -self.beta)
+            np.multiply(x, self.power, out=top[0].data)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        x, y, dy = bottom[0].data, top[0].data, top[0].diff
+        if self.across:
+            dx = self._across_backward(x, y, dy)
+        else:
+            # Caffe's chain: product <- power <- AVE pool <- square, then the split sum
+            diff_scale = -self.beta * self.alpha
+            d_avg = ((self.power / self.base) * diff_scale) * (dy * x)
+            d_square = ave_pool_backward(d_avg, self.size, 1, self.pre_pad, x.shape)
+            dx = dy * self.power + (2 * x) * d_square
+        bottom[0].diff[...] = dx
+
+    def _across_backward(self, x, y, dy):
+        """dx = dy s^-b - (2 a b / n) x sum_{window} dy y / s, with the window sum
+        slid over channels in Caffe's order (the mirror of the forward)."""
+        ratio = (dy * y) / self.scale                                 # (N, C, H, W)
+        cache_ratio = self.dtype.type(2.0 * float(self.alpha) * float(self.beta)
+                                      / self.size)
+        dx = dy * self.scale_pow
+        channels, pre = x.shape[1], self.pre_pad
+        accum = np.zeros_like(ratio[:, 0])                            # (N, H, W)
+        for j in range(min(pre, channels)):
+            accum += ratio[:, j]
+        for c in range(channels):
+            if c + pre < channels:
+                accum += ratio[:, c + pre]
+            dx[:, c] += -cache_ratio * (x[:, c] * accum)
+            if c - pre >= 0:
+                accum -= ratio[:, c - pre]
+        return dx
+
+
+@register_layer("MVN")
+class MVNLayer(Layer):
+    """mvn_param {normalize_variance (default true), across_channels, eps 1e-9}.
+    Per (n, c) plane, or per n across channels: y = x - mean, then / (std + eps)
+    (eps added to the std, not the variance). Bottom up to 4 axes; the top takes
+    the legacy 4-D shape (N, C, H, W), as in Caffe."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+    allows_in_place = True
+
+    def layer_setup(self, bottom, top):
+        p = self.param.mvn_param
+        self.normalize_variance = p.normalize_variance
+        self.across_channels = p.across_channels
+        self.eps = self.dtype.type(p.eps)
+
+    def reshape(self, bottom, top):
+        b = bottom[0]
+        if b.num_axes > 4:
+            raise self.error(f"needs at most 4 axes, got shape {b.shape}",
+                             blob=self.param.bottom[0])
+        top[0].reshape(b.num, b.channels, b.height, b.width)
+
+    def _rows(self, blob):
+        """Rows normalized on their own: (N, C*H*W) or (N*C, H*W)."""
+        rows = blob.num if self.across_channels else blob.num * blob.channels
+        return rows, blob.count // rows
+
+    def forward(self, bottom, top):
+        rows, dim = self._rows(bottom[0])
+        t = self.dtype.type
+        x = bottom[0].data.reshape(rows, dim)
+        y = x - x.sum(axis=1, keepdims=True) * t(1.0 / dim)           # (rows, dim)
+        if self.normalize_variance:
+            variance = np.square(y).sum(axis=1, keepdims=True) * t(1.0 / dim)
+            self.std = np.power(variance, t(0.5)) + self.eps          # (rows, 1)
+            y /= self.std
+        top[0].data[...] = y.reshape(top[0].shape)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        rows, dim = self._rows(bottom[0])
+        t = self.dtype.type
+        dy = top[0].diff.reshape(rows, dim)
+        if self.normalize_variance:
+            y = top[0].data.reshape(rows, dim)
+            g = y * (y * dy).sum(axis=1, keepdims=True)
+            g += dy.sum(axis=1, keepdims=True)
+            dx = (dy + t(-1.0 / dim) * g) / self.std
+        else:
+            dx = dy - dy.sum(axis=1, keepdims=True) * t(1.0 / dim)
+        bottom[0].diff[...] = dx.reshape(bottom[0].shape)
+
+
+@register_layer("BatchNorm")
+class BatchNormLayer(Layer):
+    """batch_norm_param {use_global_stats (default: phase == TEST),
+    moving_average_fraction f (0.999), eps (1e-5)}. Bottom (N, C, ...); blobs mean
+    sum (C,), variance sum (C,), scale factor s (1,), never learned (lr_mult 0).
+    Global stats: mean = blob0 / s, var = blob1 / s (0 when s == 0). Batch stats:
+    mean and biased variance over all but axis 1, and the blobs become s f + 1,
+    mean + f blob0, m/(m-1) var + f blob1 (m = count / C).
+    y = (x - mean) / sqrt(var + eps); no affine part (a Scale layer follows)."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+    allows_in_place = True
+
+    def layer_setup(self, bottom, top):
+        p = self.param.batch_norm_param
+        t = self.dtype.type
+        self.fraction, self.eps = t(p.moving_average_fraction), t(p.eps)
+        self.use_global_stats = p.use_global_stats if p.HasField("use_global_stats") \
+            else self.phase == caffe_pb2.TEST
+        self.channels = 1 if bottom[0].num_axes == 1 else bottom[0].shape[1]
+        self.blobs = [self.make_blob((self.channels,)), self.make_blob((self.channels,)),
+                      self.make_blob((1,))]
+        # statistics are not parameters: Caffe pins their lr_mult to 0
+        for i in range(len(self.blobs)):
+            if i == len(self.param.param):
+                self.param.param.add().lr_mult = 0
+            elif self.param.param[i].lr_mult != 0:
+                raise self.error("cannot learn batch normalization statistics: "
+                                 f"param {i} must have lr_mult 0")
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        if len(shape) >= 2 and shape[1] != self.channels:
+            raise self.error(f"was set up for {self.channels} channels, got shape "
+                             f"{shape}", blob=self.param.bottom[0])
+        top[0].reshape(shape)
+
+    def forward(self, bottom, top):
+        t = self.dtype.type
+        x = bottom[0].data
+        n = x.shape[0]
+        x = x.reshape(n, self.channels, -1)                             # (N, C, S)
+        mean_sum, var_sum, factor = (b.data for b in self.blobs)
+        if self.use_global_stats:
+            scale = t(0) if factor[0] == 0 else t(1) / factor[0]
+            mean, var = scale * mean_sum, scale * var_sum
+        else:
+            inv = t(1.0 / (n * x.shape[2]))
+            mean = (x.sum(axis=2) * inv).sum(axis=0)                    # (C,)
+        y = x - mean[:, None]
+        if not self.use_global_stats:
+            var = (np.square(y).sum(axis=2) * inv).sum(axis=0)           # biased
+            m = x.size // self.channels
+            correction = t(m) / t(m - 1) if m > 1 else t(1)
+            factor *= self.fraction
+            factor += 1
+            mean_sum[...] = mean + self.fraction * mean_sum
+            var_sum[...] = correction * var + self.fraction * var_sum
+        self.std = np.sqrt(var + self.eps)[:, None]                      # (C, 1)
+        y /= self.std
+        self.x_norm = y               # kept: later in-place layers may overwrite top
+        top[0].data[...] = y.reshape(top[0].shape)
+
+    def backward(self, top, propagate_down, bottom):
+        """Only the bottom diff: the statistics blobs never get a gradient."""
+        if not propagate_down[0]:
+            return
+        dy = top[0].diff.reshape(self.x_norm.shape)                     # (N, C, S)
+        if self.use_global_stats:
+            dx = dy / self.std
+        else:
+            y = self.x_norm
+            g = y * (y * dy).sum(axis=2).sum(axis=0)[:, None]
+            g += dy.sum(axis=2).sum(axis=0)[:, None]
+            dx = (dy + self.dtype.type(-1.0 / y[:, 0].size) * g) / self.std
+        bottom[0].diff[...] = dx.reshape(bottom[0].shape)

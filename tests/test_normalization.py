@@ -1,0 +1,221 @@
+"""LRN, MVN and BatchNorm (normalization.py): forward against the naive references
+in ref_neuron.py, float64 gradient checks, BatchNorm's statistics blobs, in place,
+and errors for bad input."""
+import numpy as np
+import pytest
+
+import ref_neuron as ref
+from caffe_lite.blob import Blob
+from caffe_lite.errors import CaffeLiteError
+from caffe_lite.layers.normalization import channel_window_sums
+from caffe_lite.proto import caffe_pb2
+from gradcheck import check_gradient, forward, make_layer
+
+TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
+
+
+def text(layer_type, params=""):
+    return f'name: "n" type: "{layer_type}" bottom: "x" top: "y" {params}'
+
+
+def randn(seed, *shape):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def run(layer_text, x, dy, in_place=False, phase=TEST, params=None):
+    """Forward + backward; returns (layer, top data, bottom diff)."""
+    layer = make_layer(layer_text, phase)
+    bottom = Blob(x.shape)
+    bottom.data[...] = x
+    top = bottom if in_place else Blob()
+    layer.set_up([bottom], [top])
+    for blob, value in zip(layer.blobs, params or []):
+        blob.data[...] = value
+    layer.run_forward([bottom], [top])
+    y = top.data.copy()
+    top.diff[...] = np.reshape(dy, top.shape)
+    layer.backward([top], [True], [bottom])
+    return layer, y, bottom.diff.copy()
+
+
+# ---- LRN ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size,channels", [(1, 4), (3, 6), (5, 7), (5, 3), (7, 2)])
+def test_channel_window_sums_are_zero_padded_window_sums(size, channels):
+    v = randn(0, 2, channels, 3)
+    got = channel_window_sums(v, size, start=0.5)
+    half = (size - 1) // 2
+    for c in range(channels):
+        lo, hi = max(0, c - half), min(channels, c + half + 1)
+        np.testing.assert_allclose(got[:, c], 0.5 + v[:, lo:hi].sum(axis=1), rtol=1e-12)
+
+
+LRN_CASES = [
+    ("lrn_param { }", dict()),
+    ("lrn_param { local_size: 3 alpha: 0.3 beta: 0.8 k: 1.5 }",
+     dict(size=3, alpha=0.3, beta=0.8, k=1.5)),
+    ("lrn_param { local_size: 7 alpha: 2 beta: 0.5 k: 2 }",
+     dict(size=7, alpha=2, beta=0.5, k=2)),
+]
+
+
+@pytest.mark.parametrize("params,kw", LRN_CASES)
+def test_lrn_across_channels(params, kw):
+    x = randn(1, 2, 5, 3, 4)
+    y = forward(text("LRN", params), [x.astype(np.float32)])[0]
+    np.testing.assert_allclose(y, ref.lrn_across(x.astype(np.float32), **kw), rtol=1e-5,
+                               atol=1e-7)
+    check_gradient(text("LRN", params), [x])
+
+
+@pytest.mark.parametrize("size,alpha,beta", [(3, 0.5, 0.9), (5, 2.0, 0.75)])
+def test_lrn_within_channel_ignores_k(size, alpha, beta):
+    params = (f"lrn_param {{ norm_region: WITHIN_CHANNEL local_size: {size} "
+              f"alpha: {alpha} beta: {beta} k: 7 }}")
+    x = randn(2, 2, 2, 5, 6)
+    y = forward(text("LRN", params), [x.astype(np.float32)])[0]
+    np.testing.assert_allclose(y, ref.lrn_within(x.astype(np.float32), size, alpha, beta),
+                               rtol=1e-5, atol=1e-7)
+    check_gradient(text("LRN", params), [x])
+
+
+@pytest.mark.parametrize("params,shape", [("lrn_param { local_size: 4 }", (1, 3, 2, 2)),
+                                          ("", (2, 3, 4))])
+def test_lrn_rejects_even_sizes_and_non_4d_input(params, shape):
+    with pytest.raises(CaffeLiteError, match="layer 'n'"):
+        make_layer(text("LRN", params)).set_up([Blob(shape)], [Blob()])
+
+
+def test_lrn_does_not_run_in_place():
+    assert not getattr(make_layer(text("LRN")), "allows_in_place", False)
+
+
+# ---- MVN ------------------------------------------------------------------------
+
+MVN_CASES = [(True, False, 1e-9), (True, True, 1e-9), (False, False, 1e-9),
+             (False, True, 1e-9), (True, False, 0.1)]
+
+
+@pytest.mark.parametrize("variance,across,eps", MVN_CASES)
+def test_mvn(variance, across, eps):
+    params = (f"mvn_param {{ normalize_variance: {str(variance).lower()} "
+              f"across_channels: {str(across).lower()} eps: {eps} }}")
+    x = randn(3, 2, 3, 3, 4) * 2 + 1
+    y = forward(text("MVN", params), [x.astype(np.float32)])[0]
+    np.testing.assert_allclose(y, ref.mvn(x.astype(np.float32), variance, across, eps),
+                               rtol=1e-5, atol=1e-6)
+    if eps < 1e-6:              # Caffe's backward treats eps as 0 (see below)
+        check_gradient(text("MVN", params), [x])
+    dy = randn(4, *x.shape)
+    apart, same = run(text("MVN", params), x, dy), run(text("MVN", params), x, dy, True)
+    for a, b in zip(apart[1:], same[1:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mvn_backward_is_caffes_formula_which_ignores_eps():
+    """dx = (dy - mean(dy) - mean(dy y) y) / (std + eps): exact only for eps -> 0."""
+    x, dy = randn(15, 2, 3, 4, 4), randn(16, 2, 3, 4, 4)
+    _, y, dx = run(text("MVN", "mvn_param { eps: 0.5 }"), x, dy)
+    rows = lambda a: a.reshape(6, 16)
+    std = rows(x).std(axis=1, keepdims=True) + 0.5
+    expected = (rows(dy) - rows(dy).mean(1, keepdims=True)
+                - (rows(dy) * rows(y)).mean(1, keepdims=True) * rows(y)) / std
+    np.testing.assert_allclose(rows(dx), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_mvn_top_takes_the_legacy_4d_shape():
+    y = forward(text("MVN"), [randn(5, 3, 4).astype(np.float32)])[0]
+    assert y.shape == (3, 4, 1, 1)
+    with pytest.raises(CaffeLiteError, match="at most 4 axes"):
+        make_layer(text("MVN")).set_up([Blob((1, 2, 3, 4, 5))], [Blob()])
+
+
+# ---- BatchNorm ------------------------------------------------------------------
+
+def stats(channels, seed=6, factor=2.5):
+    r = np.random.default_rng(seed)
+    return [r.standard_normal(channels) * factor, r.uniform(0.5, 2, channels) * factor,
+            np.array([factor])]
+
+
+@pytest.mark.parametrize("phase,params,shape", [
+    (TRAIN, "batch_norm_param { moving_average_fraction: 0.9 eps: 1e-4 }", (3, 4, 2, 3)),
+    (TRAIN, "", (5, 3)),
+    (TEST, "batch_norm_param { use_global_stats: false moving_average_fraction: 0.8 }",
+     (2, 3, 4)),
+    (TEST, "batch_norm_param { eps: 0.001 }", (2, 4, 3, 3)),
+    (TRAIN, "batch_norm_param { use_global_stats: true }", (2, 4, 3)),
+])
+def test_batch_norm_forward_and_statistics(phase, params, shape):
+    p = make_layer(text("BatchNorm", params), phase).param.batch_norm_param
+    use_global = p.use_global_stats if p.HasField("use_global_stats") else phase == TEST
+    x = (randn(7, *shape) * 3 + 1).astype(np.float32)
+    blobs = [b.astype(np.float32) for b in stats(shape[1])]
+    layer, y, _ = run(text("BatchNorm", params), x, np.zeros(shape), phase=phase,
+                      params=blobs)
+    y_ref, mean_sum, var_sum, factor = ref.batch_norm(
+        x, *blobs[:2], float(blobs[2][0]), use_global, p.moving_average_fraction, p.eps)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.blobs[0].data, mean_sum, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.blobs[1].data, var_sum, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.blobs[2].data, [factor], rtol=1e-6)
+    check_gradient(text("BatchNorm", params), [x.astype(np.float64)], phase=phase,
+                   params=blobs, check_params=False)
+
+
+def test_batch_norm_zero_factor_uses_zero_statistics():
+    x = randn(8, 2, 3, 2).astype(np.float32)
+    blobs = [np.ones(3), np.ones(3), np.zeros(1)]
+    y = forward(text("BatchNorm", "batch_norm_param { eps: 0.01 }"), [x], params=blobs)[0]
+    np.testing.assert_allclose(y, x / np.sqrt(np.float32(0.01)), rtol=1e-6)
+
+
+def test_batch_norm_never_learns_its_statistics():
+    layer = make_layer(text("BatchNorm"), TRAIN)
+    bottom, top = Blob((4, 3)), Blob()
+    bottom.data[...] = randn(9, 4, 3)
+    layer.set_up([bottom], [top])
+    assert [s.lr_mult for s in layer.param.param] == [0, 0, 0]
+    layer.run_forward([bottom], [top])
+    top.diff[...] = randn(10, 4, 3)
+    layer.param_propagate_down = [True] * 3          # as force_backward sets it
+    layer.backward([top], [True], [bottom])
+    assert bottom.diff.any()
+    for blob in layer.blobs:
+        assert not blob.diff.any()
+    with pytest.raises(CaffeLiteError, match="lr_mult 0"):
+        make_layer(text("BatchNorm", "param { lr_mult: 1 }")).set_up(
+            [Blob((2, 3))], [Blob()])
+    fixed = make_layer(text("BatchNorm", "param { lr_mult: 0 } param { lr_mult: 0 }"))
+    fixed.set_up([Blob((2, 3))], [Blob()])
+    assert len(fixed.param.param) == 3
+
+
+@pytest.mark.parametrize("phase", [TRAIN, TEST])
+def test_batch_norm_in_place_equals_separate_blobs(phase):
+    x, dy = randn(11, 3, 2, 4) * 2, randn(12, 3, 2, 4)
+    blobs = stats(2)
+    apart = run(text("BatchNorm"), x, dy, phase=phase, params=blobs)
+    same = run(text("BatchNorm"), x, dy, True, phase=phase, params=blobs)
+    for a, b in zip(apart[1:], same[1:]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(apart[0].blobs, same[0].blobs):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_batch_norm_backward_uses_its_own_copy_of_the_output():
+    """A later in-place layer may overwrite the top; backward must not read it."""
+    x, dy = randn(13, 4, 3, 2), randn(14, 4, 3, 2)
+    layer = make_layer(text("BatchNorm"), TRAIN)
+    bottom, top = Blob(x.shape), Blob()
+    bottom.data[...] = x
+    layer.set_up([bottom], [top])
+    layer.run_forward([bottom], [top])
+    expected_top = top.data.copy()
+    top.diff[...] = dy
+    layer.backward([top], [True], [bottom])
+    expected = bottom.diff.copy()
+    top.data[...] = 123                                   # clobbered, as by a Scale
+    layer.backward([top], [True], [bottom])
+    np.testing.assert_array_equal(bottom.diff, expected)
+    assert expected_top.shape == x.shape
