@@ -1,0 +1,190 @@
+"""Data layers that read records and transform them (transform_param): Data
+(Datum records in LMDB or LevelDB) and ImageData (image files listed with their
+labels). Tops: data (N, C, h, w) float32 and, if asked for, label (N,).
+
+Records are read in order (ImageData optionally shuffled, anew each epoch) and
+the reading wraps around at the end, so every epoch yields each record once.
+Batches are loaded when forward needs them (no prefetch thread), so a run is
+repeatable under caffe.set_random_seed.
+"""
+import numpy as np
+
+from ..data_transform import DataTransformer
+from ..db import RecordReader
+from ..errors import CaffeLiteError
+from ..imread import COLOR, GRAY, UNCHANGED, decode_image, read_image, to_chw
+from ..proto import caffe_pb2
+from .base import register_layer
+from .data import DataLayer, find_file, layer_rng
+
+
+class TransformingDataLayer(DataLayer):
+    """Batches of records (N, C, H, W) through the DataTransformer. Subclasses
+    provide ``open_source()`` and ``read_batch() -> (records, labels)``."""
+    min_top = 1
+    max_top = 2
+
+    def layer_setup(self, bottom, top):
+        tp = self.param.transform_param
+        self.rng = layer_rng()
+        mean = find_file(tp.mean_file, self.net_file) if tp.HasField("mean_file") else None
+        self.transformer = DataTransformer(tp, self.phase, self.error, self.rng, mean)
+        self.open_source()
+        if self.batch_size <= 0:
+            raise self.error("batch_size must be positive")
+        records, labels = self.read_batch()
+        self.pending = (records, labels)          # the first batch, read for its shape
+        top[0].reshape((self.batch_size,) + self.transformer.output_shape(records.shape[1:]))
+        if len(top) > 1:
+            top[1].reshape(self.batch_size)
+
+    def forward(self, bottom, top):
+        if self.pending is not None:
+            records, labels = self.pending
+            self.pending = None
+        else:
+            records, labels = self.read_batch()
+        data = self.transformer(records)                       # (N, C, h, w)
+        top[0].reshape(data.shape)
+        top[0].data[...] = data
+        if len(top) > 1:
+            top[1].reshape(len(labels))
+            top[1].data[...] = labels
+
+    def stack(self, arrays, names):
+        """Records of one batch as (N, C, H, W); all must share the first's shape."""
+        first = arrays[0].shape
+        for array, name in zip(arrays, names):
+            if array.shape != first:
+                raise self.error(f"record {name} is {array.shape}, the batch's first "
+                                 f"record is {first}: a batch needs equal shapes")
+        return np.stack(arrays)
+
+
+@register_layer("Data")
+class DBDataLayer(TransformingDataLayer):
+    """Datum records from data_param.source, an LMDB or LevelDB database
+    (data_param.backend), in key order. Encoded (JPEG/PNG) datums are decoded
+    (transform_param force_color / force_gray, else the image's own channels).
+    data_param fields read: source, backend, batch_size (prefetch, rand_skip are
+    accepted and unused)."""
+
+    def open_source(self):
+        p = self.param.data_param
+        self.batch_size = p.batch_size
+        self.source = find_file(p.source, self.net_file)
+        tp = self.param.transform_param
+        if tp.force_color and tp.force_gray:
+            raise self.error("transform_param cannot set both force_color and force_gray")
+        self.decode_mode = COLOR if tp.force_color else GRAY if tp.force_gray else UNCHANGED
+        try:
+            self.db = RecordReader(self.source, p.backend)
+        except CaffeLiteError as exc:
+            raise self.error(exc.message + f": {self.source}") from None
+        if len(self.db) == 0:
+            raise self.error(f"the database {self.source} holds no records")
+        self.cursor = self.db.records()
+
+    def next_record(self):
+        for _ in range(2):
+            try:
+                return next(self.cursor)
+            except StopIteration:
+                self.cursor = self.db.records()             # restart from the first
+        raise self.error(f"the database {self.source} holds no records")
+
+    def read_batch(self):
+        arrays, labels, keys = [], [], []
+        for _ in range(self.batch_size):
+            key, value = self.next_record()
+            datum = caffe_pb2.Datum.FromString(value)
+            arrays.append(self.datum_array(datum, key))
+            labels.append(datum.label)
+            keys.append(key.decode(errors="replace"))
+        return self.stack(arrays, keys), np.array(labels, np.float32)
+
+    def datum_array(self, datum, key):
+        try:
+            return datum_to_chw(datum, self.decode_mode,
+                                name=f"{self.source} record {key!r}")
+        except CaffeLiteError as exc:
+            raise self.error(exc.message + f" (record {key!r} of {self.source})") from None
+
+
+def datum_to_chw(datum, mode=UNCHANGED, name="<datum>"):
+    """A Datum's record as (C, H, W): uint8 bytes, float_data as float32, or an
+    encoded image decoded in ``mode`` (imread's color / gray / unchanged)."""
+    if datum.encoded:
+        return to_chw(decode_image(datum.data, mode, name=name))
+    shape = (datum.channels, datum.height, datum.width)
+    if len(datum.data):
+        values = np.frombuffer(datum.data, np.uint8)
+    else:
+        values = np.asarray(datum.float_data, np.float32)
+    if values.size != int(np.prod(shape)) or values.size == 0:
+        raise CaffeLiteError(f"a Datum holds {values.size} values for shape {shape}")
+    return values.reshape(shape)
+
+
+@register_layer("ImageData")
+class ImageDataLayer(TransformingDataLayer):
+    """Images listed in image_data_param.source, one ``<path> <label>`` per line
+    (the label after the last space), read as cv::imread would: BGR, or gray
+    with is_color: false; resized to new_height x new_width when both are set.
+    Fields read: source, root_folder (prefixed to each path as text), batch_size,
+    shuffle (anew at each epoch), rand_skip, new_height, new_width, is_color."""
+
+    def open_source(self):
+        p = self.param.image_data_param
+        self.batch_size = p.batch_size
+        self.new_size = (p.new_height, p.new_width)
+        if (p.new_height > 0) != (p.new_width > 0):
+            raise self.error("set new_height and new_width together")
+        self.is_color, self.root = p.is_color, p.root_folder
+        self.source = find_file(p.source, self.net_file)
+        try:
+            with open(self.source) as handle:
+                lines = [line.rstrip("\r\n") for line in handle]
+        except OSError as exc:
+            raise self.error(f"cannot read the image list {self.source}: "
+                             f"{exc.strerror or exc}") from None
+        self.lines = [parse_list_line(line) for line in lines if line.strip()]
+        if not self.lines:
+            raise self.error(f"the image list {self.source} is empty")
+        self.shuffle = p.shuffle
+        if self.shuffle:
+            self.rng.shuffle(self.lines)
+        self.index = 0
+        if p.rand_skip:
+            self.index = int(self.rng.integers(p.rand_skip))
+            if self.index >= len(self.lines):
+                raise self.error(f"rand_skip {p.rand_skip} skips past the "
+                                 f"{len(self.lines)} images of {self.source}")
+
+    def read_batch(self):
+        arrays, labels, names = [], [], []
+        for _ in range(self.batch_size):
+            name, label = self.lines[self.index]
+            try:
+                image = read_image(self.root + name, *self.new_size, self.is_color)
+            except CaffeLiteError as exc:
+                raise self.error(f"could not load {self.root + name}: "
+                                 f"{exc.message}") from None
+            arrays.append(to_chw(image))
+            labels.append(label)
+            names.append(name)
+            self.index += 1
+            if self.index == len(self.lines):            # next epoch
+                self.index = 0
+                if self.shuffle:
+                    self.rng.shuffle(self.lines)
+        return self.stack(arrays, names), np.array(labels, np.float32)
+
+
+def parse_list_line(line):
+    """'<path> <label>' -> (path, int label); the path may contain spaces."""
+    path, _, label = line.rpartition(" ")
+    try:
+        return path, int(label)
+    except ValueError:
+        return line, 0                              # Caffe's atoi gives 0
