@@ -17,7 +17,7 @@ from caffe_lite.cli import build_parser
 from caffe_lite.errors import DependencyError, UnknownLayerError
 from conftest import ROOT
 
-DOC = ROOT / "docs" / "PYCAFFE.md"
+DOC = ROOT / "README.md"
 OPTIONAL_MODULES = {"PIL", "h5py", "pydot"}
 
 
