@@ -16,7 +16,12 @@ image, so no padded copy of the input is ever made.
 Deconvolution is the transpose of convolution: its forward is convolution's
 backward-data (W^T GEMM + col2im), its backward-data is convolution's forward.
 """
+import ctypes
+import glob
 import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from math import prod
 
 import numpy as np
@@ -198,7 +203,8 @@ def _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace):
     nblk = tuple(max(o + m - 1, -(-(p + i) // s)) for o, m, p, i, s in zip(osz, blocks, pad, spatial, stride))
     buf = _scratch(workspace, "col2im_phases", (N, C) + tuple(stride) + nblk, out.dtype)
     buf.fill(0)
-    cols = cols.reshape((N, C) + sum(((m, s) for m, s in zip(blocks, stride)), ()) + tuple(osz))  # (N, C, m1, s1, .., *O)
+    # (N, C, m1, s1, m2, s2, .., *O): kernel offset a*s + r split into block a and phase r
+    cols = cols.reshape((N, C) + sum(((m, s) for m, s in zip(blocks, stride)), ()) + tuple(osz))
     for a in itertools.product(*(range(m) for m in blocks)):
         src = cols[(slice(None), slice(None)) + sum(((ai, slice(None)) for ai in a), ())]     # (N, C, *s, *O)
         dst = buf[(Ellipsis,) + tuple(slice(ai, ai + o) for ai, o in zip(a, osz))]
@@ -409,3 +415,173 @@ def deconv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True
         if need_dx:
             _gemm_forward(cols, w, group, dx[n])
     return dx, None if dw is None else dw.reshape(w.shape), db
+
+
+# ==== threaded forward: bands of output rows on worker threads ================
+# perf-notes: two Python threads that each run single-threaded BLAS beat one
+# two-threaded BLAS call (numpy releases the GIL in copies and matmul), and columns of a
+# band of output rows stay in cache. A task is one band of one image: its worker
+# im2cols the band into its own buffer and multiplies it straight into the output.
+# Tasks are handed out dynamically, so a core busy with something else only slows its
+# share. Without a way to make BLAS single-threaded per thread, everything runs inline.
+
+BAND_BYTES = 3 << 20          # columns per task: about a core's share of the cache
+BAND_MIN_POSITIONS = 128      # narrower GEMMs re-read the weights too often
+
+_pool = {"pid": None, "executor": None, "workers": 1}
+_thread_buffers = threading.local()
+
+
+def _openblas_thread_setter():
+    """openblas_set_num_threads_local from the OpenBLAS bundled with numpy, or None."""
+    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in glob.glob(os.path.join(libdir, "*openblas*")):
+        try:
+            setter = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+        return setter
+    return None
+
+
+def worker_count():
+    """Worker threads (one per usable CPU, or CAFFE_LITE_THREADS); 1 = run inline."""
+    if _pool["pid"] != os.getpid():                       # first use, or a forked child
+        n = int(os.environ.get("CAFFE_LITE_THREADS", 0) or len(os.sched_getaffinity(0)))
+        setter = _openblas_thread_setter() if n > 1 else None
+        _pool.update(pid=os.getpid(), workers=n if setter else 1, executor=None if not setter
+                     else ThreadPoolExecutor(n, "caffe_lite", initializer=setter, initargs=(1,)))
+    return _pool["workers"]
+
+
+def run_tasks(fn, tasks):
+    """fn(task) for every task, on the worker threads when there are several."""
+    tasks = list(tasks)
+    if worker_count() == 1 or len(tasks) < 2:
+        for task in tasks:
+            fn(task)
+    else:
+        for _ in _pool["executor"].map(fn, tasks):
+            pass
+
+
+def _thread_buffer(size, dtype):
+    buf = getattr(_thread_buffers, "buf", None)
+    if buf is None or buf.dtype != dtype or buf.size < size:
+        buf = _thread_buffers.buf = np.empty(size, dtype)
+    return buf[:size]
+
+
+def im2col_band(x, r0, r1, kernel, stride, pad, dilation, osz, out):
+    """Columns (C*K, (r1-r0)*prod(O[1:])) of output rows r0..r1 (first spatial axis) of
+    one image x (C, *S): that slice of im2col(x[None])[0], written into ``out``."""
+    C, *spatial = x.shape
+    band = (r1 - r0,) + tuple(osz[1:])
+    cols = out.reshape((C,) + tuple(kernel) + band)              # (C, *K, *band)
+    pads = (pad[0] - r0 * stride[0],) + tuple(pad[1:])           # the band's own padding
+    for k, oslc, islc in kernel_offsets(spatial, band, kernel, stride, pads, dilation):
+        dst = cols[(slice(None),) + k]                           # (C, *band)
+        if oslc is None:
+            dst[...] = 0
+            continue
+        for axis, s in enumerate(oslc):                          # zero the padding border
+            before = (slice(None),) * (1 + axis)
+            dst[before + (slice(0, s.start),)] = 0
+            dst[before + (slice(s.stop, None),)] = 0
+        dst[(slice(None),) + oslc] = x[(slice(None),) + islc]
+    return out
+
+
+def _bands(N, rows, row_positions, row_bytes, workers):
+    """(image, r0, r1) tasks: bands of BAND_BYTES of columns, at least BAND_MIN_POSITIONS
+    wide, and (for short lists) a multiple of the worker count."""
+    per_band = max(-(-BAND_MIN_POSITIONS // row_positions), BAND_BYTES // max(row_bytes, 1), 1)
+    count = -(-rows // min(per_band, rows))
+    if N * count < 4 * workers and N * count % workers:
+        count = min(rows, count + workers - N * count % workers)
+    size = -(-rows // count)
+    return [(n, r0, min(r0 + size, rows)) for n in range(N) for r0 in range(0, rows, size)]
+
+
+def conv_forward_threaded(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None,
+                          workspace=None):
+    """conv_forward (same arguments, same result) run on the worker threads.
+
+    Early layers (columns outweigh the weights): tasks are bands of output rows. Late
+    layers of one image (weights outweigh its columns): the columns are built once, split
+    by channels, and each worker multiplies its share of the output channels (or groups),
+    streaming only its share of the weights.
+    """
+    _check_conv(x, w, group, 1, "conv_forward_threaded")
+    N, C, *spatial = x.shape
+    Cout, kernel = w.shape[0], w.shape[2:]
+    kernel, stride, pad, dilation, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    y = _check_out(out, (N, Cout) + osz, x.dtype)
+    L, row_positions, K = prod(osz), prod(osz[1:]), prod(kernel)
+    CK, G, M = C * K, group, Cout // group
+    wg = w.reshape(G, M, CK // G)                                # (G, Cout/G, C/G*K)
+    yg = y.reshape(N, G, M, L)                                   # (N, G, Cout/G, L)
+    bg = None if b is None else b.reshape(G, M, 1)
+    direct = all(k == 1 and s == 1 and p == 0 for k, s, p in zip(kernel, stride, pad))
+    geometry = (kernel, stride, pad, dilation, osz)
+    workers = worker_count()
+
+    def gemm(cols, n, t, g, m):
+        """y[n, g, m, t] = W[g, m] @ cols (G', CK/G, T) (+ b)."""
+        dst = yg[n, g, m, t]
+        _matmul(wg[g, m], cols, out=dst)
+        if bg is not None:
+            dst += bg[g, m]
+
+    every = slice(None)
+    if N > 1 or workers == 1 or w.nbytes < CK * L * x.itemsize:
+        def band(task):
+            n, r0, r1 = task
+            t = slice(r0 * row_positions, r1 * row_positions)
+            if direct:
+                cols = x[n].reshape(C, L)[:, t]                  # (C, T) view, no copy
+            else:
+                buf = _thread_buffer(CK * (t.stop - t.start), x.dtype).reshape(CK, -1)
+                cols = im2col_band(x[n], r0, r1, *geometry, buf)
+            gemm(cols.reshape(G, CK // G, -1), n, t, every, every)
+
+        run_tasks(band, _bands(N, osz[0], row_positions, CK * row_positions * x.itemsize,
+                               workers))
+        return y
+    if direct:
+        cols = x[0].reshape(C, L)
+    else:
+        cols = _scratch(workspace, "cols", (CK, L), x.dtype)
+        step = -(-C // workers)
+        run_tasks(lambda c: im2col_band(x[0, c:c + step], 0, osz[0], *geometry,
+                                        cols[c * K:(c + step) * K]), range(0, C, step))
+    cols = cols.reshape(G, CK // G, L)
+    if G > 1:
+        step = -(-G // workers)
+        run_tasks(lambda g: gemm(cols[g:g + step], 0, every, slice(g, g + step), every),
+                  range(0, G, step))
+    else:
+        step = -(-M // workers)
+        run_tasks(lambda m: gemm(cols, 0, every, every, slice(m, m + step)), range(0, M, step))
+    return y
+
+
+def deconv_as_conv(w, group, in_spatial, stride=1, pad=0, dilation=1):
+    """For stride 1 a deconvolution is a convolution with the weights transposed within
+    each group and flipped, padded by d(K-1) - p: returns (conv weights (Cout, C/G, *K),
+    conv pad), or None when strided, when the pad would be negative, or when the output
+    is much larger than the input (a small input under a large kernel is cheaper as
+    GEMM + col2im)."""
+    nd = len(in_spatial)
+    kernel = w.shape[2:]
+    stride, pad, dilation = (_per_axis(v, nd, n) for v, n in zip(
+        (stride, pad, dilation), ("stride", "pad", "dilation")))
+    conv_pad = tuple(d * (k - 1) - p for k, p, d in zip(kernel, pad, dilation))
+    out = prod(deconv_out_size(*a) for a in zip(in_spatial, kernel, stride, pad, dilation))
+    if any(s != 1 for s in stride) or min(conv_pad) < 0 or out > 2 * prod(in_spatial):
+        return None
+    C, Og = w.shape[:2]
+    flip = (slice(None),) * 3 + (slice(None, None, -1),) * nd
+    wt = w.reshape((group, C // group, Og) + kernel).swapaxes(1, 2)[flip]  # (G, Og, C/G, *K)
+    return np.ascontiguousarray(wt).reshape((group * Og, C // group) + kernel), conv_pad

@@ -1,0 +1,365 @@
+"""Convolution, Deconvolution and Im2col layers: against the loop references in
+ref_conv.py, float64 numerical gradients, adjointness, the bilinear fast path, errors."""
+import os
+
+import numpy as np
+import pytest
+
+from caffe_lite import CaffeLiteError, set_random_seed
+from caffe_lite.ops import deconv_fast
+from caffe_lite.ops import im2col as im2col_ops
+from gradcheck import check_gradient, forward, setup_layer
+from ref_conv import ref_conv, ref_deconv, ref_im2col
+
+FILL = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "uniform" min: -1 max: 1 }'
+
+
+def proto(kind, params, bottoms=("x",), name="L"):
+    bottom = " ".join(f'bottom: "{b}"' for b in bottoms)
+    top = " ".join(f'top: "{b}_out"' for b in bottoms)
+    return f'name: "{name}" type: "{kind}" {bottom} {top} convolution_param {{ {params} }}'
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def run(kind, params, xs, dtype=np.float32, seed=0):
+    """Forward the layer; return (tops, param arrays)."""
+    set_random_seed(seed)
+    layer, bottom, top = setup_layer(proto(kind, params, [f"x{i}" for i in range(len(xs))]),
+                                     xs, dtype=dtype)
+    layer.run_forward(bottom, top)
+    return [t.data.copy() for t in top], [b.data.astype(np.float64) for b in layer.blobs]
+
+
+# (params, input shape, reference keyword arguments)
+CONV_CASES = [
+    ("num_output: 3 kernel_size: 3", (2, 2, 5, 6), {}),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (2, 3, 7, 6), dict(stride=2, pad=1)),
+    ("num_output: 4 kernel_size: 3 group: 2 pad: 1", (1, 4, 5, 5), dict(group=2, pad=1)),
+    ("num_output: 4 kernel_size: 3 group: 4", (2, 4, 5, 4), dict(group=4)),
+    ("num_output: 2 kernel_size: 3 dilation: 2 pad: 2", (1, 2, 7, 8), dict(dilation=2, pad=2)),
+    ("num_output: 3 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0",
+     (2, 2, 7, 5), dict(stride=(2, 1), pad=(1, 0))),
+    ("num_output: 2 kernel_size: 2 kernel_size: 3 dilation: 1 dilation: 2 pad: 0 pad: 2",
+     (1, 3, 5, 6), dict(dilation=(1, 2), pad=(0, 2))),
+    ("num_output: 3 kernel_size: 1", (2, 4, 3, 5), {}),
+    ("num_output: 2 kernel_size: 2 stride: 3 pad: 3", (1, 2, 5, 4), dict(stride=3, pad=3)),
+    ("num_output: 2 kernel_size: 2 stride: 1 stride: 2 stride: 1 pad: 1", (1, 2, 3, 4, 3),
+     dict(stride=(1, 2, 1), pad=1)),
+]
+
+
+@pytest.mark.parametrize("params,shape,kw", CONV_CASES)
+def test_convolution_matches_loops(params, shape, kw):
+    x = rand(*shape)
+    (y,), (w, b) = run("Convolution", f"{params} {FILL}", [x])
+    np.testing.assert_allclose(y, ref_conv(x, w, b, **kw), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("params,shape,kw", CONV_CASES)
+def test_convolution_gradient(params, shape, kw):
+    check_gradient(proto("Convolution", f"{params} {FILL}"), [rand(*shape)])
+
+
+def test_convolution_axis_multiple_bottoms_and_no_bias():
+    """axis 2: leading axes fold into the batch; every bottom uses the same weights."""
+    x0, x1 = rand(2, 3, 2, 5, 4, seed=1), rand(2, 3, 2, 5, 4, seed=2)
+    params = f"num_output: 3 kernel_size: 2 axis: 2 bias_term: false {FILL}"
+    (y0, y1), params_out = run("Convolution", params, [x0, x1])
+    assert len(params_out) == 1 and y0.shape == (2, 3, 3, 4, 3)
+    for x, y in ((x0, y0), (x1, y1)):
+        ref = ref_conv(x.reshape(6, 2, 5, 4), params_out[0]).reshape(y.shape)
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    check_gradient(proto("Convolution", params, ["a", "b"]), [x0, x1])
+
+
+DECONV_CASES = [
+    ("num_output: 3 kernel_size: 4 stride: 2 pad: 1", (2, 2, 3, 4), dict(stride=2, pad=1)),
+    ("num_output: 4 kernel_size: 3 stride: 2 group: 2", (1, 4, 3, 3), dict(stride=2, group=2)),
+    ("num_output: 2 kernel_size: 3 dilation: 2 pad: 1", (1, 3, 4, 3), dict(dilation=2, pad=1)),
+    ("num_output: 2 kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 3 pad_w: 1", (2, 2, 3, 3),
+     dict(stride=(1, 3), pad=(0, 1))),
+    ("num_output: 2 kernel_size: 2 stride: 2", (1, 2, 2, 3, 2), dict(stride=2)),
+    ("num_output: 3 kernel_size: 1", (2, 2, 3, 3), {}),
+]
+
+
+@pytest.mark.parametrize("params,shape,kw", DECONV_CASES)
+def test_deconvolution_matches_loops(params, shape, kw):
+    x = rand(*shape)
+    (y,), (w, b) = run("Deconvolution", f"{params} {FILL}", [x])
+    np.testing.assert_allclose(y, ref_deconv(x, w, b, **kw), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("params,shape,kw", DECONV_CASES)
+def test_deconvolution_gradient(params, shape, kw):
+    check_gradient(proto("Deconvolution", f"{params} {FILL}"), [rand(*shape)])
+
+
+@pytest.mark.parametrize("cout,params,shape", [
+    (3, "kernel_size: 3 stride: 2 pad: 1", (2, 2, 5, 7)),
+    (4, "kernel_size: 2 kernel_size: 3 stride: 2 dilation: 2 group: 2", (1, 4, 7, 9)),
+    (2, "kernel_size: 2 stride: 2 pad: 1", (1, 2, 4, 6, 6)),
+])
+def test_adjointness(cout, params, shape):
+    """<conv(x), y> == <x, deconv(y)> when both read the same weights without bias."""
+    x = rand(*shape, seed=3)
+    (cy,), (w,) = run("Convolution", f"num_output: {cout} {params} bias_term: false {FILL}",
+                      [x], np.float64)
+    y = rand(*cy.shape, seed=4)
+    layer, bottom, top = setup_layer(
+        proto("Deconvolution", f"num_output: {shape[1]} {params} bias_term: false"), [y])
+    layer.blobs[0].data[...] = w
+    layer.run_forward(bottom, top)
+    assert top[0].shape == x.shape
+    np.testing.assert_allclose(np.vdot(cy, y), np.vdot(x, top[0].data), rtol=1e-12)
+
+
+@pytest.mark.parametrize("params,shape,kw", [
+    ("kernel_size: 3", (2, 2, 4, 5), dict(kernel=3)),
+    ("kernel_size: 3 dilation: 2 pad: 1 stride: 2", (1, 2, 8, 9),
+     dict(kernel=3, dilation=2, pad=1, stride=2)),
+    ("kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 1 pad_w: 1", (1, 3, 5, 4),
+     dict(kernel=(2, 3), stride=(2, 1), pad=(0, 1))),
+    ("kernel_size: 2 stride: 2 pad: 1", (1, 2, 3, 4, 3), dict(kernel=2, stride=2, pad=1)),
+])
+def test_im2col(params, shape, kw):
+    x = rand(*shape).astype(np.float32)
+    (cols,), _ = run("Im2col", params, [x])
+    ref = ref_im2col(x, **kw)
+    np.testing.assert_allclose(cols, ref.reshape(cols.shape), rtol=0, atol=0)
+    check_gradient(proto("Im2col", params), [x])
+
+
+def test_param_diffs_accumulate_and_propagate_down():
+    x = rand(1, 2, 4, 4)
+    layer, bottom, top = setup_layer(proto("Convolution", f"num_output: 2 kernel_size: 3 {FILL}"),
+                                     [x])
+    layer.run_forward(bottom, top)
+    top[0].diff[...] = rand(*top[0].shape, seed=5)
+    bottom[0].diff[...] = 7.0
+    layer.backward(top, [False], bottom)
+    once = [b.diff.copy() for b in layer.blobs]
+    assert (bottom[0].diff == 7.0).all()                 # propagate_down false: untouched
+    layer.param_propagate_down = [True, False]
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(layer.blobs[0].diff, 2 * once[0])
+    np.testing.assert_allclose(layer.blobs[1].diff, once[1])   # bias frozen
+    assert not (bottom[0].diff == 7.0).any()
+
+
+def test_fork_hole_is_dilation():
+    x = rand(1, 1, 9, 9)
+    (y,), (w, b) = run("Convolution", f"num_output: 1 kernel_size: 3 hole: 2 {FILL}", [x])
+    np.testing.assert_allclose(y, ref_conv(x, w, b, dilation=2), rtol=1e-5, atol=1e-5)
+
+
+def test_reshape_to_new_spatial_size():
+    layer, bottom, top = setup_layer(proto("Convolution", f"num_output: 2 kernel_size: 3 {FILL}"),
+                                     [rand(1, 2, 5, 5)])
+    bottom[0].reshape(3, 2, 8, 6)
+    bottom[0].data[...] = x = rand(3, 2, 8, 6)
+    layer.run_forward(bottom, top)
+    w, b = (blob.data for blob in layer.blobs)
+    np.testing.assert_allclose(top[0].data, ref_conv(x, w, b), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind,params,shape,message", [
+    ("Convolution", "num_output: 4 kernel_size: 3 group: 2", (1, 3, 5, 5), "group 2 must divide"),
+    ("Convolution", "num_output: 3 kernel_size: 3 group: 2", (1, 4, 5, 5), "group 2 must divide"),
+    ("Convolution", "num_output: 3", (1, 4, 5, 5), "kernel size is required"),
+    ("Convolution", "num_output: 0 kernel_size: 1", (1, 4, 5, 5), "num_output"),
+    ("Convolution", "num_output: 2 kernel_h: 3 kernel_w: 3", (1, 2, 5, 5, 5), "2-D"),
+    ("Convolution", "num_output: 2 kernel_size: 3 kernel_h: 3 kernel_w: 3", (1, 2, 5, 5),
+     "not both"),
+    ("Convolution", "num_output: 2 kernel_size: 3 kernel_size: 3", (1, 2, 5, 5, 5),
+     "once per spatial axis"),
+    ("Convolution", "num_output: 2 kernel_size: 3 stride: 0", (1, 2, 5, 5), "stride must be > 0"),
+    ("Convolution", "num_output: 2 kernel_size: 3 stride_h: 2", (1, 2, 5, 5), "stride must be > 0"),
+    ("Convolution", "num_output: 2 kernel_size: 7", (1, 2, 5, 5), "empty output"),
+    ("Deconvolution", "num_output: 2 kernel_size: 2 pad: 3", (1, 2, 2, 2), "empty output"),
+    ("Im2col", "kernel_size: 3", (4, 5), "spatial axis"),
+])
+def test_errors_name_the_layer(kind, params, shape, message):
+    with pytest.raises(CaffeLiteError, match=message) as info:
+        setup_layer(proto(kind, params), [np.zeros(shape)], dtype=np.float32)
+    assert "layer 'L'" in str(info.value)
+
+
+def test_input_changes_are_rejected():
+    layer, bottom, top = setup_layer(proto("Convolution", "num_output: 2 kernel_size: 1", ["a", "b"]),
+                                     [np.zeros((1, 3, 4, 4)), np.zeros((1, 3, 4, 4))])
+    bottom[1].reshape(1, 3, 4, 5)
+    with pytest.raises(CaffeLiteError, match="shape of bottom 0"):
+        layer.reshape(bottom, top)
+    bottom[1].reshape(1, 3, 4, 4)
+    bottom[0].reshape(1, 2, 4, 4)
+    bottom[1].reshape(1, 2, 4, 4)
+    with pytest.raises(CaffeLiteError, match="channels"):
+        layer.reshape(bottom, top)
+    bottom[0].reshape(1, 3, 4)
+    with pytest.raises(CaffeLiteError, match="number of axes"):
+        layer.reshape(bottom, top)
+
+
+# ==== the bilinear fast path ===================================================
+
+def upscore(x, k, s, channels, group, dtype=np.float32, bias=False):
+    """A Deconvolution with bilinear weights; returns (layer, bottom, top)."""
+    params = (f"num_output: {channels} kernel_size: {k} stride: {s} group: {group} "
+              f"bias_term: {str(bias).lower()} weight_filler {{ type: \"bilinear\" }} "
+              f"bias_filler {{ type: \"uniform\" min: -1 max: 1 }}")
+    return setup_layer(proto("Deconvolution", params), [x], dtype=dtype)
+
+
+def generic_forward(layer, bottom, top):
+    """The same layer forced onto the generic path."""
+    saved = deconv_fast.BilinearDetector.plan
+    deconv_fast.BilinearDetector.plan = lambda self, *a: None
+    try:
+        layer.run_forward(bottom, top)
+        return top[0].data.copy()
+    finally:
+        deconv_fast.BilinearDetector.plan = saved
+
+
+@pytest.mark.parametrize("k,s,group,bias,shape", [
+    (4, 2, 3, False, (2, 3, 5, 4)),      # FCN 2x, grouped
+    (64, 32, 1, False, (1, 2, 3, 3)),    # FCN-32s, full weight, diagonal by filler below
+    (16, 8, 2, True, (1, 2, 4, 3)),      # 8x with bias
+    (3, 2, 2, False, (1, 2, 4, 4)),      # odd kernel
+])
+def test_bilinear_fast_path_matches_generic(k, s, group, bias, shape):
+    x = rand(*shape, seed=7).astype(np.float32)
+    layer, bottom, top = upscore(x, k, s, shape[1], group, bias=bias)
+    if group == 1:                           # FCN's surgery: zero off-diagonal pairs
+        w = layer.blobs[0].data
+        w[...] = w * np.eye(shape[1], dtype=w.dtype)[:, :, None, None]
+    assert layer.separable_plan() is not None
+    layer.run_forward(bottom, top)
+    fast = top[0].data.copy()
+    np.testing.assert_allclose(fast, generic_forward(layer, bottom, top), rtol=1e-5, atol=1e-5)
+    # backward-data takes the fast path too, and agrees with the loops
+    dy = rand(*top[0].shape, seed=8).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.param_propagate_down = [False] * len(layer.blobs)
+    layer.backward(top, [True], bottom)
+    w = layer.blobs[0].data.astype(np.float64)
+    ref_dx = ref_conv(dy.astype(np.float64), w, stride=s, group=group) if shape[1] * k * k < 5000 else None
+    if ref_dx is not None:
+        np.testing.assert_allclose(bottom[0].diff, ref_dx, rtol=1e-4, atol=1e-4)
+
+
+def test_bilinear_detection_is_exact():
+    x = rand(1, 3, 4, 4, seed=9).astype(np.float32)
+    layer, bottom, top = upscore(x, 4, 2, 3, 3)
+    assert layer.separable_plan() is not None
+    layer.blobs[0].data[1, 0, 2, 1] += np.float32(1e-7)        # one weight perturbed
+    assert layer.separable_plan() is None
+    layer.run_forward(bottom, top)
+    w = layer.blobs[0].data.astype(np.float64)
+    np.testing.assert_allclose(top[0].data, ref_deconv(x, w, stride=2, group=3), rtol=1e-5,
+                               atol=1e-6)
+    layer.blobs[0].data[1, 0, 2, 1] -= np.float32(1e-7)        # restored: fast again
+    assert layer.separable_plan() is not None
+
+
+@pytest.mark.parametrize("mutate", ["off_diagonal", "one_channel", "not_separable"])
+def test_bilinear_detection_rejects(mutate):
+    x = rand(1, 2, 4, 4).astype(np.float32)
+    layer, bottom, top = upscore(x, 4, 2, 2, 1)
+    w = layer.blobs[0].data
+    w[...] = w * np.eye(2, dtype=w.dtype)[:, :, None, None]
+    assert layer.separable_plan() is not None
+    if mutate == "off_diagonal":
+        w[0, 1, 0, 0] = 1e-30
+    elif mutate == "one_channel":
+        w[1, 1] *= 2
+    else:
+        w[:, :, 0, 0] += w[:, :, 0, 1]                         # still symmetric, not rank 1
+    assert layer.separable_plan() is None
+    layer.run_forward(bottom, top)
+    ref = ref_deconv(x, w.astype(np.float64), stride=2)
+    np.testing.assert_allclose(top[0].data, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_bilinear_taps_from_surgery_and_filler():
+    k = 6                                   # taps are not dyadic: 1/6, 1/2, 5/6, ...
+    f = (k + 1) // 2
+    center = f - 0.5
+    og = np.ogrid[:k, :k]
+    surgery = ((1 - abs(og[0] - center) / f) * (1 - abs(og[1] - center) / f)).astype(np.float32)
+    w = np.broadcast_to(surgery, (4, 1, k, k)).copy()
+    assert deconv_fast.bilinear_taps(w, 4) is not None
+    assert deconv_fast.bilinear_taps(w, 2) is None
+    w[2, 0, 3, 3] = np.nextafter(w[2, 0, 3, 3], np.float32(1))
+    assert deconv_fast.bilinear_taps(w, 4) is None
+
+
+# ==== the threaded forward and the stride-1 deconvolution as a convolution =====
+
+@pytest.mark.parametrize("shape,cout,kw", [
+    ((1, 3, 9, 8), 4, dict(kernel=3, pad=1)),                       # one image: channel split
+    ((1, 2, 9, 8), 64, dict(kernel=3, stride=2, pad=2, dilation=2)),  # weights outweigh columns
+    ((3, 4, 7, 6), 6, dict(kernel=(3, 2), stride=(2, 1), pad=(1, 0), group=2)),
+    ((1, 4, 5, 5), 8, dict(kernel=3, pad=1, group=4)),              # groups split between workers
+    ((2, 3, 6, 5), 4, dict(kernel=1)),                              # 1x1: no columns
+    ((1, 6, 4, 4), 64, dict(kernel=1)),
+    ((2, 2, 4, 5, 3), 3, dict(kernel=2, stride=(1, 2, 1), pad=1)),  # 3-D
+])
+@pytest.mark.parametrize("bands", ["default", "tiny"])
+def test_conv_forward_threaded_matches_loops(monkeypatch, shape, cout, kw, bands):
+    if bands == "tiny":                          # one output row per task
+        monkeypatch.setattr(im2col_ops, "BAND_BYTES", 1)
+        monkeypatch.setattr(im2col_ops, "BAND_MIN_POSITIONS", 1)
+    kw = dict(kw)
+    kernel = kw.pop("kernel")
+    group = kw.get("group", 1)
+    nd = len(shape) - 2
+    kernel = (kernel,) * nd if np.ndim(kernel) == 0 else kernel
+    x = rand(*shape, seed=11)
+    w = rand(cout, shape[1] // group, *kernel, seed=12)
+    b = rand(cout, seed=13)
+    ref = ref_conv(x, w, b, **kw)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        y = im2col_ops.conv_forward_threaded(x.astype(dtype), w.astype(dtype), b.astype(dtype),
+                                             workspace=im2col_ops.Workspace(), **kw)
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
+
+
+def test_conv_forward_threaded_inline(monkeypatch):
+    """One worker (or no per-thread BLAS control): the same tasks run in the caller."""
+    monkeypatch.setitem(im2col_ops._pool, "pid", os.getpid())
+    monkeypatch.setitem(im2col_ops._pool, "workers", 1)
+    x, w = rand(2, 3, 6, 6), rand(4, 3, 3, 3, seed=1)
+    np.testing.assert_allclose(im2col_ops.conv_forward_threaded(x, w, None, pad=1),
+                               ref_conv(x, w, pad=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape,cout,kw,applies", [
+    ((1, 4, 5, 6), 6, dict(kernel=3, pad=1, group=2), True),
+    ((2, 2, 4, 4), 3, dict(kernel=(3, 2), pad=(2, 0), dilation=(1, 2)), True),
+    ((1, 2, 4, 4, 4), 2, dict(kernel=2), True),
+    ((1, 2, 4, 4), 2, dict(kernel=3, stride=2), False),              # strided
+    ((1, 2, 4, 4), 2, dict(kernel=2, pad=2), False),                 # pad > d(K-1)
+    ((1, 8, 1, 1), 4, dict(kernel=7), False),                        # 1x1 -> 7x7: GEMM + col2im
+])
+def test_deconv_as_conv(shape, cout, kw, applies):
+    kw = dict(kw)
+    kernel = kw.pop("kernel")
+    group = kw.get("group", 1)
+    nd = len(shape) - 2
+    kernel = (kernel,) * nd if np.ndim(kernel) == 0 else kernel
+    x = rand(*shape, seed=14)
+    w = rand(shape[1], cout // group, *kernel, seed=15)
+    geometry = {k: v for k, v in kw.items() if k != "group"}
+    found = im2col_ops.deconv_as_conv(w, group, shape[2:], **geometry)
+    assert (found is not None) == applies
+    if found is not None:
+        wc, pad = found
+        y = im2col_ops.conv_forward_threaded(x, wc, pad=pad, dilation=kw.get("dilation", 1),
+                                             group=group)
+        np.testing.assert_allclose(y, ref_deconv(x, w, **kw), rtol=1e-12, atol=1e-12)
