@@ -7,9 +7,10 @@ from collections import OrderedDict
 import numpy as np
 
 from .blob import Blob
-from .errors import CaffeLiteError, NetError, UnknownLayerError, WeightsError
+from .errors import CaffeLiteError, NetError, UnknownLayerError
 from .layers.base import layer_class, layer_types
 from .net_passes import filter_by_state, insert_splits
+from .net_weights import NetWeights
 from .proto import caffe_pb2
 
 TRAIN = caffe_pb2.TRAIN
@@ -39,7 +40,7 @@ def _load_net_param(network):
     return read_net_param(path), path
 
 
-class Net:
+class Net(NetWeights):
     """pycaffe's Net: ``Net(network_file, phase, level=0, stages=None,
     weights=None)`` or the legacy ``Net(network_file, weights_file, phase)``.
 
@@ -106,6 +107,7 @@ class Net:
                 f". Known types: {', '.join(sorted(known))}", file=self.source)
 
     def _wire_layers(self):
+        """Create each layer, connect it to its named blobs and set it up."""
         self.layers = []
         self._layer_names = []
         self.blobs = OrderedDict()
@@ -116,80 +118,32 @@ class Net:
         self.bottom_need_backward = []
         self.layer_need_backward = []
         self.param_specs = []                  # per layer, per param blob
-        blob_need_backward = {}
-        available = set()
+        self._blob_need_backward = {}
+        self._available = set()                # produced and not yet consumed
         for lp in self.param.layer:
             if not lp.HasField("phase"):
                 lp.phase = self.phase
             if lp.name in self._layer_names:
-                raise NetError("duplicate layer name (weights are matched by layer "
-                               "name, so names must be unique)", file=self.source,
-                               layer=lp.name, layer_type=lp.type)
+                raise self._error(NetError, lp, "duplicate layer name (weights are "
+                                  "matched by layer name, so names must be unique)")
             layer = layer_class(lp.type, lp.name)(lp)
             layer.net_file = self.source     # resolves relative file params
-            bottoms, bottom_need = [], []
-            for i, name in enumerate(lp.bottom):
-                if name not in available:
-                    raise NetError("unknown bottom blob" + (
-                        " (it was produced but already consumed by an earlier layer)"
-                        if name in self.blobs else ""), file=self.source,
-                        layer=lp.name, layer_type=lp.type, blob=name)
-                available.discard(name)
-                bottoms.append(self.blobs[name])
-                propagate = lp.propagate_down[i] if lp.propagate_down else True
-                bottom_need.append(blob_need_backward[name] and propagate)
-            if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
-                raise NetError(f"propagate_down has {len(lp.propagate_down)} entries "
-                               f"for {len(lp.bottom)} bottoms", file=self.source,
-                               layer=lp.name, layer_type=lp.type)
-            tops = []
-            for i, name in enumerate(lp.top):
-                in_place = i < len(lp.bottom) and lp.bottom[i] == name
-                if in_place:
-                    if not getattr(layer, "allows_in_place", False):
-                        raise NetError("this layer type cannot run in place (its top "
-                                       "and bottom must be different blobs)",
-                                       file=self.source, layer=lp.name,
-                                       layer_type=lp.type, blob=name)
-                    blob = self.blobs[name]
-                elif name in self.blobs:
-                    raise NetError("top blob produced by more than one layer",
-                                   file=self.source, layer=lp.name,
-                                   layer_type=lp.type, blob=name)
-                else:
-                    blob = Blob(dtype=self.dtype)
-                    self.blobs[name] = blob
-                    blob_need_backward[name] = False
-                if lp.type == "Input":
-                    self.inputs.append(name)
-                available.add(name)
-                tops.append(blob)
-            while layer.auto_top_blobs and len(tops) < layer.required_num_top():
-                tops.append(Blob(dtype=self.dtype))     # anonymous, as in Caffe
+            bottoms, bottom_need = self._connect_bottoms(lp)
+            tops = self._connect_tops(lp, layer)
             try:
                 layer.set_up(bottoms, tops)
             except CaffeLiteError as exc:
                 raise exc.with_context(file=self.source, layer=lp.name,
                                        layer_type=lp.type)
             for name, weight in zip(lp.top, layer.loss_weights):
-                if weight:
-                    self.blob_loss_weights[name] = weight
-            for name in lp.top:
-                self.blob_loss_weights.setdefault(name, 0.0)
-            # a layer with learnable params (lr_mult != 0) needs backward
-            if len(lp.param) > len(layer.blobs):
-                raise NetError(f"{len(lp.param)} param specs for "
-                               f"{len(layer.blobs)} parameter blobs",
-                               file=self.source, layer=lp.name, layer_type=lp.type)
-            specs = [lp.param[k] if k < len(lp.param) else caffe_pb2.ParamSpec()
-                     for k in range(len(layer.blobs))]
-            layer.param_propagate_down = [s.lr_mult != 0 for s in specs]
-            # a bottom blob that needs backward makes the layer need it too
+                self.blob_loss_weights[name] = weight
+            specs = self._param_specs(lp, layer)
+            # learnable params, or a bottom that needs backward, make the layer need it
             need = any(layer.param_propagate_down) or \
-                any(blob_need_backward[n] for n in lp.bottom)
+                any(self._blob_need_backward[n] for n in lp.bottom)
             if need:
                 for name in lp.top:
-                    blob_need_backward[name] = True
+                    self._blob_need_backward[name] = True
             self.layers.append(layer)
             self._layer_names.append(lp.name)
             self.bottom_vecs.append(bottoms)
@@ -200,7 +154,64 @@ class Net:
             self.layer_need_backward.append(need)
             self.param_specs.append(specs)
         # outputs: produced and never consumed, in name order (Caffe keeps a std::set)
-        self.outputs = sorted(available)
+        self.outputs = sorted(self._available)
+
+    def _error(self, cls, lp, message, blob=None):
+        return cls(message, file=self.source, layer=lp.name, layer_type=lp.type,
+                   blob=blob)
+
+    def _connect_bottoms(self, lp):
+        """The layer's bottom blobs, and whether each needs a gradient."""
+        if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
+            raise self._error(NetError, lp, f"propagate_down has "
+                              f"{len(lp.propagate_down)} entries for "
+                              f"{len(lp.bottom)} bottoms")
+        bottoms, need = [], []
+        for i, name in enumerate(lp.bottom):
+            if name not in self._available:
+                raise self._error(NetError, lp, "unknown bottom blob" + (
+                    " (it was produced but already consumed by an earlier layer)"
+                    if name in self.blobs else ""), blob=name)
+            self._available.discard(name)
+            bottoms.append(self.blobs[name])
+            propagate = lp.propagate_down[i] if lp.propagate_down else True
+            need.append(self._blob_need_backward[name] and propagate)
+        return bottoms, need
+
+    def _connect_tops(self, lp, layer):
+        """New blobs for the tops, or the bottom's blob for an in-place top."""
+        tops = []
+        for i, name in enumerate(lp.top):
+            if i < len(lp.bottom) and lp.bottom[i] == name:
+                if not getattr(layer, "allows_in_place", False):
+                    raise self._error(NetError, lp, "this layer type cannot run in "
+                                      "place (its top and bottom must be different "
+                                      "blobs)", blob=name)
+                blob = self.blobs[name]
+            elif name in self.blobs:
+                raise self._error(NetError, lp, "top blob produced by more than one "
+                                  "layer", blob=name)
+            else:
+                blob = self.blobs[name] = Blob(dtype=self.dtype)
+                self._blob_need_backward[name] = False
+            if lp.type == "Input":
+                self.inputs.append(name)
+            self._available.add(name)
+            tops.append(blob)
+        while layer.auto_top_blobs and len(tops) < layer.required_num_top():
+            tops.append(Blob(dtype=self.dtype))     # anonymous, as in Caffe
+        return tops
+
+    def _param_specs(self, lp, layer):
+        """One ParamSpec per param blob (defaults past the given ones); a param
+        with lr_mult 0 gets no gradient."""
+        if len(lp.param) > len(layer.blobs):
+            raise self._error(NetError, lp, f"{len(lp.param)} param specs for "
+                              f"{len(layer.blobs)} parameter blobs")
+        specs = [lp.param[k] if k < len(lp.param) else caffe_pb2.ParamSpec()
+                 for k in range(len(layer.blobs))]
+        layer.param_propagate_down = [s.lr_mult != 0 for s in specs]
+        return specs
 
     def _decide_backward(self):
         """Skip backward for layers that do not lead to a loss (Caffe's rules),
@@ -423,82 +434,3 @@ class Net:
             raise NetError("set_input_arrays needs a MemoryData layer",
                            layer=layer.name, layer_type=layer.type)
         layer.reset(data, labels)
-
-    # -- weights in and out -----------------------------------------------------
-    def copy_from(self, weights_file):
-        """Copy blobs from a .caffemodel (or .h5) into layers of the same name."""
-        from .formats import read_weights
-        self.copy_from_layers(read_weights(os.fspath(weights_file)),
-                              os.fspath(weights_file))
-
-    def copy_from_layers(self, saved_layers, source=None):
-        layers = self.layer_dict
-        for saved in saved_layers:
-            layer = layers.get(saved.name)
-            if layer is None:
-                continue                         # unknown source layers are ignored
-            if len(saved.blobs) != len(layer.blobs):
-                raise WeightsError(
-                    f"the weights have {len(saved.blobs)} blob(s) for this layer, "
-                    f"the net has {len(layer.blobs)}", file=source,
-                    layer=layer.name, layer_type=layer.type)
-            for i, (src, dst) in enumerate(zip(saved.blobs, layer.blobs)):
-                if not _shape_fits(src, dst):
-                    raise WeightsError(
-                        f"param blob {i} has shape {tuple(src.data.shape)} in the "
-                        f"weights but {dst.shape} in the net", file=source,
-                        layer=layer.name, layer_type=layer.type, blob=f"{layer.name}[{i}]")
-                dst.data[...] = src.data.reshape(dst.shape)
-
-    def share_with(self, other):
-        """Use other's param blobs for layers of the same name (test nets)."""
-        mine = self.layer_dict
-        for layer in other.layers:
-            target = mine.get(layer.name)
-            if target is None:
-                continue
-            if len(target.blobs) != len(layer.blobs):
-                raise WeightsError("different number of param blobs", layer=layer.name,
-                                   layer_type=layer.type)
-            for i, blob in enumerate(layer.blobs):
-                if target.blobs[i].shape != blob.shape:
-                    raise WeightsError(f"cannot share param {i}: shape {blob.shape} vs "
-                                       f"{target.blobs[i].shape}", layer=layer.name,
-                                       layer_type=layer.type)
-                target.blobs[i].share_data(blob)
-
-    def to_proto(self, write_diff=False):
-        """The net as a NetParameter with its blobs (slow for big nets: prefer save)."""
-        from .formats.caffemodel import blob_to_proto
-        out = caffe_pb2.NetParameter()
-        out.name = self.name
-        for lp, layer in zip(self.param.layer, self.layers):
-            dst = out.layer.add()
-            dst.CopyFrom(lp)
-            del dst.blobs[:]
-            for blob in layer.blobs:
-                dst.blobs.add().CopyFrom(blob_to_proto(blob.data, blob.diff if write_diff else None))
-        return out
-
-    def save(self, path, fmt=None):
-        """Write the weights as a binary .caffemodel (or HDF5 for .h5)."""
-        from .formats import write_weights
-        layers = [(lp, [b.data for b in layer.blobs])
-                  for lp, layer in zip(self.param.layer, self.layers)]
-        write_weights(os.fspath(path), self.name, layers, fmt=fmt)
-
-    def save_hdf5(self, path):
-        self.save(path, fmt="hdf5")
-
-    def load_hdf5(self, path):
-        self.copy_from(path)
-
-
-def _shape_fits(saved, blob):
-    """Caffe's shape check; a legacy 4-D blob compares with the last four axes."""
-    src_shape = tuple(saved.data.shape)
-    if not saved.legacy:
-        return src_shape == tuple(blob.shape)
-    if blob.num_axes > 4:
-        return False
-    return src_shape == tuple(blob.legacy_shape(i) for i in range(-4, 0))
