@@ -254,7 +254,7 @@ def _scratch(workspace, name, shape, dtype):
 # Columns of a whole batch take N times Caffe's per-image buffer (VGG conv1_2 at batch 8:
 # 924 MB), so the helpers walk the batch in slices whose columns fit in COLUMN_BUDGET
 # bytes -- the whole batch at once for most layers, and at least one image per slice.
-COLUMN_BUDGET = 1 << 28
+COLUMN_BUDGET = 1 << 27  # 128 MiB
 
 
 def _batch_slices(N, column_bytes_per_image):
