@@ -201,3 +201,11 @@ def test_a_loss_layer_without_top_still_trains():
     net.blobs["data"].data[...] = x
     net.forward_backward()
     assert net.params["ip1"][0].diff.any()
+
+
+def test_wrong_number_of_bottoms_names_the_layer():
+    from caffe_lite.errors import LayerError
+    with pytest.raises(LayerError, match="exactly 2 bottom") as info:
+        make_net(MLP.replace('bottom: "ip2" bottom: "label" top: "loss"',
+                             'bottom: "ip2" top: "loss"'))
+    assert info.value.layer == "loss" and info.value.layer_type == "SoftmaxWithLoss"
