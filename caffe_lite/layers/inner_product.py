@@ -38,7 +38,7 @@ class InnerProductLayer(Layer):
         if K != self.K:
             raise self.error(f"input of shape {bottom[0].shape} has {K} values per item "
                              f"from axis {axis}; the weights were made for {self.K}",
-                             blob=self.param.bottom[0])
+                             blob=self.param.bottom[0] if self.param.bottom else None)
         self.M = bottom[0].count_range(0, axis)
         top[0].reshape(bottom[0].shape[:axis] + (self.num_output,))
 
