@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from caffe_lite.ops.im2col import (Workspace, col2im, conv_backward, conv_forward, conv_out_size,
-                                   deconv_backward, deconv_forward, deconv_out_size, im2col)
+from caffe_lite.ops.conv_gemm import (conv_backward, conv_forward, deconv_backward,
+                                      deconv_forward)
+from caffe_lite.ops.im2col import Workspace, col2im, conv_out_size, deconv_out_size, im2col
 from caffe_lite.ops.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
                                     max_pool_forward, pool_out_size, window_bounds)
 from reference import (ref_ave_pool, ref_ave_pool_backward, ref_conv2d, ref_conv2d_backward,
@@ -261,14 +262,14 @@ def test_deconv_nd_is_conv_transpose(case):
 
 def test_batch_slices(monkeypatch):
     """Batches whose columns exceed COLUMN_BUDGET run in slices: same results."""
-    import caffe_lite.ops.im2col as im2col_module
+    import caffe_lite.ops.conv_gemm as conv_gemm_module
     conv_cases = [conv_case(c, 18, np.float64) for c in (CONV2D[0], CONV2D[5], CONV2D[9])]
     deconv_cases = [deconv_case(c, 19, np.float64) for c in (DECONV2D[0], DECONV2D[3])]
     whole = [(conv_forward(x, w, b, **kw), conv_backward(x, w, conv_forward(x, w, b, **kw), **kw))
              for x, w, b, kw in conv_cases]
     whole_de = [(deconv_forward(x, w, b, **kw), deconv_backward(x, w, deconv_forward(x, w, b, **kw), **kw))
                 for x, w, b, kw in deconv_cases]
-    monkeypatch.setattr(im2col_module, "COLUMN_BUDGET", 1)           # one image per slice
+    monkeypatch.setattr(conv_gemm_module, "COLUMN_BUDGET", 1)           # one image per slice
     ws = Workspace()
     for (x, w, b, kw), (y, grads) in zip(conv_cases, whole):
         np.testing.assert_allclose(conv_forward(x, w, b, workspace=ws, **kw), y, rtol=1e-12)

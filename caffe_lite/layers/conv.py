@@ -13,8 +13,8 @@ from math import prod
 
 from ..fillers import fill
 from ..ops import deconv_fast
-from ..ops.im2col import (Workspace, col2im, conv_backward, conv_forward, conv_out_size,
-                          deconv_backward, deconv_forward, deconv_out_size, im2col)
+from ..ops.conv_gemm import conv_backward, conv_forward, deconv_backward, deconv_forward
+from ..ops.im2col import Workspace, col2im, conv_out_size, deconv_out_size, im2col
 from .base import Layer, register_layer
 
 

@@ -1,10 +1,13 @@
 """Pure numpy kernels: arrays and ints in, arrays out (no Blob, no proto).
 
-- `im2col`: conv/deconv output sizes, im2col / col2im, and the convolution GEMMs
-  (`conv_forward`, `conv_backward`, `deconv_forward`, `deconv_backward`).
+- `im2col`: conv/deconv output sizes, kernel offsets, im2col / col2im, workspaces.
+- `conv_gemm`: the convolution GEMMs (`conv_forward`, `conv_backward`,
+  `deconv_forward`, `deconv_backward`).
 - `pooling`: Caffe's pooling output size, window bounds, MAX and AVE pooling.
 - `deconv_fast`: exact detection of FCN's frozen bilinear deconvolution weights and
   the separable U x V^T path that replaces the generic deconvolution for them.
+- `upsample`: Unpooling / Upsample scatters and Interp's bilinear gathers.
+- `lstm`: the LSTM cell step. `libm`: float32 exp/log/pow/tanh rounded like glibc.
 
 Vocabulary: N batch, C channels, G groups, K = prod(kernel), L = prod(output spatial).
 Every kernel takes per-axis parameters as an int (same for every spatial axis) or a

@@ -1,0 +1,184 @@
+"""The convolution GEMMs over im2col columns: conv and deconv forward/backward.
+
+Deconvolution is the transpose of convolution: its forward is convolution's
+backward-data (W^T GEMM + col2im), its backward-data is convolution's forward.
+"""
+from math import prod
+
+import numpy as np
+
+from .im2col import (_check_out, _conv_geometry, _per_axis, _scratch, col2im,
+                     deconv_out_size, im2col)
+
+__all__ = ["conv_forward", "conv_backward", "deconv_forward", "deconv_backward",
+           "COLUMN_BUDGET"]
+
+
+# ==== convolution GEMMs ======================================================
+# cols: (N, C*K, L) seen as (N, G, C/G*K, L). Conv weights: (Cout, C/G, *K) seen as
+# (G, Cout/G, C/G*K). One stacked matmul handles every image and group.
+#
+# Columns of a whole batch take N times Caffe's per-image buffer (VGG conv1_2 at batch 8:
+# 924 MB), so the helpers walk the batch in slices whose columns fit in COLUMN_BUDGET
+# bytes -- the whole batch at once for most layers, and at least one image per slice.
+COLUMN_BUDGET = 1 << 27  # 128 MiB
+
+
+def _batch_slices(N, column_bytes_per_image):
+    step = max(1, min(N, COLUMN_BUDGET // max(1, column_bytes_per_image)))
+    return [slice(n, min(n + step, N)) for n in range(0, N, step)]
+
+
+def _columns(x, kernel, stride, pad, dilation, workspace):
+    """im2col into the workspace; a 1x1 stride-1 unpadded kernel is a free reshape."""
+    N, C, *spatial = x.shape
+    kernel, stride, pad, dilation, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    if all(k == 1 and s == 1 and p == 0 for k, s, p in zip(kernel, stride, pad)):
+        return x.reshape(N, C, prod(spatial))
+    return im2col(x, kernel, stride, pad, dilation,
+                  out=_scratch(workspace, "cols", (N, C * prod(kernel), prod(osz)), x.dtype))
+
+
+def _matmul(a, b, out):
+    """np.matmul(a, b, out=out); a contraction of length 1 is an outer product, which BLAS
+    does ~7x slower than a broadcast multiply (depthwise deconvolution, conv backward)."""
+    if a.shape[-1] == 1:
+        np.multiply(a, b, out=out)
+    else:
+        np.matmul(a, b, out=out)
+
+
+def _gemm_forward(cols, w, group, out):
+    """out (N, G, Cout/G, L) = W (G, Cout/G, C/G*K) @ cols (N, G, C/G*K, L)."""
+    N, CK, L = cols.shape
+    _matmul(w.reshape(group, w.shape[0] // group, -1), cols.reshape(N, group, CK // group, L),
+            out=out.reshape(N, group, -1, L))
+
+
+def _gemm_data(w, dy, group, out):
+    """out (N, G, C/G*K, L) = W^T (G, C/G*K, Cout/G) @ dy (N, G, Cout/G, L)."""
+    N, Cout, L = dy.shape
+    wt = w.reshape(group, w.shape[0] // group, -1).transpose(0, 2, 1)
+    _matmul(wt, dy.reshape(N, group, Cout // group, L), out=out.reshape(N, group, -1, L))
+
+
+def _gemm_weight(dy, cols, group):
+    """dW (G, Cout/G, C/G*K) = sum_n dy (N, G, Cout/G, L) @ cols^T (N, G, L, C/G*K)."""
+    N, Cout, L = dy.shape
+    colsT = cols.reshape(N, group, -1, L).transpose(0, 1, 3, 2)
+    per_image = np.matmul(dy.reshape(N, group, Cout // group, L), colsT)  # (N, G, Cout/G, C/G*K)
+    return per_image[0] if N == 1 else per_image.sum(axis=0)
+
+
+def _check_conv(x, w, group, w_in_axis, what):
+    if group < 1 or x.shape[1] % group or w.shape[0] % group:
+        raise ValueError(f"{what}: group {group} must divide the channels {x.shape[1]} and the "
+                         f"weight's first axis {w.shape[0]}")
+    expect = x.shape[1] // group if w_in_axis == 1 else x.shape[1]
+    if w.ndim != x.ndim or w.shape[w_in_axis] != expect:
+        raise ValueError(f"{what}: weights {w.shape} do not fit input {x.shape} with group {group}")
+
+
+def _sum_bias(dy):
+    """db (Cout,) = dy summed over the batch and spatial axes."""
+    return dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=(0, 2))
+
+
+def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, workspace=None):
+    """Convolution: x (N, C, *S), w (Cout, C/G, *K), b (Cout,) or None -> y (N, Cout, *O).
+
+    y[n, g*Cout/G + o] = sum_{c,k} w[g*Cout/G + o, c, k] x[n, g*C/G + c, o*s - p + k*d] + b.
+    ``out``: C-contiguous array to write y into; ``workspace``: a Workspace for the columns.
+    """
+    _check_conv(x, w, group, 1, "conv_forward")
+    N, C, *spatial = x.shape
+    Cout, kernel = w.shape[0], w.shape[2:]
+    *_, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    y = _check_out(out, (N, Cout) + osz, x.dtype)
+    for n in _batch_slices(N, C * prod(kernel) * prod(osz) * x.itemsize):
+        cols = _columns(x[n], kernel, stride, pad, dilation, workspace)  # (n, C*K, L)
+        _gemm_forward(cols, w, group, y[n])                              # (n, Cout, L)
+    if b is not None:
+        y += b.reshape((1, Cout) + (1,) * len(osz))
+    return y
+
+
+def conv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True, need_dw=True,
+                  need_db=True, dx_out=None, workspace=None):
+    """Gradients of conv_forward given dy (N, Cout, *O) -> (dx, dw, db), None where not needed.
+
+    dx (N, C, *S) = col2im(W^T dy); dw (Cout, C/G, *K) = sum_n dy[n] cols[n]^T;
+    db (Cout,) = sum of dy. Nothing is accumulated: the caller adds dw/db into its diffs.
+    """
+    _check_conv(x, w, group, 1, "conv_backward")
+    N, C, *spatial = x.shape
+    Cout, kernel = w.shape[0], w.shape[2:]
+    *_, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    if dy.shape != (N, Cout) + osz:
+        raise ValueError(f"conv_backward: dy {dy.shape} should be {(N, Cout) + osz}")
+    L = prod(osz)
+    dy = dy.reshape(N, Cout, L)                                    # (N, Cout, L)
+    db = _sum_bias(dy) if need_db else None
+    dw = np.zeros((group, Cout // group, C // group * prod(kernel)), w.dtype) if need_dw else None
+    dx = _check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
+    for n in _batch_slices(N, C * prod(kernel) * L * x.itemsize):
+        if need_dw:
+            cols = _columns(x[n], kernel, stride, pad, dilation, workspace)
+            dw += _gemm_weight(dy[n], cols, group)
+        if need_dx:
+            dcols = _scratch(workspace, "dcols", (dy[n].shape[0], C * prod(kernel), L), dy.dtype)
+            _gemm_data(w, dy[n], group, dcols)
+            col2im(dcols, x[n].shape, kernel, stride, pad, dilation, out=dx[n], workspace=workspace)
+    return dx, None if dw is None else dw.reshape(w.shape), db
+
+
+def deconv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, workspace=None):
+    """Deconvolution: x (N, C, *S), w (C, Cout/G, *K), b (Cout,) or None -> y (N, Cout, *O).
+
+    The transpose of conv_forward with the same weights: y = col2im(W^T x) + b, with
+    O = s(S-1) + d(K-1) + 1 - 2p per axis.
+    """
+    _check_conv(x, w, group, 0, "deconv_forward")
+    N, C, *spatial = x.shape
+    Cout, kernel = w.shape[1] * group, w.shape[2:]
+    nd, L = len(spatial), prod(spatial)
+    params = [_per_axis(v, nd, n) for v, n in zip((stride, pad, dilation), ("stride", "pad", "dilation"))]
+    osz = tuple(deconv_out_size(i, k, *a) for i, k, *a in zip(spatial, kernel, *params))
+    if min(osz, default=1) <= 0:
+        raise ValueError(f"deconv_forward: empty output {osz} for input {tuple(spatial)}")
+    y = _check_out(out, (N, Cout) + osz, x.dtype)
+    x = x.reshape(N, C, L)
+    for n in _batch_slices(N, Cout * prod(kernel) * L * x.itemsize):
+        cols = _scratch(workspace, "dcols", (x[n].shape[0], Cout * prod(kernel), L), x.dtype)
+        _gemm_data(w, x[n], group, cols)                           # (n, G, Cout/G*K, L)
+        col2im(cols, y[n].shape, kernel, stride, pad, dilation, out=y[n], workspace=workspace)
+    if b is not None:
+        y += b.reshape((1, Cout) + (1,) * nd)
+    return y
+
+
+def deconv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True, need_dw=True,
+                    need_db=True, dx_out=None, workspace=None):
+    """Gradients of deconv_forward given dy (N, Cout, *O) -> (dx, dw, db), None where not needed.
+
+    dx = conv_forward(dy, w) (deconv weights read as conv weights (C, Cout/G, *K));
+    dw (C, Cout/G, *K) = sum_n x[n] im2col(dy)[n]^T; db = sum of dy.
+    """
+    _check_conv(x, w, group, 0, "deconv_backward")
+    N, C, *spatial = x.shape
+    Cout, kernel, L = dy.shape[1], w.shape[2:], prod(spatial)
+    *_, osz = _conv_geometry(dy.shape[2:], kernel, stride, pad, dilation)
+    if osz != tuple(spatial):
+        raise ValueError(f"deconv_backward: dy {dy.shape} does not match input {x.shape}")
+    db = _sum_bias(dy) if need_db else None
+    dw = np.zeros((group, C // group, Cout // group * prod(kernel)), w.dtype) if need_dw else None
+    dx = _check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
+    x = x.reshape(N, C, L)
+    for n in _batch_slices(N, Cout * prod(kernel) * L * dy.itemsize):
+        if need_dw or need_dx:
+            cols = _columns(dy[n], kernel, stride, pad, dilation, workspace)   # (n, Cout*K, L)
+        if need_dw:
+            dw += _gemm_weight(x[n], cols, group)
+        if need_dx:
+            _gemm_forward(cols, w, group, dx[n])
+    return dx, None if dw is None else dw.reshape(w.shape), db
