@@ -1,5 +1,5 @@
 """Convolution, Deconvolution and Im2col: the ConvolutionParameter read once, the
-shapes, and calls into the kernels of ``ops/im2col.py`` (the numerics live there).
+shapes, and calls into the kernels of ``ops/im2col.py`` and ``ops/conv_gemm.py``.
 
 convolution_param fields read: num_output, bias_term, kernel_size / kernel_h+kernel_w,
 stride / stride_h+stride_w, pad / pad_h+pad_w (each once, or once per spatial axis),
