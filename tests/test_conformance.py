@@ -9,11 +9,12 @@ from conformance import load_case, replay
 GROUPS = ("layers", "nets", "forks")
 CASES = sorted(p for g in GROUPS for p in (CONFORMANCE / g).glob("*") if p.is_dir())
 
-# Caffe's GEMM gives bit-identical outputs for identical receptive fields (the
-# pad-100 border of FCN); numpy's OpenBLAS may differ there by one ulp, which flips
-# exact ties in a later MAX pooling and routes those gradients to another cell.
-# Forward must still match; the backward below the flipped ties cannot.
-GEMM_TIE_CASES = {"nets/fcn8s_tiny": "pool4 argmax ties flipped by 1-ulp GEMM rounding"}
+# Two conv3_3 outputs of one pool3 window round to the same float32 in Caffe's
+# GEMM but differ by a few ulps in ours (different summation order), so one
+# pooling argmax flips and its gradient goes to the other cell (error 1.3e-3 below
+# pool3, tolerance 1e-3). Forward must still match. (The pad-100 border's exact
+# ties, 39 flips before, are kept since small GEMMs accumulate in float64.)
+GEMM_TIE_CASES = {"nets/fcn8s_tiny": "a pool3 argmax near-tie flipped by GEMM rounding"}
 
 
 @pytest.mark.parametrize("case_dir", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
