@@ -445,5 +445,6 @@ def test_docstring_examples():
 
     import caffe_lite.ops.im2col as im2col_module
     import caffe_lite.ops.pooling as pooling_module
-    for module in (im2col_module, pooling_module):
+    import caffe_lite.ops.pooling_stochastic as stochastic_module
+    for module in (im2col_module, pooling_module, stochastic_module):
         assert doctest.testmod(module).failed == 0

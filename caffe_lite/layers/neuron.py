@@ -1,14 +1,16 @@
 """Elementwise ("neuron") layers: one bottom, one top of the same shape, y = f(x).
 
-Every one may run in place (bottom and top the same blob). Caffe writes some
-backwards from y alone (Sigmoid, TanH, Exp, Swish); a layer whose backward needs x
-keeps a copy of it when it runs in place, so in place gives the same gradients as
-separate blobs (Caffe's own Power/Log/BNLL/Clip would read the overwritten x).
-Arithmetic layers with base/scale/shift parameters live in neuron_math.py.
+The NeuronLayer base, and the piecewise-linear layers: ReLU, AbsVal, Clip,
+Threshold, Dropout. Every one may run in place (bottom and top the same blob).
+Caffe writes some backwards from y alone (Sigmoid, TanH, Exp, Swish); a layer whose
+backward needs x keeps a copy of it when it runs in place, so in place gives the
+same gradients as separate blobs (Caffe's own Power/Log/BNLL/Clip would read the
+overwritten x). The smooth exp/tanh activations (Sigmoid, TanH, BNLL, ELU, Swish)
+live in neuron_smooth.py, the arithmetic layers with base/scale/shift parameters in
+neuron_math.py.
 """
 import numpy as np
 
-from ..ops.libm import expf, tanhf
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer
@@ -86,43 +88,6 @@ def slope_factor(positive, slope, dtype):
     return factor
 
 
-def sigmoid(x):
-    """0.5 tanh(0.5 x) + 0.5 in float64, as Caffe evaluates it (its 0.5 is a double)."""
-    wide = np.tanh(np.multiply(x, 0.5, dtype=np.float64))
-    wide *= 0.5
-    wide += 0.5
-    return wide
-
-
-@register_layer("Sigmoid")
-class SigmoidLayer(NeuronLayer):
-    """y = 0.5 tanh(0.5 x) + 0.5; backward dy y (1 - y) from y, so in place is free.
-    Both round from float64 like Caffe's double expressions."""
-
-    def backward_needs_input(self):
-        return False
-
-    def compute(self, x, y):
-        y[...] = sigmoid(x)
-
-    def gradient(self, x, y, dy, dx):
-        dx[...] = np.multiply(dy * y, np.subtract(1.0, y, dtype=np.float64))
-
-
-@register_layer("TanH")
-class TanHLayer(NeuronLayer):
-    """y = tanh(x), rounded as glibc's tanhf (bit for bit); backward from y."""
-
-    def backward_needs_input(self):
-        return False
-
-    def compute(self, x, y):
-        tanhf(x, out=y)
-
-    def gradient(self, x, y, dy, dx):
-        dx[...] = dy * (1 - y * y)
-
-
 @register_layer("AbsVal")
 class AbsValLayer(NeuronLayer):
     """y = |x|; gradient sign(x), 0 at 0. (Caffe refuses AbsVal in place; we keep x.)"""
@@ -132,24 +97,6 @@ class AbsValLayer(NeuronLayer):
 
     def gradient(self, x, y, dy, dx):
         np.multiply(np.sign(x), dy, out=dx)
-
-
-@register_layer("BNLL")
-class BNLLLayer(NeuronLayer):
-    """y = log(1 + e^x), as x + log(1 + e^-x) for x > 0; the gradient
-    dy e^x / (e^x + 1) clamps the exponent at 50 (Caffe's kBNLL_THRESHOLD). The
-    exponentials are float, the rest double, as in Caffe's expressions."""
-    EXP_LIMIT = 50.0
-
-    def compute(self, x, y):
-        e = expf(-np.abs(x)).astype(np.float64)
-        wide = np.log(e + 1.0)
-        wide += np.maximum(x, 0, dtype=np.float64)
-        y[...] = wide
-
-    def gradient(self, x, y, dy, dx):
-        e = expf(np.minimum(x, self.EXP_LIMIT))
-        dx[...] = np.divide(dy * e, np.add(e, 1.0, dtype=np.float64))
 
 
 @register_layer("Clip")
@@ -168,24 +115,6 @@ class ClipLayer(NeuronLayer):
         np.multiply(dy, (x >= self.low) & (x <= self.high), out=dx)
 
 
-@register_layer("ELU")
-class ELULayer(NeuronLayer):
-    """elu_param.alpha a: y = max(x, 0) + a (exp(min(x, 0)) - 1); gradient 1 for
-    x > 0, else a + y."""
-
-    def layer_setup(self, bottom, top):
-        self.alpha = self.param.elu_param.alpha
-
-    def backward_needs_input(self):
-        return self.alpha < 0          # otherwise y > 0 exactly where x > 0
-
-    def compute(self, x, y):
-        y[...] = np.maximum(x, 0) + self.alpha * (expf(np.minimum(x, 0)) - 1)
-
-    def gradient(self, x, y, dy, dx):
-        np.multiply(dy, slope_factor(x > 0, self.alpha + y, x.dtype), out=dx)
-
-
 @register_layer("Threshold")
 class ThresholdLayer(NeuronLayer):
     """threshold_param.threshold t: y = 1 if x > t else 0. No backward (as in Caffe)."""
@@ -202,26 +131,6 @@ class ThresholdLayer(NeuronLayer):
 
     def backward(self, top, propagate_down, bottom):
         pass
-
-
-@register_layer("Swish")
-class SwishLayer(NeuronLayer):
-    """swish_param.beta b: y = x sigmoid(b x); backward
-    dy (b y + sigmoid (1 - b y)) from y and the kept sigmoid (double, as Caffe)."""
-
-    def layer_setup(self, bottom, top):
-        self.beta = self.param.swish_param.beta
-
-    def backward_needs_input(self):
-        return False
-
-    def compute(self, x, y):
-        self.sig = sigmoid(x * self.beta).astype(x.dtype)
-        y[...] = x * self.sig
-
-    def gradient(self, x, y, dy, dx):
-        by = (self.beta * y).astype(np.float64)
-        dx[...] = dy * (by + self.sig * (1.0 - by))
 
 
 @register_layer("Dropout")

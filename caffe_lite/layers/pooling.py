@@ -1,20 +1,23 @@
 """Pooling (MAX / AVE / STOCHASTIC) and SPP (a pyramid of poolings, flattened and
 concatenated).
 
-Windows, output sizes and the MAX/AVE numerics live in ``ops.pooling``; this module
-reads the parameters, checks them, and keeps what backward needs. The MAX index mask
-costs ~4x the plain max, so it is built in forward only when a mask top asks for it or
-the net is training; otherwise backward rebuilds it from the (unchanged) bottom.
+Windows, output sizes and the MAX/AVE numerics live in ``ops.pooling``, the STOCHASTIC
+ones in ``ops.pooling_stochastic``; this module reads the parameters, checks them, and
+keeps what backward needs. The MAX index mask costs ~4x the plain max, so it is built
+in forward only when a mask top asks for it or the net is training; otherwise backward
+rebuilds it from the (unchanged) bottom.
 
 STOCHASTIC exists in Caffe on the GPU only. We follow its kernels: TRAIN samples one
-cell per window with probability proportional to its value (caffe_lite.rng) and routes
-the gradient there; TEST outputs sum(x^2) / sum(x) with that formula's exact gradient.
+cell per window with probability proportional to its value (the uniform draws come
+from caffe_lite.rng, here) and routes the gradient there; TEST outputs
+sum(x^2) / sum(x) with that formula's exact gradient.
 """
 import numpy as np
 
-from ..ops.im2col import kernel_offsets
 from ..ops.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
                            max_pool_forward, pool_out_size)
+from ..ops.pooling_stochastic import (stochastic_expectation,
+                                      stochastic_expectation_backward, stochastic_sample)
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer
@@ -46,8 +49,9 @@ class PoolWindows:
             ave_pool_forward(x, *geometry, out=out)
             return None
         if phase == TRAIN:
-            return _stochastic_sample(x, self.kernel, self.stride, out)
-        _stochastic_expectation(x, self.kernel, self.stride, out)
+            uniform = get_rng().random(out.shape).astype(x.dtype)
+            return stochastic_sample(x, self.kernel, self.stride, uniform, out)
+        stochastic_expectation(x, self.kernel, self.stride, out)
         return None
 
     def backward(self, dy, x, state, phase, dx):
@@ -61,73 +65,7 @@ class PoolWindows:
         if self.method == P.MAX or phase == TRAIN:
             max_pool_backward(dy, state, x.shape, out=dx)   # route to the chosen cell
         else:
-            _stochastic_expectation_backward(x, self.kernel, self.stride, dy, dx)
-
-
-# ==== STOCHASTIC (Caffe has GPU code only; these follow its kernels) =========
-
-def _window_sums(x, kernel, stride, out_shape, power=1):
-    """sum over each window (clipped to the input, no padding) of x**power."""
-    s = np.zeros(x.shape[:2] + tuple(out_shape), x.dtype)
-    for _, oslc, islc in kernel_offsets(x.shape[2:], out_shape, kernel, stride, 0):
-        if oslc is not None:
-            v = x[(Ellipsis,) + islc]
-            s[(Ellipsis,) + oslc] += v * v if power == 2 else v
-    return s
-
-
-def _stochastic_expectation(x, kernel, stride, out):
-    """TEST: the activation-weighted average sum(x^2) / sum(x), 0 where sum(x) <= 0."""
-    total = _window_sums(x, kernel, stride, out.shape[2:])
-    squares = _window_sums(x, kernel, stride, out.shape[2:], power=2)
-    positive = total > 0
-    out[...] = np.where(positive, squares / np.where(positive, total, 1), 0)
-
-
-def _stochastic_expectation_backward(x, kernel, stride, dy, dx):
-    """Exact gradient of the TEST formula: d/dx_i (Q/S) = (2 x_i - y) / S.
-
-    Caffe has no CPU backward, and its GPU backward reuses the TRAIN sample indices
-    (stale in TEST); the true derivative is the sensible choice.
-    """
-    total = _window_sums(x, kernel, stride, dy.shape[2:])
-    squares = _window_sums(x, kernel, stride, dy.shape[2:], power=2)
-    positive = total > 0
-    safe = np.where(positive, total, 1)
-    g = np.where(positive, dy / safe, 0)                  # dy / S
-    h = g * np.where(positive, squares / safe, 0)         # dy * y / S
-    dx.fill(0)
-    for _, oslc, islc in kernel_offsets(x.shape[2:], dy.shape[2:], kernel, stride, 0):
-        if oslc is not None:
-            cell = (Ellipsis,) + islc
-            dx[cell] += 2 * x[cell] * g[(Ellipsis,) + oslc] - h[(Ellipsis,) + oslc]
-
-
-def _stochastic_sample(x, kernel, stride, out):
-    """TRAIN: pick a cell with probability proportional to its value (Caffe's GPU rule:
-    the first cell whose running sum reaches u * window sum, u ~ U[0, 1)). Returns the
-    chosen flat index per plane (-1 if none qualifies, e.g. all-negative windows: the
-    output is then 0 and no gradient flows)."""
-    out_shape = out.shape[2:]
-    W = x.shape[3]
-    threshold = get_rng().random(out.shape).astype(x.dtype) * \
-        _window_sums(x, kernel, stride, out_shape)
-    running = np.zeros_like(out)
-    index = np.full(out.shape, -1, x.dtype)
-    out.fill(0)
-    for k, oslc, islc in kernel_offsets(x.shape[2:], out_shape, kernel, stride, 0):
-        if oslc is None:
-            continue
-        o = (Ellipsis,) + oslc
-        v = x[(Ellipsis,) + islc]
-        running[o] += v
-        pick = (running[o] >= threshold[o]) & (index[o] < 0)
-        rows = np.arange(oslc[0].start, oslc[0].stop)[:, None] * stride[0] + k[0]
-        cols = np.arange(oslc[1].start, oslc[1].stop) * stride[1] + k[1]
-        np.copyto(out[o], v, where=pick)
-        np.copyto(index[o], np.broadcast_to(rows * W + cols, pick.shape).astype(x.dtype),
-                  where=pick)
-    return index
+            stochastic_expectation_backward(x, self.kernel, self.stride, dy, dx)
 
 
 # ==== layers =================================================================

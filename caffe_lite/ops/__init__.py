@@ -4,6 +4,7 @@
 - `conv_gemm`: the convolution GEMMs (`conv_forward`, `conv_backward`,
   `deconv_forward`, `deconv_backward`).
 - `pooling`: Caffe's pooling output size, window bounds, MAX and AVE pooling.
+- `pooling_stochastic`: STOCHASTIC pooling (Caffe's GPU kernels; 2-D, no padding).
 - `deconv_fast`: exact detection of FCN's frozen bilinear deconvolution weights and
   the separable U x V^T path that replaces the generic deconvolution for them.
 - `upsample`: Unpooling / Upsample scatters and Interp's bilinear gathers.

@@ -225,12 +225,7 @@ class Solver:
     # -- testing and snapshots ---------------------------------------------------
     def test_all(self):
         """Run every test net (stops early when a STOP action arrives)."""
-        self.test_results = []
-        for net_id in range(len(self.test_nets)):
-            if self.requested_early_exit:
-                break
-            self.test_results.append(self.test(net_id))
-        return self.test_results
+        return testing.run_all(self)
 
     def test(self, net_id=0):
         """Mean of each test-net output over test_iter batches ({name: array})."""
@@ -244,14 +239,3 @@ class Solver:
     def restore(self, state_file):
         """Continue from a .solverstate(.h5), ours or Caffe's."""
         snapshots.restore_snapshot(self, state_file)
-
-    def _handle_requests(self):
-        """Caffe's test loop: serve every pending action; True to stop testing."""
-        request = self._requested_action()
-        while request != NONE:
-            if request == SNAPSHOT:
-                self.snapshot()
-            elif request == STOP:
-                self.requested_early_exit = True
-            request = self._requested_action()
-        return self.requested_early_exit

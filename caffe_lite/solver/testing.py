@@ -1,6 +1,10 @@
-"""Scoring the test nets during training (Caffe's Solver::Test): the mean of
-every output scalar over test_iter forward passes, with the train net's weights."""
+"""Scoring the test nets during training (Caffe's Solver::TestAll and Test): the
+mean of every output scalar over test_iter forward passes, with the train net's
+weights. Between test batches the pending signal actions are served, as in Caffe's
+test loop; a STOP ends testing."""
 import numpy as np
+
+from .signals import NONE, SNAPSHOT, STOP
 
 f32 = np.float32
 
@@ -10,6 +14,28 @@ def outputs(net):
     return {name: net.blobs[name].data.ravel().copy() for name in net.outputs}
 
 
+def run_all(solver):
+    """Every test net in turn into solver.test_results (stops at a STOP action)."""
+    solver.test_results = []
+    for net_id in range(len(solver.test_nets)):
+        if solver.requested_early_exit:
+            break
+        solver.test_results.append(solver.test(net_id))
+    return solver.test_results
+
+
+def handle_requests(solver):
+    """Caffe's test loop: serve every pending action; True to stop testing."""
+    request = solver._requested_action()
+    while request != NONE:
+        if request == SNAPSHOT:
+            solver.snapshot()
+        elif request == STOP:
+            solver.requested_early_exit = True
+        request = solver._requested_action()
+    return solver.requested_early_exit
+
+
 def run_test(solver, net_id):
     net = solver.test_nets[net_id]
     net.share_with(solver.net)
@@ -17,7 +43,7 @@ def run_test(solver, net_id):
     compute_loss = solver.param.test_compute_loss
     total, loss = None, f32(0)
     for _ in range(iters):
-        if solver._handle_requests():
+        if handle_requests(solver):
             solver.reporter.message("Test interrupted.")
             return {}
         batch_loss = f32(net.forward_range())
