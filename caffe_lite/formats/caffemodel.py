@@ -14,7 +14,7 @@ from ..errors import CaffeLiteError, ModelFileError
 from ..proto import caffe_pb2
 from . import wire
 from .blobs import SavedBlob, SavedLayer, decode_blob
-from .upgrade import upgrade_net, v1_type_name
+from .upgrade import upgrade_net, upgraded, v1_type_name
 from .upgrade_v0 import V0_TYPES
 from .writer import HDF5_EXTENSIONS, blob_to_proto, write_blobproto, write_weights
 
@@ -166,10 +166,7 @@ def read_caffemodel_param(path, upgrade=True):
     except DecodeError as exc:
         raise ModelFileError(f"not a valid Caffe weights file: {exc}", file=path) from None
     if upgrade:
-        try:
-            upgrade_net(net)
-        except CaffeLiteError as exc:
-            raise exc.with_context(file=path)
+        upgraded(net, upgrade_net, path)
     return net
 
 

@@ -11,7 +11,7 @@ from google.protobuf import text_format
 from ..errors import CaffeLiteError, PrototxtError
 from ..proto import caffe_pb2
 from .atomic import atomic_write
-from .upgrade import upgrade_net, upgrade_solver
+from .upgrade import upgrade_net, upgrade_solver, upgraded
 
 _POSITION_PREFIX = re.compile(r"^\s*\d+:\d+\s*:\s*")
 
@@ -54,11 +54,7 @@ def parse_text_message(text, message, filename="<string>"):
 def parse_net_param(text, filename="<string>"):
     """A NetParameter from prototxt text, upgraded in place to the V2 format."""
     net = parse_text_message(text, caffe_pb2.NetParameter(), filename)
-    try:
-        upgrade_net(net)
-    except CaffeLiteError as exc:
-        raise exc.with_context(file=filename)
-    return net
+    return upgraded(net, upgrade_net, filename)
 
 
 def read_net_param(path):
@@ -73,11 +69,7 @@ def parse_solver_param(text, filename="<string>"):
     Net paths (net, train_net, test_net) are kept exactly as written.
     """
     solver = parse_text_message(text, caffe_pb2.SolverParameter(), filename)
-    try:
-        upgrade_solver(solver)
-    except CaffeLiteError as exc:
-        raise exc.with_context(file=filename)
-    return solver
+    return upgraded(solver, upgrade_solver, filename)
 
 
 def read_solver_param(path):

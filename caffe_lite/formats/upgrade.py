@@ -4,7 +4,7 @@ plus the fork spellings found in the model zoo (V1 fork layer types, ``ceil_mode
 DeepLab's ``hole``)."""
 import logging
 
-from ..errors import PrototxtError
+from ..errors import CaffeLiteError, PrototxtError
 from ..proto import caffe_pb2
 from .upgrade_v0 import net_is_v0, upgrade_v0_padding, upgrade_v0_to_v1
 
@@ -53,6 +53,16 @@ def v1_type_name(value):
         return V1_TYPE_NAMES[V1.LayerType.Name(value)]
     except (KeyError, ValueError):
         raise PrototxtError(f"unknown V1 layer type number {value}") from None
+
+
+def upgraded(message, upgrade, filename):
+    """``message`` after ``upgrade`` (upgrade_net or upgrade_solver) has run on it
+    in place; an error it raises names ``filename``."""
+    try:
+        upgrade(message)
+    except CaffeLiteError as exc:
+        raise exc.with_context(file=filename)
+    return message
 
 
 def upgrade_net(net):

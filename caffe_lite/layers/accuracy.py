@@ -3,7 +3,6 @@ import numpy as np
 
 from .base import register_layer
 from .loss import LossLayer
-from .softmax import outer_inner
 
 
 @register_layer("Accuracy")
@@ -32,16 +31,10 @@ class AccuracyLayer(LossLayer):
         if bottom[1].count == 0 or self.top_k > bottom[0].count // bottom[1].count:
             raise self.error(f"top_k {self.top_k} is more than the number of classes "
                              f"(scores {bottom[0].shape}, labels {bottom[1].shape})")
-        axis = self.canonical_axis(bottom[0], self.param.accuracy_param.axis, "axis",
-                                   self.bottom_name(0))
-        self.dims = outer, channels, inner = outer_inner(bottom[0], axis)
-        if bottom[1].count != outer * inner:
-            raise self.error(f"{bottom[1].count} labels for {outer * inner} predictions "
-                             f"(scores {bottom[0].shape}, axis {axis})",
-                             blob=self.bottom_name(1))
+        self.dims = self.label_dims(bottom, self.param.accuracy_param.axis)
         top[0].reshape(())
         if len(top) > 1:
-            top[1].reshape((channels,))
+            top[1].reshape((self.dims[1],))
 
     def forward(self, bottom, top):
         outer, channels, inner = self.dims

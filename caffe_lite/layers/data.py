@@ -48,6 +48,15 @@ class DataLayer(Layer):
         tops = self.param.top
         return tops[i] if i < len(tops) else f"top[{i}]"
 
+    def read_text(self, path, what):
+        """The text of a file the params name (``what`` says which in errors)."""
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except OSError as exc:
+            raise self.error(f"cannot read the {what} {path}: "
+                             f"{exc.strerror or exc}") from None
+
 
 @register_layer("DummyData")
 class DummyDataLayer(DataLayer):
@@ -157,12 +166,7 @@ class HDF5DataLayer(DataLayer):
         if self.batch_size <= 0:
             raise self.error("hdf5_data_param.batch_size must be positive")
         self.source = find_file(p.source, self.net_file)
-        try:
-            with open(self.source) as handle:
-                names = handle.read().split()
-        except OSError as exc:
-            raise self.error(f"cannot read the HDF5 list file {self.source}: "
-                             f"{exc.strerror or exc}") from None
+        names = self.read_text(self.source, "HDF5 list file").split()
         if not names:
             raise self.error(f"the HDF5 list file {self.source} names no files")
         self.files = [find_file(name, self.source, self.net_file) for name in names]

@@ -142,12 +142,7 @@ class ImageDataLayer(TransformingDataLayer):
             raise self.error("set new_height and new_width together")
         self.is_color, self.root = p.is_color, p.root_folder
         self.source = find_file(p.source, self.net_file)
-        try:
-            with open(self.source) as handle:
-                lines = [line.rstrip("\r\n") for line in handle]
-        except OSError as exc:
-            raise self.error(f"cannot read the image list {self.source}: "
-                             f"{exc.strerror or exc}") from None
+        lines = self.read_text(self.source, "image list").split("\n")
         self.lines = [parse_list_line(line) for line in lines if line.strip()]
         if not self.lines:
             raise self.error(f"the image list {self.source} is empty")

@@ -63,12 +63,7 @@ class WindowDataLayer(DataLayer):
         top[1].reshape(self.batch_size)
 
     def read_windows(self, p):
-        try:
-            with open(self.source) as handle:
-                tokens = handle.read().split()
-        except OSError as exc:
-            raise self.error(f"cannot read the window file {self.source}: "
-                             f"{exc.strerror or exc}") from None
+        tokens = self.read_text(self.source, "window file").split()
         if not tokens:
             raise self.error(f"the window file {self.source} is empty")
         images, fg, bg, pos = {}, [], [], 0

@@ -44,6 +44,17 @@ class LossLayer(AxisMixin, Layer):
         t = self.dtype.type
         top[0].data[...] = t(loss) / t(normalizer)
 
+    def label_dims(self, bottom, axis, axis_name="axis"):
+        """(outer, C, inner) of the scores bottom[0] around ``axis``, checking that
+        bottom[1] holds one label per outer*inner position."""
+        axis = self.canonical_axis(bottom[0], axis, "axis", self.bottom_name(0))
+        dims = outer, _, inner = outer_inner(bottom[0], axis)
+        if bottom[1].count != outer * inner:
+            raise self.error(f"{bottom[1].count} labels for {outer * inner} predictions "
+                             f"(scores {bottom[0].shape}, {axis_name} {axis})",
+                             blob=self.bottom_name(1))
+        return dims
+
     def class_labels(self, values, num_classes, ignore_label=None, index=1):
         """Float labels -> (int labels, valid mask); truncated like a C++ int cast.
         Ignored positions get label 0 and valid False; other labels must lie in
@@ -89,17 +100,48 @@ def ignore_label_of(param):
     return lp.ignore_label if lp.HasField("ignore_label") else None
 
 
+class ProbabilityLossLayer(LossLayer):
+    """What SoftmaxWithLoss and InfogainLoss share: the softmax of the scores in
+    self.prob (outer, C, inner), one class label per outer*inner position, the
+    normaliser, and an optional second top holding the probabilities."""
+    exact_num_top = None
+    min_top, max_top = 1, 2
+
+    def reshape_scores(self, bottom, top, axis, axis_name):
+        super().reshape(bottom, top)
+        self.dims = self.label_dims(bottom, axis, axis_name)
+        self.prob = workspace(self.prob, self.dims, self.dtype)
+        if len(top) > 1:
+            top[1].reshape(bottom[0].shape)
+
+    def start_forward(self, bottom):
+        """The softmax of the scores into self.prob; returns the (outer, inner)
+        labels and their valid mask."""
+        outer, channels, inner = self.dims
+        softmax_forward(bottom[0].data.reshape(self.dims), self.prob)
+        return self.class_labels(bottom[1].data.reshape(outer, inner), channels,
+                                 self.ignore_label)
+
+    def finish_forward(self, top, loss, labels, valid):
+        """Keep labels, valid and the normaliser for backward; write the loss
+        and the probabilities top."""
+        outer, _, inner = self.dims
+        self.labels, self.valid = labels, valid
+        self.normalizer = get_normalizer(self.normalization, outer, inner,
+                                         int(valid.sum()))
+        self.set_loss(top, loss, self.normalizer)
+        if len(top) > 1:
+            np.copyto(top[1].data, self.prob.reshape(top[1].shape))
+
+
 @register_layer("SoftmaxWithLoss")
-class SoftmaxWithLossLayer(LossLayer):
+class SoftmaxWithLossLayer(ProbabilityLossLayer):
     """Scores (outer, C, inner) around softmax_param axis (1) and labels of count
     outer*inner -> -sum log(max(p[label], FLT_MIN)) / normaliser. loss_param:
     ignore_label, normalization (VALID) or the legacy normalize (true = VALID,
     false = BATCH_SIZE). An optional second top holds the probabilities (Caffe 9b89154
     rejects it; we allow it, with loss weight 0 unless loss_weight says otherwise;
     as in InfogainLoss, its diff is ignored in backward)."""
-    exact_num_top = None
-    min_top = 1
-    max_top = 2
 
     def layer_setup(self, bottom, top):
         lp = self.param.loss_param
@@ -111,32 +153,14 @@ class SoftmaxWithLossLayer(LossLayer):
             self.normalization = lp.normalization
 
     def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        axis = self.canonical_axis(bottom[0], self.param.softmax_param.axis, "axis",
-                                   self.bottom_name(0))
-        self.dims = outer, _, inner = outer_inner(bottom[0], axis)
-        if bottom[1].count != outer * inner:
-            raise self.error(f"{bottom[1].count} labels for {outer * inner} predictions "
-                             f"(scores {bottom[0].shape}, softmax axis {axis})",
-                             blob=self.bottom_name(1))
-        self.prob = workspace(self.prob, self.dims, self.dtype)
-        if len(top) > 1:
-            top[1].reshape(bottom[0].shape)
+        self.reshape_scores(bottom, top, self.param.softmax_param.axis, "softmax axis")
 
     def forward(self, bottom, top):
-        outer, channels, inner = self.dims
-        softmax_forward(bottom[0].data.reshape(self.dims), self.prob)
-        labels, valid = self.class_labels(bottom[1].data.reshape(outer, inner),
-                                          channels, self.ignore_label)
+        labels, valid = self.start_forward(bottom)
         p = np.take_along_axis(self.prob, labels[:, None, :], 1)[:, 0, :]
         loss = -running_total(rounded(np.log, np.maximum(p[valid],
                                                         self.dtype.type(FLT_MIN))))
-        self.labels, self.valid = labels, valid
-        self.normalizer = get_normalizer(self.normalization, outer, inner,
-                                         int(valid.sum()))
-        self.set_loss(top, loss, self.normalizer)
-        if len(top) > 1:
-            np.copyto(top[1].data, self.prob.reshape(top[1].shape))
+        self.finish_forward(top, loss, labels, valid)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -165,15 +189,13 @@ def _read_infogain_matrix(layer, path):
 
 
 @register_layer("InfogainLoss")
-class InfogainLossLayer(LossLayer):
+class InfogainLossLayer(ProbabilityLossLayer):
     """Softmax along infogain_loss_param axis (1), then
     -sum_l H[label, l] log(max(p_l, 1e-20)) / normaliser, with H (C, C) from the
     third bottom or from infogain_loss_param source. loss_param ignore_label,
     normalization (VALID). Optional second top: the probabilities."""
     exact_num_bottom = None
     min_bottom, max_bottom = 2, 3
-    exact_num_top = None
-    min_top, max_top = 1, 2
 
     def layer_setup(self, bottom, top):
         lp = self.param.loss_param
@@ -194,45 +216,31 @@ class InfogainLossLayer(LossLayer):
         return bottom_index == 0
 
     def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        axis = self.canonical_axis(bottom[0], self.param.infogain_loss_param.axis,
-                                   "axis", self.bottom_name(0))
-        self.dims = outer, channels, inner = outer_inner(bottom[0], axis)
-        if bottom[1].count != outer * inner:
-            raise self.error(f"{bottom[1].count} labels for {outer * inner} predictions "
-                             f"(scores {bottom[0].shape}, axis {axis})",
-                             blob=self.bottom_name(1))
+        self.reshape_scores(bottom, top, self.param.infogain_loss_param.axis, "axis")
+        channels = self.dims[1]
         h_count = bottom[2].count if len(bottom) > 2 else self.file_h.size
         if h_count != channels * channels:
             raise self.error(f"H has {h_count} values, expected {channels}x{channels}",
                              blob=self.bottom_name(2) if len(bottom) > 2 else None)
-        self.prob = workspace(self.prob, self.dims, self.dtype)
-        if len(top) > 1:
-            top[1].reshape(bottom[0].shape)
+
+    def matrix(self, bottom):
+        """H (C, C): the third bottom, or the matrix read from the source file."""
+        channels = self.dims[1]
+        h = bottom[2].data if len(bottom) > 2 else self.file_h
+        return h.reshape(channels, channels)
 
     def forward(self, bottom, top):
-        outer, channels, inner = self.dims
-        softmax_forward(bottom[0].data.reshape(self.dims), self.prob)
-        h = (bottom[2].data if len(bottom) > 2 else self.file_h).reshape(channels,
-                                                                         channels)
-        labels, valid = self.class_labels(bottom[1].data.reshape(outer, inner),
-                                          channels, self.ignore_label)
+        labels, valid = self.start_forward(bottom)
+        h = self.matrix(bottom)
         log_p = rounded(np.log, np.maximum(self.prob, self.dtype.type(LOG_THRESHOLD)))
         terms = h[labels] * log_p.transpose(0, 2, 1)              # (outer, inner, C)
         loss = -running_total(terms[valid])
-        self.labels, self.valid = labels, valid
-        self.normalizer = get_normalizer(self.normalization, outer, inner,
-                                         int(valid.sum()))
-        self.set_loss(top, loss, self.normalizer)
-        if len(top) > 1:
-            np.copyto(top[1].data, self.prob.reshape(top[1].shape))
+        self.finish_forward(top, loss, labels, valid)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        channels = self.dims[1]
-        h = (bottom[2].data if len(bottom) > 2 else self.file_h).reshape(channels,
-                                                                         channels)
+        h = self.matrix(bottom)
         row_sums = np.add.accumulate(h, axis=1)[:, -1]           # Caffe's order
         dx = bottom[0].diff.reshape(self.dims)
         np.multiply(self.prob, row_sums[self.labels][:, None, :], out=dx)

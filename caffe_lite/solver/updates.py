@@ -35,6 +35,12 @@ def rule_types():
     return sorted(_RULES)
 
 
+def reject_momentum(param, type_name):
+    if param.momentum != 0:
+        raise SolverError(f"momentum cannot be used with {type_name} (Caffe rejects "
+                          f"it): set momentum 0, got {param.momentum}")
+
+
 class UpdateRule:
     """History layout: ``history_per_param`` blobs per param, stored as Caffe
     does (all first blobs, then all second blobs)."""
@@ -56,6 +62,14 @@ class UpdateRule:
     def compute(self, i, diff, local_rate, it):
         """Overwrite ``diff`` (param i's gradient) with its update value."""
         raise NotImplementedError
+
+    def divide_by_root(self, numerator, h, rate, scratch, out):
+        """out = rate numerator / (sqrt(h) + delta), as Caffe's four vector ops
+        (AdaGrad, RMSProp, Adam) with ``scratch`` holding the intermediates."""
+        np.sqrt(h, out=scratch)
+        scratch += f32(self.param.delta)
+        np.divide(numerator, scratch, out=scratch)
+        np.multiply(scratch, rate, out=out)
 
 
 @register_rule("SGD")
@@ -86,27 +100,20 @@ class NesterovRule(UpdateRule):
 class AdaGradRule(UpdateRule):
     @staticmethod
     def check(param):
-        if param.momentum != 0:
-            raise SolverError("momentum cannot be used with AdaGrad (Caffe rejects "
-                              f"it): set momentum 0, got {param.momentum}")
+        reject_momentum(param, "AdaGrad")
 
     def compute(self, i, diff, local_rate, it):
         h, u = self.history[i], self.update[i]
         np.multiply(diff, diff, out=u)
         h += u                                              # h += g^2
-        np.sqrt(h, out=u)
-        u += f32(self.param.delta)
-        np.divide(diff, u, out=u)
-        np.multiply(u, local_rate, out=diff)                # lr g / (sqrt(h) + delta)
+        self.divide_by_root(diff, h, local_rate, u, out=diff)
 
 
 @register_rule("RMSProp")
 class RMSPropRule(UpdateRule):
     @staticmethod
     def check(param):
-        if param.momentum != 0:
-            raise SolverError("momentum cannot be used with RMSProp (Caffe rejects "
-                              f"it): set momentum 0, got {param.momentum}")
+        reject_momentum(param, "RMSProp")
         if not 0 <= param.rms_decay < 1:
             raise SolverError(f"rms_decay must lie in [0, 1), got {param.rms_decay}")
 
@@ -117,10 +124,7 @@ class RMSPropRule(UpdateRule):
         u *= f32(1) - decay
         h *= decay
         h += u                                              # h = d h + (1 - d) g^2
-        np.sqrt(h, out=u)
-        u += f32(self.param.delta)
-        np.divide(diff, u, out=u)
-        np.multiply(u, local_rate, out=diff)
+        self.divide_by_root(diff, h, local_rate, u, out=diff)
 
 
 @register_rule("AdaDelta")
@@ -167,7 +171,4 @@ class AdamRule(UpdateRule):
         t *= f32(1) - beta2
         v *= beta2
         v += t                                              # v = b2 v + (1 - b2) g^2
-        np.sqrt(v, out=t)
-        t += f32(self.param.delta)
-        np.divide(m, t, out=t)
-        np.multiply(t, f32(local_rate * correction), out=diff)
+        self.divide_by_root(m, v, f32(local_rate * correction), t, out=diff)
