@@ -101,6 +101,11 @@ class Net(NetBuild, NetScripting, NetWeights):
     def layer_dict(self):
         return OrderedDict(zip(self._layer_names, self.layers))
 
+    @property
+    def _blob_names(self):
+        """pycaffe's private name list, which scripts and draw tools read."""
+        return list(self.blobs)
+
     def summary(self):
         """Per-layer top shapes, parameters, MACs and memory (see summary.py)."""
         from .summary import summarize

@@ -32,6 +32,7 @@ def test_pycaffe_views():
     assert list(net.params) == ["ip1", "ip2"]
     assert [b.shape for b in net.params["ip1"]] == [(5, 3), (5,)]
     assert net._layer_names == ["data", "ip1", "relu1", "ip2", "loss"]
+    assert net._blob_names == list(net.blobs)
     assert net.layer_dict["ip2"].type == "InnerProduct"
     assert net.top_names["relu1"] == ["ip1"] and net.bottom_names["loss"] == ["ip2", "label"]
     assert net.blob_loss_weights["loss"] == 1 and net.blob_loss_weights["ip2"] == 0
