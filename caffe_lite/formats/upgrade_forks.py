@@ -14,9 +14,15 @@ def upgrade_fork_params(net):
         if layer.HasField("pooling_param"):
             changed |= _upgrade_ceil_mode(layer)
         if layer.HasField("convolution_param"):
-            changed |= _upgrade_dilation(layer, "hole")
-            changed |= _upgrade_dilation(layer, "filter_stride")
+            changed |= upgrade_fork_dilation(layer)
     return changed
+
+
+def upgrade_fork_dilation(layer):
+    """convolution_param's ``hole`` / ``filter_stride`` -> dilation, in place (also
+    used by the conv layers, which may be built from an un-upgraded param)."""
+    changed = _upgrade_dilation(layer, "hole")
+    return _upgrade_dilation(layer, "filter_stride") or changed
 
 
 def _upgrade_ceil_mode(layer):

@@ -17,6 +17,7 @@ from ..ops import deconv_fast
 from ..ops.conv_gemm import conv_backward, conv_forward, deconv_backward, deconv_forward
 from ..ops.im2col import Workspace, col2im, conv_out_size, deconv_out_size, im2col
 from .base import Layer, register_layer
+from ..formats.upgrade_forks import upgrade_fork_dilation
 from .conv_params import parse_geometry
 
 
@@ -25,6 +26,7 @@ class _ConvGeometry(Layer):
     shared by the three layers; the leading axes before ``axis`` fold into N."""
 
     def read_geometry(self, bottom):
+        upgrade_fork_dilation(self.param)        # a layer built without the net's upgrade
         cp = self.param.convolution_param
         self.axis = bottom[0].canonical_axis(cp.axis)
         self.num_spatial = bottom[0].num_axes - self.axis - 1

@@ -4,8 +4,8 @@ spatial axis, from any of the forms Caffe and the forks accept, with Caffe's che
 Kept apart from conv.py because it is pure parameter parsing: the layers there call
 ``parse_geometry`` once in setup and work with the tuples (``layer`` serves only to
 raise its errors). Accepted forms: the repeated field given once or once per
-spatial axis, ``<name>_h``/``<name>_w`` (2-D only), and for dilation the forks'
-``hole`` (DeepLab-v1) and ``filter_stride`` (ParseNet).
+spatial axis, and ``<name>_h``/``<name>_w`` (2-D only). The forks' ``hole`` and
+``filter_stride`` become dilation through formats/upgrade_forks.py first.
 """
 
 
@@ -35,25 +35,10 @@ def _axis_values(layer, cp, name, field, nd, default):
     return tuple(int(v) for v in values)
 
 
-def _fork_dilation(cp, nd):
-    """DeepLab-v1's ``hole`` and ParseNet's ``filter_stride`` meant dilation, or None."""
-    if nd != 2:
-        return None
-    for name in ("hole", "filter_stride"):
-        h = getattr(cp, name + "_h") if cp.HasField(name + "_h") else getattr(cp, name)
-        w = getattr(cp, name + "_w") if cp.HasField(name + "_w") else getattr(cp, name)
-        if (h, w) != (1, 1):
-            return (h, w)
-    return None
-
-
 def parse_geometry(layer, cp, nd):
     """(kernel, stride, pad, dilation) tuples with one int per spatial axis."""
     kernel = _axis_values(layer, cp, "kernel", "kernel_size", nd, None)
     stride = _axis_values(layer, cp, "stride", "stride", nd, 1)
     pad = _axis_values(layer, cp, "pad", "pad", nd, 0)
-    dilation = (_fork_dilation(cp, nd) if not cp.dilation else None) or \
-        _axis_values(layer, cp, "dilation", "dilation", nd, 1)
-    if min(dilation, default=1) <= 0:                    # a fork's hole: 0
-        raise layer.error(f"dilation must be > 0, got {dilation}")
+    dilation = _axis_values(layer, cp, "dilation", "dilation", nd, 1)
     return kernel, stride, pad, dilation
