@@ -1,16 +1,33 @@
 """caffe_lite: run Caffe networks in pure Python (numpy + protobuf).
 
 ``import caffe_lite as caffe`` gives the pycaffe surface: Net, Layer, TRAIN/TEST,
-the solvers, io, NetSpec (layers/params) and the mode switches.
+the solvers, io, NetSpec (layers/params), Classifier, Detector and the mode
+switches. pycaffe's submodule names (``caffe.io``, ``caffe.net_spec``,
+``caffe.draw``, ...) import as in pycaffe; they live in ``pycaffe/``.
 """
+import importlib as _importlib
+import sys as _sys
+
 from .blob import Blob
 from .errors import CaffeLiteError
 from .layers.base import Layer
-from .net import Net, TRAIN, TEST
+from .net import TEST, TRAIN, Net
+from .pycaffe import (AdaDeltaSolver, AdaGradSolver, AdamSolver, Classifier, Detector,
+                      NesterovSolver, NetSpec, RMSPropSolver, SGDSolver, get_solver,
+                      io, layers, params, to_proto)
 from .rng import set_random_seed
-from . import io                 # caffe.io, as in pycaffe
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# pycaffe's module names: ``import caffe_lite.draw``, ``from caffe_lite.io import
+# Transformer`` and the others find the modules that live in pycaffe/.
+for _name in ("io", "net_spec", "classifier", "detector", "draw"):
+    _sys.modules[f"{__name__}.{_name}"] = _importlib.import_module(
+        f".pycaffe.{_name}", __name__)
+draw = _sys.modules[f"{__name__}.draw"]
+net_spec = _sys.modules[f"{__name__}.net_spec"]
+classifier = _sys.modules[f"{__name__}.classifier"]
+detector = _sys.modules[f"{__name__}.detector"]
 
 _MODE = "CPU"
 
@@ -32,27 +49,8 @@ def set_device(device_id):
                              f"on the CPU only")
 
 
-def _optional_submodules():
-    # Later modules (solvers, io, net_spec, ...) attach here when present.
-    import importlib
-    names = {}
-    for module, attrs in (
-            ("solvers", ("SGDSolver", "NesterovSolver", "AdaGradSolver",
-                         "RMSPropSolver", "AdaDeltaSolver", "AdamSolver",
-                         "get_solver")),
-            ("net_spec", ("NetSpec", "layers", "params", "to_proto")),
-            ("classifier", ("Classifier",)),
-            ("detector", ("Detector",))):
-        try:
-            mod = importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{module}":
-                raise
-            continue
-        for attr in attrs:
-            if hasattr(mod, attr):
-                names[attr] = getattr(mod, attr)
-    return names
-
-
-globals().update(_optional_submodules())
+__all__ = ["Blob", "CaffeLiteError", "Layer", "Net", "TRAIN", "TEST", "SGDSolver",
+           "NesterovSolver", "AdaGradSolver", "RMSPropSolver", "AdaDeltaSolver",
+           "AdamSolver", "get_solver", "Classifier", "Detector", "NetSpec", "layers",
+           "params", "to_proto", "io", "set_random_seed", "set_mode_cpu",
+           "set_mode_gpu", "set_device"]

@@ -75,6 +75,18 @@ class SolverError(CaffeLiteError):
     """An invalid solver definition or snapshot."""
 
 
+class NetSpecError(CaffeLiteError, AttributeError):
+    """A NetSpec layer call or parameter name that the schema has no place for."""
+
+
+class PreprocessError(CaffeLiteError, ValueError):
+    """Preprocessing settings or arrays that do not fit the net's inputs."""
+
+
+class ImageError(CaffeLiteError, OSError):
+    """An image file that cannot be opened or decoded."""
+
+
 class DependencyError(CaffeLiteError):
     """An optional dependency (extra) that is needed but not installed."""
 

@@ -5,10 +5,10 @@ import pytest
 
 import caffe_lite as caffe
 from caffe_lite.cli import main as cli
-from caffe_lite.db import RecordReader, RecordWriter
+from caffe_lite.data.db import RecordReader, RecordWriter
 from caffe_lite.errors import CaffeLiteError, LayerError
 from caffe_lite.formats import parse_net_param, read_blobproto
-from caffe_lite.imread import read_image, resize_linear
+from caffe_lite.data.image import read_image, resize_linear
 from caffe_lite.io import array_to_datum
 from caffe_lite.proto import caffe_pb2
 from ref_data import ref_bilinear_resize, ref_epoch_order, ref_transform

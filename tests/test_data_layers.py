@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import caffe_lite as caffe
-from caffe_lite.data_transform import DataTransformer
+from caffe_lite.data.transform import DataTransformer
 from caffe_lite.errors import LayerError
 from caffe_lite.formats import parse_net_param
 from caffe_lite.proto import caffe_pb2

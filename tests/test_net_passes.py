@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import text_format
 
 from caffe_lite.errors import NetError
-from caffe_lite.net_passes import filter_by_state, insert_splits, state_meets_rule
+from caffe_lite.net.passes import filter_by_state, insert_splits, state_meets_rule
 from caffe_lite.proto import caffe_pb2
 from conftest import CONFORMANCE
 

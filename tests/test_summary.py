@@ -8,7 +8,7 @@ import pytest
 import caffe_lite as caffe
 from caffe_lite.cli import main as cli_main
 from caffe_lite.layers.base import layer_types
-from caffe_lite.summary import summarize_file
+from caffe_lite.commands.summary import summarize_file
 from conftest import zoo_file
 from ref_pycaffe import conv_out, pool_out
 

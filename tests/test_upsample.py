@@ -10,7 +10,7 @@ import caffe_lite
 from caffe_lite.errors import LayerError, NetError, UnknownLayerError
 from caffe_lite.formats import parse_net_param
 from caffe_lite.layers.base import layer_class, layer_types
-from caffe_lite.net_passes import filter_by_state
+from caffe_lite.net.passes import filter_by_state
 from caffe_lite.proto import caffe_pb2
 from caffe_lite.ops.upsample import interp_matrix, scatter_last
 from conformance import build_net, load_case

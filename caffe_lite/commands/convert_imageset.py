@@ -9,11 +9,10 @@ import sys
 
 import numpy as np
 
-from ..db import RecordWriter
+from ..data.db import RecordWriter
 from ..errors import CaffeLiteError
-from ..imread import read_image, to_chw
-from ..io import array_to_datum
-from ..layers.data_db import parse_list_line
+from ..data.datum import array_to_datum
+from ..data.image import parse_list_line, read_image, to_chw
 from ..proto import caffe_pb2
 from ..rng import get_rng
 

@@ -1,6 +1,6 @@
 """``caffe-lite draw net.prototxt out.png``: a picture of the net through
 graphviz (pycaffe's draw_net.py)."""
-from .. import draw
+from ..pycaffe import draw
 from ..formats import read_net_param
 from ..proto import caffe_pb2
 

@@ -3,7 +3,9 @@ parameter count, multiply-accumulates and activation memory, then totals."""
 import argparse
 
 from ..errors import CaffeLiteError
-from ..summary import parse_shape, summarize_file
+from ..formats import read_net_param
+from ..net import Net
+from ..net.summary import parse_shape, set_input_shapes, summarize
 
 HELP = "print each layer's output shapes, parameters, MACs and memory, with totals"
 
@@ -25,6 +27,18 @@ def add_arguments(parser):
     parser.add_argument("--level", type=int, default=0, help="net state level")
     parser.add_argument("--stage", action="append", default=[],
                         help="net state stage (repeat for several)")
+
+
+def summarize_file(path, phase="TEST", input_shapes=None, weights=None, **net_kwargs):
+    """Build the net in ``path`` (optionally with new input shapes) and summarize it."""
+    param = read_net_param(path)
+    if input_shapes:
+        set_input_shapes(param, input_shapes)
+    try:
+        net = Net(param, phase, weights=weights, **net_kwargs)
+    except CaffeLiteError as exc:
+        raise exc.with_context(file=str(path))
+    return summarize(net)
 
 
 def run(args):

@@ -42,7 +42,7 @@ def time_layers(net, iterations):
 
 
 def run(args):
-    from ..net import Net
+    from ..net.net import Net
     stages = [s for s in args.stage.split(",") if s]
     net = Net(args.model, args.phase, level=args.level, stages=stages,
               allow_python_layers=args.allow_python_layers)

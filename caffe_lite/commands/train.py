@@ -32,7 +32,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..solvers import get_solver
+    from ..solver.classes import get_solver
     if not os.path.isfile(args.solver):
         raise SolverError("solver file does not exist", file=args.solver)
     param = read_solver_param(args.solver)

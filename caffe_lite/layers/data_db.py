@@ -9,10 +9,11 @@ repeatable under caffe.set_random_seed.
 """
 import numpy as np
 
-from ..data_transform import DataTransformer
-from ..db import RecordReader
+from ..data.transform import DataTransformer
+from ..data.db import RecordReader
 from ..errors import CaffeLiteError
-from ..imread import COLOR, GRAY, UNCHANGED, decode_image, read_image, to_chw
+from ..data.datum import datum_to_chw
+from ..data.image import COLOR, GRAY, UNCHANGED, parse_list_line, read_image, to_chw
 from ..proto import caffe_pb2
 from .base import register_layer
 from .data import DataLayer, find_file, layer_rng
@@ -111,21 +112,6 @@ class DBDataLayer(TransformingDataLayer):
             raise self.error(exc.message + f" (record {key!r} of {self.source})") from None
 
 
-def datum_to_chw(datum, mode=UNCHANGED, name="<datum>"):
-    """A Datum's record as (C, H, W): uint8 bytes, float_data as float32, or an
-    encoded image decoded in ``mode`` (imread's color / gray / unchanged)."""
-    if datum.encoded:
-        return to_chw(decode_image(datum.data, mode, name=name))
-    shape = (datum.channels, datum.height, datum.width)
-    if len(datum.data):
-        values = np.frombuffer(datum.data, np.uint8)
-    else:
-        values = np.asarray(datum.float_data, np.float32)
-    if values.size != int(np.prod(shape)) or values.size == 0:
-        raise CaffeLiteError(f"a Datum holds {values.size} values for shape {shape}")
-    return values.reshape(shape)
-
-
 @register_layer("ImageData")
 class ImageDataLayer(TransformingDataLayer):
     """Images listed in image_data_param.source, one ``<path> <label>`` per line
@@ -174,12 +160,3 @@ class ImageDataLayer(TransformingDataLayer):
                 if self.shuffle:
                     self.rng.shuffle(self.lines)
         return self.stack(arrays, names), np.array(labels, np.float32)
-
-
-def parse_list_line(line):
-    """'<path> <label>' -> (path, int label); the path may contain spaces."""
-    path, _, label = line.rpartition(" ")
-    try:
-        return path, int(label)
-    except ValueError:
-        return line, 0                              # Caffe's atoi gives 0

@@ -15,9 +15,9 @@ warped with the same scale, and placed at its offset in a zero-filled crop.
 """
 import numpy as np
 
-from ..data_transform import read_mean
+from ..data.transform import read_mean
 from ..errors import CaffeLiteError
-from ..imread import COLOR, decode_image, resize_linear
+from ..data.image import COLOR, decode_image, resize_linear
 from .base import register_layer
 from .data import DataLayer, find_file, layer_rng
 

@@ -8,7 +8,7 @@ so a solver next to its net works from anywhere.
 import os
 
 from ..errors import CaffeLiteError, SolverError
-from ..net import Net, TRAIN, TEST
+from ..net.net import Net, TRAIN, TEST
 from ..proto import caffe_pb2
 
 

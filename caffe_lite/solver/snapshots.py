@@ -5,7 +5,8 @@ import os
 from ..errors import SolverError
 from ..formats.atomic import atomic_write
 from ..proto import caffe_pb2
-from . import nets, state as state_io
+from . import nets
+from . import state as state_io
 from .config import check_prefix_dir
 
 

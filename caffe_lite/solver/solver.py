@@ -14,7 +14,10 @@ import time
 import numpy as np
 
 from ..rng import set_random_seed
-from . import config, nets, snapshots, testing
+from . import config
+from . import nets
+from . import snapshots
+from . import testing
 from .lr_policies import learning_rate
 from .report import Reporter
 from .signals import NONE, SNAPSHOT, STOP, SignalActions

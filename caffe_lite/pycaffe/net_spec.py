@@ -12,8 +12,9 @@ same prototxt as with pycaffe.
 import sys
 from collections import Counter, OrderedDict
 
-from .net_spec_params import NetSpecError, assign_proto, netspec_error, route_keyword
-from .proto import caffe_pb2
+from ..errors import NetSpecError
+from ..proto import caffe_pb2
+from .net_spec_keywords import assign_proto, netspec_error, route_keyword
 
 class Top:
     """One output blob of a layer (output ``n`` of ``fn``)."""
@@ -158,7 +159,7 @@ class Layers:
             raise AttributeError(type_name)
         # caffe.layers shadows the caffe_lite.layers package, so let
         # ``import caffe_lite.layers.conv as conv`` still find the module
-        module = sys.modules.get(f"{__package__}.layers.{type_name}")
+        module = sys.modules.get(f"{__name__.split('.')[0]}.layers.{type_name}")
         if module is not None:
             return module
 

@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 
-from .errors import ModelFileError
-from .image import (ImageError, PreprocessError, decode_image_bytes, load_image,
-                    oversample, resize_image)
-from .proto import caffe_pb2
+from ..data.datum import array_to_datum, datum_to_array
+from ..data.image import load_image, oversample, resize_image
+from ..errors import ImageError, ModelFileError, PreprocessError
+from ..proto import caffe_pb2
 
 __all__ = ["Transformer", "load_image", "resize_image", "oversample",
            "blobproto_to_array", "array_to_blobproto", "array_to_datum",
@@ -73,34 +73,6 @@ def load_binaryproto(path):
         return blobproto_to_array(blob)
     except ModelFileError as exc:
         raise exc.with_context(file=os.fspath(path))
-
-
-def array_to_datum(arr, label=None):
-    """A C x H x W array as a Datum: uint8 as bytes, anything else as floats."""
-    arr = np.asarray(arr)
-    if arr.ndim != 3:
-        raise PreprocessError(f"a Datum holds a C x H x W array, got shape {arr.shape}")
-    datum = caffe_pb2.Datum()
-    datum.channels, datum.height, datum.width = arr.shape
-    if arr.dtype == np.uint8:
-        datum.data = arr.tobytes()
-    else:
-        datum.float_data.extend(arr.astype(np.float32).ravel())
-    if label is not None:
-        datum.label = label
-    return datum
-
-
-def datum_to_array(datum):
-    """A Datum's C x H x W array (uint8 for byte data; the label is not returned).
-    Encoded (JPEG/PNG) datums are decoded to BGR, as Caffe's data layers do."""
-    if datum.encoded:
-        array = decode_image_bytes(datum.data)
-        return array[None] if array.ndim == 2 else array[:, :, ::-1].transpose(2, 0, 1)
-    shape = (datum.channels, datum.height, datum.width)
-    if len(datum.data):
-        return np.frombuffer(datum.data, np.uint8).reshape(shape).copy()
-    return np.array(datum.float_data, dtype=float).reshape(shape)
 
 
 # -- preprocessing -------------------------------------------------------------

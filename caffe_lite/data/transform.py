@@ -13,8 +13,8 @@ import os
 
 import numpy as np
 
-from .errors import CaffeLiteError
-from .proto import caffe_pb2
+from ..errors import CaffeLiteError
+from ..proto import caffe_pb2
 
 
 class DataTransformer:
@@ -86,7 +86,7 @@ class DataTransformer:
 def read_mean(path, error):
     """The mean image of a binaryproto as (C, H, W) float32 (Caffe uses the first
     item of a legacy 4-D blob)."""
-    from .formats import read_blobproto
+    from ..formats import read_blobproto
     if not os.path.exists(path):
         raise error(f"the mean file {path} does not exist")
     try:

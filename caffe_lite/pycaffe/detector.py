@@ -6,8 +6,8 @@ import numpy as np
 
 from . import io
 from .classifier import make_transformer
-from .errors import DependencyError
-from .net import Net, TEST
+from ..errors import DependencyError
+from ..net.net import Net, TEST
 
 
 class Detector(Net):

@@ -8,8 +8,8 @@ so the picture stays a top-to-bottom chain instead of a tangle of cycles.
 """
 import os
 
-from .errors import CaffeLiteError, DependencyError, require
-from .proto import caffe_pb2
+from ..errors import CaffeLiteError, DependencyError, require
+from ..proto import caffe_pb2
 
 LAYER_STYLE = {"shape": "box", "style": "filled", "fillcolor": "#6495ED"}
 NEURON_LAYER_STYLE = {"shape": "box", "style": "filled", "fillcolor": "#90EE90"}
@@ -108,7 +108,7 @@ def _included(layer, phase):
 
 def _v2(net):
     if len(net.layers) and not len(net.layer):      # V1 'layers' -> upgrade a copy
-        from .formats import upgrade_net
+        from ..formats import upgrade_net
         upgraded = caffe_pb2.NetParameter()
         upgraded.CopyFrom(net)
         upgrade_net(upgraded)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import io
-from .net import Net, TEST
+from ..net.net import Net, TEST
 
 
 def make_transformer(net, mean=None, input_scale=None, raw_scale=None,

@@ -1,12 +1,16 @@
 """pycaffe's solver classes: SGDSolver, NesterovSolver, AdaGradSolver,
 RMSPropSolver, AdaDeltaSolver, AdamSolver, and get_solver (picks by ``type``).
 
+Each class only names its update rule; the registry of rules (updates.py) is
+the one list of solver types.
+
     solver = caffe.get_solver("solver.prototxt")
     solver.step(100)             # or solver.solve()
 """
-from .errors import SolverError
-from .solver.config import load_param
-from .solver.solver import Solver
+from ..errors import SolverError
+from .config import load_param
+from .solver import Solver
+from .updates import rule_class
 
 
 class SGDSolver(Solver):
@@ -33,18 +37,16 @@ class AdamSolver(Solver):
     type_name = "Adam"
 
 
-SOLVER_CLASSES = {cls.type_name: cls for cls in (
-    SGDSolver, NesterovSolver, AdaGradSolver, RMSPropSolver, AdaDeltaSolver,
-    AdamSolver)}
-
-
-def get_solver(solver, **kwargs):
+def get_solver(solver, **kwargs) -> Solver:
     """The solver class named by the file's (or SolverParameter's) ``type``."""
     param, source = load_param(solver, kwargs.get("source"))
-    if param.type not in SOLVER_CLASSES:
-        raise SolverError(f"unknown solver type '{param.type}' (known types: "
-                          f"{', '.join(sorted(SOLVER_CLASSES))})", file=source)
-    return SOLVER_CLASSES[param.type](solver, **kwargs)
+    try:
+        rule_class(param.type)              # the registry names the known types
+    except SolverError as exc:
+        raise exc.with_context(file=source)
+    cls = next(c for c in Solver.__subclasses__() if c.type_name == param.type)
+    return cls(solver, **kwargs)
 
 
-__all__ = ["Solver", "get_solver"] + [c.__name__ for c in SOLVER_CLASSES.values()]
+__all__ = ["Solver", "get_solver", "SGDSolver", "NesterovSolver", "AdaGradSolver",
+           "RMSPropSolver", "AdaDeltaSolver", "AdamSolver"]

@@ -1,7 +1,7 @@
 """The passes that turn a NetParameter into what the Net builds, each on its own:
 phase/level/stage filtering and automatic Split insertion (with Caffe's names)."""
-from .errors import NetError
-from .proto import caffe_pb2
+from ..errors import NetError
+from ..proto import caffe_pb2
 
 
 def state_meets_rule(state, rule):

@@ -6,7 +6,7 @@ Caffe's tools write them as ``%08d_<name>``.
 """
 import os
 
-from .errors import CaffeLiteError, require
+from ..errors import CaffeLiteError, require
 
 BACKENDS = ("lmdb", "leveldb")
 

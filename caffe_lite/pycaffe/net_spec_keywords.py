@@ -5,14 +5,10 @@ fill messages. Anything the schema has no place for is a NetSpecError that
 names the layer type and lists the valid names."""
 import numpy as np
 
-from .errors import CaffeLiteError
-from .proto import caffe_pb2
+from ..errors import NetSpecError
+from ..proto import caffe_pb2
 
 _LAYER_FIELDS = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
-
-
-class NetSpecError(CaffeLiteError, AttributeError):
-    """A layer call or parameter name that the schema has no place for."""
 
 
 def netspec_error(type_name, message):

@@ -17,7 +17,7 @@ forward and no weights are needed. Counting rules:
 """
 from dataclasses import dataclass, field
 
-from .errors import CaffeLiteError
+from ..errors import CaffeLiteError
 
 
 @dataclass
@@ -108,20 +108,6 @@ def set_input_shapes(net_param, shapes):
         lp.input_param.shape[i].dim.extend(int(d) for d in shape)
 
 
-def summarize_file(path, phase="TEST", input_shapes=None, weights=None, **net_kwargs):
-    """Build the net in ``path`` (optionally with new input shapes) and summarize it."""
-    from .formats import read_net_param
-    from .net import Net
-    param = read_net_param(path)
-    if input_shapes:
-        set_input_shapes(param, input_shapes)
-    try:
-        net = Net(param, phase, weights=weights, **net_kwargs)
-    except CaffeLiteError as exc:
-        raise exc.with_context(file=str(path))
-    return summarize(net)
-
-
 def _count(n):
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
@@ -173,5 +159,5 @@ def parse_shape(text):
     return shape
 
 
-__all__ = ["LayerSummary", "NetSummary", "summarize", "summarize_file",
+__all__ = ["LayerSummary", "NetSummary", "summarize",
            "format_table", "set_input_shapes", "parse_shape"]

@@ -1,0 +1,252 @@
+"""A Net's state, made in one place: ``build_graph`` runs the construction passes
+in order (check the layer types, wire each layer to its named blobs and set it
+up, decide which layers and bottoms need backward by Caffe's rules, share
+parameters by ParamSpec name) and returns one ``NetGraph``. Everything else in
+``net/`` only reads it."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..blob import Blob
+from ..errors import CaffeLiteError, NetError, UnknownLayerError
+from ..layers.base import Layer, layer_class, layer_types
+from ..proto import caffe_pb2
+
+
+@dataclass
+class NetGraph:
+    """Layers over named blobs, in execution order; list fields are per layer."""
+    param: caffe_pb2.NetParameter             # filtered, with Splits inserted
+    source: str | None = None                 # the file it came from, for errors
+    layers: list[Layer] = field(default_factory=list)
+    layer_names: list[str] = field(default_factory=list)
+    blobs: "OrderedDict[str, Blob]" = field(default_factory=OrderedDict)
+    bottom_vecs: list[list[Blob]] = field(default_factory=list)
+    top_vecs: list[list[Blob]] = field(default_factory=list)
+    bottom_names: "OrderedDict[str, list[str]]" = field(default_factory=OrderedDict)
+    top_names: "OrderedDict[str, list[str]]" = field(default_factory=OrderedDict)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    blob_loss_weights: "OrderedDict[str, float]" = field(default_factory=OrderedDict)
+    layer_need_backward: list[bool] = field(default_factory=list)
+    bottom_need_backward: list[list[bool]] = field(default_factory=list)
+    param_specs: list[list[caffe_pb2.ParamSpec]] = field(default_factory=list)
+    # learnable parameters, one entry per distinct blob (shared ones once)
+    learnable_params: list[Blob] = field(default_factory=list)
+    params_lr: list[float] = field(default_factory=list)
+    params_weight_decay: list[float] = field(default_factory=list)
+    param_display_names: list[str] = field(default_factory=list)
+
+    def error(self, cls, lp, message, blob=None):
+        return cls(message, file=self.source, layer=lp.name, layer_type=lp.type,
+                   blob=blob)
+
+
+def build_graph(param, source=None, allow_python_layers=False, dtype=np.float32):
+    """The construction passes, in order, over a filtered and split NetParameter."""
+    check_layer_types(param, source, allow_python_layers)
+    graph = NetGraph(param=param, source=source)
+    wire_layers(graph, np.dtype(dtype))
+    decide_backward(graph)
+    share_params(graph)
+    return graph
+
+
+def check_layer_types(param, source, allow_python_layers):
+    """One error listing every layer this net cannot build, not just the first."""
+    known = set(layer_types())
+    problems = []
+    for lp in param.layer:
+        if lp.type == "Python" and not allow_python_layers:
+            problems.append(f"'{lp.name}' (Python layer importing module "
+                            f"'{lp.python_param.module}': pass "
+                            f"allow_python_layers=True to run it)")
+        elif lp.type not in known:
+            problems.append(f"'{lp.name}' (type '{lp.type}')")
+    if problems:
+        raise UnknownLayerError(
+            f"cannot build {len(problems)} layer(s): " + "; ".join(problems) +
+            f". Known types: {', '.join(sorted(known))}", file=source)
+
+
+class _Wiring:
+    """What wiring tracks while it walks the layers: which blobs are produced
+    and not yet consumed, and which need a gradient so far."""
+
+    def __init__(self, graph, dtype):
+        self.graph = graph
+        self.dtype = dtype
+        self.available = set()
+        self.need_backward = {}
+
+
+def wire_layers(graph, dtype):
+    """Create each layer, connect it to its named blobs and set it up."""
+    wiring = _Wiring(graph, dtype)
+    phase = graph.param.state.phase
+    for lp in graph.param.layer:
+        if not lp.HasField("phase"):
+            lp.phase = phase
+        if lp.name in graph.layer_names:
+            raise graph.error(NetError, lp, "duplicate layer name (weights are "
+                              "matched by layer name, so names must be unique)")
+        layer = layer_class(lp.type, lp.name)(lp)
+        layer.net_file = graph.source          # resolves relative file params
+        bottoms, bottom_need = _connect_bottoms(wiring, lp)
+        tops = _connect_tops(wiring, lp, layer)
+        try:
+            layer.set_up(bottoms, tops)
+        except CaffeLiteError as exc:
+            raise exc.with_context(file=graph.source, layer=lp.name,
+                                   layer_type=lp.type)
+        for name, weight in zip(lp.top, layer.loss_weights):
+            graph.blob_loss_weights[name] = weight
+        specs = _param_specs(graph, lp, layer)
+        # learnable params, or a bottom that needs backward, make the layer need it
+        need = any(layer.param_propagate_down) or \
+            any(wiring.need_backward[n] for n in lp.bottom)
+        if need:
+            for name in lp.top:
+                wiring.need_backward[name] = True
+        graph.layers.append(layer)
+        graph.layer_names.append(lp.name)
+        graph.bottom_vecs.append(bottoms)
+        graph.top_vecs.append(tops)
+        graph.bottom_names[lp.name] = list(lp.bottom)
+        graph.top_names[lp.name] = list(lp.top)
+        graph.bottom_need_backward.append(bottom_need)
+        graph.layer_need_backward.append(need)
+        graph.param_specs.append(specs)
+    # outputs: produced and never consumed, in name order (Caffe keeps a std::set)
+    graph.outputs = sorted(wiring.available)
+
+
+def _connect_bottoms(wiring, lp):
+    """The layer's bottom blobs, and whether each needs a gradient."""
+    graph = wiring.graph
+    if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
+        raise graph.error(NetError, lp, f"propagate_down has "
+                          f"{len(lp.propagate_down)} entries for "
+                          f"{len(lp.bottom)} bottoms")
+    bottoms, need = [], []
+    for i, name in enumerate(lp.bottom):
+        if name not in wiring.available:
+            raise graph.error(NetError, lp, "unknown bottom blob" + (
+                " (it was produced but already consumed by an earlier layer)"
+                if name in graph.blobs else ""), blob=name)
+        wiring.available.discard(name)
+        bottoms.append(graph.blobs[name])
+        propagate = lp.propagate_down[i] if lp.propagate_down else True
+        need.append(wiring.need_backward[name] and propagate)
+    return bottoms, need
+
+
+def _connect_tops(wiring, lp, layer):
+    """New blobs for the tops, or the bottom's blob for an in-place top."""
+    graph = wiring.graph
+    tops = []
+    for i, name in enumerate(lp.top):
+        if i < len(lp.bottom) and lp.bottom[i] == name:
+            if not getattr(layer, "allows_in_place", False):
+                raise graph.error(NetError, lp, "this layer type cannot run in "
+                                  "place (its top and bottom must be different "
+                                  "blobs)", blob=name)
+            blob = graph.blobs[name]
+        elif name in graph.blobs:
+            raise graph.error(NetError, lp, "top blob produced by more than one "
+                              "layer", blob=name)
+        else:
+            blob = graph.blobs[name] = Blob(dtype=wiring.dtype)
+            wiring.need_backward[name] = False
+        if lp.type == "Input":
+            graph.inputs.append(name)
+        wiring.available.add(name)
+        tops.append(blob)
+    while layer.auto_top_blobs and len(tops) < layer.required_num_top():
+        tops.append(Blob(dtype=wiring.dtype))     # anonymous, as in Caffe
+    return tops
+
+
+def _param_specs(graph, lp, layer):
+    """One ParamSpec per param blob (defaults past the given ones); a param
+    with lr_mult 0 gets no gradient."""
+    if len(lp.param) > len(layer.blobs):
+        raise graph.error(NetError, lp, f"{len(lp.param)} param specs for "
+                          f"{len(layer.blobs)} parameter blobs")
+    specs = [lp.param[k] if k < len(lp.param) else caffe_pb2.ParamSpec()
+             for k in range(len(layer.blobs))]
+    layer.param_propagate_down = [s.lr_mult != 0 for s in specs]
+    return specs
+
+
+def decide_backward(graph):
+    """Skip backward for layers that do not lead to a loss (Caffe's rules),
+    then apply force_backward."""
+    under_loss, skip_backprop = set(), set()
+    need, bottom_need = graph.layer_need_backward, graph.bottom_need_backward
+    for li in reversed(range(len(graph.layers))):
+        layer, lp = graph.layers[li], graph.param.layer[li]
+        contributes, skip_down = False, True
+        for ti in range(len(graph.top_vecs[li])):
+            name = lp.top[ti] if ti < len(lp.top) else None    # None: anonymous top
+            if layer.loss_weights[ti] or name in under_loss:
+                contributes = True
+            if name not in skip_backprop:
+                skip_down = False
+            if contributes and not skip_down:
+                break
+        if need[li] and skip_down:
+            need[li] = False
+            bottom_need[li] = [False] * len(lp.bottom)
+        if not contributes:
+            need[li] = False
+        for bi, name in enumerate(lp.bottom):
+            if contributes:
+                under_loss.add(name)
+            else:
+                bottom_need[li][bi] = False
+            if not bottom_need[li][bi]:
+                skip_backprop.add(name)
+    if graph.param.force_backward:
+        for li, layer in enumerate(graph.layers):
+            need[li] = True
+            bottom_need[li] = [n or layer.allow_force_backward(bi)
+                               for bi, n in enumerate(bottom_need[li])]
+            layer.param_propagate_down = [True] * len(layer.blobs)
+    for li, layer in enumerate(graph.layers):
+        if not layer.has_backward:
+            need[li] = False
+
+
+def share_params(graph):
+    """One Blob per ParamSpec name; collect learnable params with lr/decay."""
+    owners = {}                      # spec name -> (layer idx, blob)
+    for li, layer in enumerate(graph.layers):
+        for pi, spec in enumerate(graph.param_specs[li]):
+            blob = layer.blobs[pi]
+            if spec.name and spec.name in owners:
+                owner_li, owner_blob = owners[spec.name]
+                strict = spec.share_mode != caffe_pb2.ParamSpec.PERMISSIVE
+                if (strict and owner_blob.shape != blob.shape) or \
+                        owner_blob.count != blob.count:
+                    raise NetError(
+                        f"shared param '{spec.name}' has shape {blob.shape} here "
+                        f"but {owner_blob.shape} in its owner layer "
+                        f"'{graph.layer_names[owner_li]}'", file=graph.source,
+                        layer=layer.name, layer_type=layer.type)
+                layer.blobs[pi] = owner_blob
+                k = graph.learnable_params.index(owner_blob)
+                if spec.HasField("lr_mult"):
+                    graph.params_lr[k] = spec.lr_mult
+                if spec.HasField("decay_mult"):
+                    graph.params_weight_decay[k] = spec.decay_mult
+                continue
+            if spec.name:
+                owners[spec.name] = (li, blob)
+            graph.learnable_params.append(blob)
+            graph.params_lr.append(spec.lr_mult)
+            graph.params_weight_decay.append(spec.decay_mult)
+            graph.param_display_names.append(spec.name or f"{layer.name}[{pi}]")

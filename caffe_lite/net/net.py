@@ -1,0 +1,229 @@
+"""Net: layers wired over named blobs, run forward and backward over layer
+ranges. Its state is one NetGraph, made by ``build_graph`` (graph.py) from the
+NetParameter that ``passes.py`` filtered by state and gave Split layers;
+pycaffe's attribute names read that graph. The scripting conveniences
+(scripting.py) and weights in and out (weights.py) are functions of it."""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import CaffeLiteError, NetError
+from ..formats import read_net_param, upgrade_net
+from ..proto import caffe_pb2
+from . import scripting, weights
+from .graph import NetGraph, build_graph
+from .passes import filter_by_state, insert_splits
+from .summary import NetSummary, summarize
+
+TRAIN = caffe_pb2.TRAIN
+TEST = caffe_pb2.TEST
+
+
+def _phase(value):
+    if isinstance(value, str):
+        try:
+            return {"TRAIN": TRAIN, "TEST": TEST}[value.upper()]
+        except KeyError:
+            raise CaffeLiteError(f"phase must be TRAIN or TEST, got '{value}'") from None
+    if value not in (TRAIN, TEST):
+        raise CaffeLiteError(f"phase must be caffe.TRAIN or caffe.TEST, got {value!r}")
+    return int(value)
+
+
+def _load_net_param(network):
+    if isinstance(network, caffe_pb2.NetParameter):
+        param = caffe_pb2.NetParameter()
+        param.CopyFrom(network)
+        upgrade_net(param)
+        return param, None
+    path = os.fspath(network)
+    return read_net_param(path), path
+
+
+def _from_graph(name, doc):
+    """A read-only Net attribute that is a field of its graph."""
+    return property(lambda self: getattr(self.graph, name), doc=doc)
+
+
+class Net:
+    """pycaffe's Net: ``Net(network_file, phase, level=0, stages=None,
+    weights=None)`` or the legacy ``Net(network_file, weights_file, phase)``.
+
+    ``network_file`` may also be a NetParameter. Python layers run only with
+    ``allow_python_layers=True`` since a prototxt would otherwise execute code.
+    """
+
+    graph: NetGraph
+
+    def __init__(self, network_file, *args, level=0, stages=None, weights=None,
+                 phase=None, allow_python_layers=False, dtype=np.float32):
+        args = list(args)
+        if args and isinstance(args[0], (str, os.PathLike)) and not (
+                isinstance(args[0], str) and args[0].upper() in ("TRAIN", "TEST")):
+            weights = args.pop(0)            # legacy (prototxt, caffemodel, phase)
+        if args:
+            phase = args.pop(0)
+        if args:
+            level = args.pop(0)
+        if args:
+            stages = args.pop(0)
+        if args:
+            raise CaffeLiteError("Net() takes network_file, phase[, level, stages]")
+        if phase is None:
+            raise CaffeLiteError("Net() needs a phase: caffe.TRAIN or caffe.TEST")
+        param, source = _load_net_param(network_file)
+        param.state.phase = _phase(phase)
+        param.state.level = int(level)
+        del param.state.stage[:]
+        param.state.stage.extend(stages or [])
+        try:
+            filtered = insert_splits(filter_by_state(param, param.state))
+        except CaffeLiteError as exc:
+            raise exc.with_context(file=source)
+        self.graph = build_graph(filtered, source, allow_python_layers, dtype)
+        if weights is not None:
+            self.copy_from(weights)
+
+    # -- pycaffe's attributes: the graph's fields -------------------------------
+    blobs = _from_graph("blobs", "OrderedDict of blob name -> Blob, in creation order")
+    layers = _from_graph("layers", "the Layer objects, in execution order")
+    inputs = _from_graph("inputs", "names of the Input layers' tops")
+    outputs = _from_graph("outputs", "blobs produced and never consumed, sorted")
+    bottom_names = _from_graph("bottom_names", "layer name -> its bottom blob names")
+    top_names = _from_graph("top_names", "layer name -> its top blob names")
+    blob_loss_weights = _from_graph("blob_loss_weights", "blob name -> loss weight")
+    _layer_names = _from_graph("layer_names", "layer names, in execution order")
+    param = _from_graph("param", "the NetParameter built: filtered, with Splits")
+    source = _from_graph("source", "the prototxt file, when built from one")
+    bottom_vecs = _from_graph("bottom_vecs", "per layer, its bottom Blobs")
+    top_vecs = _from_graph("top_vecs", "per layer, its top Blobs")
+    layer_need_backward = _from_graph("layer_need_backward", "per layer")
+    bottom_need_backward = _from_graph("bottom_need_backward", "per layer, per bottom")
+    learnable_params = _from_graph("learnable_params", "distinct learnable Blobs")
+    params_lr = _from_graph("params_lr", "lr_mult per learnable param")
+    params_weight_decay = _from_graph("params_weight_decay",
+                                      "decay_mult per learnable param")
+    param_display_names = _from_graph("param_display_names",
+                                      "a name per learnable param, for logs")
+
+    @property
+    def name(self) -> str:
+        return self.graph.param.name
+
+    @property
+    def phase(self) -> int:
+        return self.graph.param.state.phase
+
+    @property
+    def params(self):
+        """OrderedDict of layer name -> its parameter Blobs (layers with some)."""
+        return OrderedDict((layer.name, layer.blobs)
+                           for layer in self.layers if layer.blobs)
+
+    @property
+    def layer_dict(self):
+        return OrderedDict(zip(self._layer_names, self.layers))
+
+    @property
+    def _blob_names(self):
+        """pycaffe's private name list, which scripts and draw tools read."""
+        return list(self.blobs)
+
+    def summary(self) -> NetSummary:
+        """Per-layer top shapes, parameters, MACs and memory (see summary.py)."""
+        return summarize(self)
+
+    def _layer_index(self, name):
+        try:
+            return self._layer_names.index(name)
+        except ValueError:
+            raise NetError(f"no layer named '{name}' in the net", layer=name) from None
+
+    # -- running -----------------------------------------------------------------
+    def forward_range(self, start: int = 0, end: int | None = None) -> float:
+        """Run layers start..end inclusive and return the summed loss."""
+        end = len(self.layers) - 1 if end is None else end
+        loss = 0.0
+        for li in range(start, end + 1):
+            layer = self.layers[li]
+            try:
+                loss += layer.run_forward(self.bottom_vecs[li], self.top_vecs[li])
+            except CaffeLiteError as exc:
+                raise exc.with_context(layer=layer.name, layer_type=layer.type)
+        return loss
+
+    def backward_range(self, start: int | None = None, end: int = 0) -> None:
+        """Run backward for layers start..end inclusive, top to bottom."""
+        start = len(self.layers) - 1 if start is None else start
+        for li in range(start, end - 1, -1):
+            if self.layer_need_backward[li]:
+                layer = self.layers[li]
+                try:
+                    layer.backward(self.top_vecs[li], self.bottom_need_backward[li],
+                                   self.bottom_vecs[li])
+                except CaffeLiteError as exc:
+                    raise exc.with_context(layer=layer.name, layer_type=layer.type)
+
+    def forward_backward(self) -> float:
+        """One training pass: forward, then backward; returns the loss."""
+        loss = self.forward_range()
+        self.backward_range()
+        return loss
+
+    def reshape(self) -> None:
+        for li, layer in enumerate(self.layers):
+            layer.reshape(self.bottom_vecs[li], self.top_vecs[li])
+
+    def clear_param_diffs(self) -> None:
+        for blob in self.learnable_params:
+            blob.diff[...] = 0
+
+    # -- pycaffe's scripting conveniences (scripting.py) -------------------------
+    def forward(self, blobs=None, start=None, end=None, **kwargs):
+        """Feed inputs by name (keywords), run, return the outputs' data by name."""
+        return scripting.forward(self, blobs, start, end, **kwargs)
+
+    def backward(self, diffs=None, start=None, end=None, **kwargs):
+        """Set output diffs by name (keywords), run backward, return input diffs."""
+        return scripting.backward(self, diffs, start, end, **kwargs)
+
+    def forward_all(self, blobs=None, **kwargs):
+        """Forward over inputs of any batch count, batch by batch."""
+        return scripting.forward_all(self, blobs, **kwargs)
+
+    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+        """Forward and backward batch by batch; returns (outputs, input diffs)."""
+        return scripting.forward_backward_all(self, blobs, diffs, **kwargs)
+
+    def set_input_arrays(self, data, labels, layer_index=0):
+        """Feed a MemoryData layer."""
+        return scripting.set_input_arrays(self, data, labels, layer_index)
+
+    # -- weights in and out (weights.py) -----------------------------------------
+    def copy_from(self, weights_file) -> None:
+        """Copy blobs from a .caffemodel (or .h5) into layers of the same name."""
+        weights.copy_from(self.graph, weights_file)
+
+    def copy_from_layers(self, saved_layers, source=None) -> None:
+        weights.copy_from_layers(self.graph, saved_layers, source)
+
+    def share_with(self, other: Net) -> None:
+        """Use other's param blobs for layers of the same name (test nets)."""
+        weights.share_with(self.graph, other.graph)
+
+    def to_proto(self, write_diff: bool = False) -> caffe_pb2.NetParameter:
+        """The net as a NetParameter with its blobs (slow for big nets: prefer save)."""
+        return weights.to_proto(self.graph, write_diff)
+
+    def save(self, path, fmt=None) -> None:
+        """Write the weights as a binary .caffemodel (or HDF5 for .h5)."""
+        weights.save(self.graph, path, fmt)
+
+    def save_hdf5(self, path) -> None:
+        weights.save(self.graph, path, fmt="hdf5")
+
+    def load_hdf5(self, path) -> None:
+        weights.copy_from(self.graph, path)

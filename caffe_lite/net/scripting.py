@@ -1,0 +1,102 @@
+"""pycaffe's scripting conveniences (pycaffe.py's additions to Net): feed inputs
+and top diffs by name, run whole data sets batch by batch. Functions of a Net,
+called by its methods of the same names."""
+import numpy as np
+
+from ..errors import NetError
+
+
+def forward(net, blobs=None, start=None, end=None, **kwargs):
+    """pycaffe's forward: feed inputs by name, return the outputs' data."""
+    blobs = list(blobs or [])
+    start_i = net._layer_index(start) if start is not None else 0
+    if end is not None:
+        end_i = net._layer_index(end)
+        wanted = net.top_names[end] + blobs
+    else:
+        end_i = len(net.layers) - 1
+        wanted = net.outputs + blobs
+    if kwargs:
+        if set(kwargs) != set(net.inputs):
+            raise NetError(f"input blob arguments {sorted(kwargs)} do not match "
+                           f"the net inputs {net.inputs}", file=net.source)
+        for name, value in kwargs.items():
+            _feed(net, net.blobs[name], name, value, "data")
+    net.forward_range(start_i, end_i)
+    return {name: net.blobs[name].data for name in dict.fromkeys(wanted)}
+
+
+def backward(net, diffs=None, start=None, end=None, **kwargs):
+    """pycaffe's backward: set output diffs by name, return input diffs."""
+    diffs = list(diffs or [])
+    start_i = net._layer_index(start) if start is not None else len(net.layers) - 1
+    if end is not None:
+        end_i = net._layer_index(end)
+        wanted = net.bottom_names[end] + diffs
+    else:
+        end_i = 0
+        wanted = net.inputs + diffs
+    if kwargs:
+        if set(kwargs) != set(net.outputs):
+            raise NetError(f"top diff arguments {sorted(kwargs)} do not match the "
+                           f"net outputs {net.outputs}", file=net.source)
+        for name, value in kwargs.items():
+            _feed(net, net.blobs[name], name, value, "diff")
+    net.backward_range(start_i, end_i)
+    return {name: net.blobs[name].diff for name in dict.fromkeys(wanted)}
+
+
+def _feed(net, blob, name, value, what):
+    value = np.asarray(value)
+    if value.shape != blob.shape:
+        raise NetError(f"{what} of shape {value.shape} does not fit the blob's "
+                       f"shape {blob.shape} (reshape the blob first)",
+                       file=net.source, blob=name)
+    getattr(blob, what)[...] = value
+
+
+def forward_all(net, blobs=None, **kwargs):
+    """Run forward over inputs of any batch count, batch by batch."""
+    outs = {name: [] for name in dict.fromkeys(net.outputs + list(blobs or []))}
+    batch = net.blobs[net.inputs[0]].shape[0] if net.inputs else 1
+    total = len(next(iter(kwargs.values()))) if kwargs else batch
+    for start in range(0, total, batch):
+        chunk = {}
+        for name, value in kwargs.items():
+            part = np.asarray(value[start:start + batch])
+            if len(part) < batch:          # pad the last batch, drop later
+                pad = np.zeros((batch - len(part),) + part.shape[1:], part.dtype)
+                part = np.concatenate([part, pad])
+            chunk[name] = part
+        result = net.forward(blobs, **chunk)
+        for name in outs:
+            outs[name].extend(result[name].copy())
+    return {name: np.asarray(values[:total]) for name, values in outs.items()}
+
+
+def forward_backward_all(net, blobs=None, diffs=None, **kwargs):
+    """Forward and backward batch by batch; returns (outputs, input diffs)."""
+    fwd_in = {k: v for k, v in kwargs.items() if k in net.inputs}
+    bwd_in = {k: v for k, v in kwargs.items() if k in net.outputs}
+    outs = {n: [] for n in dict.fromkeys(net.outputs + list(blobs or []))}
+    grads = {n: [] for n in dict.fromkeys(net.inputs + list(diffs or []))}
+    batch = net.blobs[net.inputs[0]].shape[0] if net.inputs else 1
+    total = len(next(iter(fwd_in.values()))) if fwd_in else batch
+    for start in range(0, total, batch):
+        f = net.forward(blobs, **{k: v[start:start + batch] for k, v in fwd_in.items()})
+        b = net.backward(diffs, **{k: v[start:start + batch] for k, v in bwd_in.items()})
+        for n in outs:
+            outs[n].extend(f[n].copy())
+        for n in grads:
+            grads[n].extend(b[n].copy())
+    return ({n: np.asarray(v) for n, v in outs.items()},
+            {n: np.asarray(v) for n, v in grads.items()})
+
+
+def set_input_arrays(net, data, labels, layer_index=0):
+    """Feed a MemoryData layer (pycaffe's set_input_arrays)."""
+    layer = net.layers[layer_index]
+    if layer.type != "MemoryData":
+        raise NetError("set_input_arrays needs a MemoryData layer",
+                       layer=layer.name, layer_type=layer.type)
+    layer.reset(data, labels)
