@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 import sys
 
-from . import commands
+from . import __version__, commands
 from .errors import CaffeLiteError
 
 
@@ -34,6 +34,8 @@ def _caffe_style(argv):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="caffe-lite", description="Run Caffe networks in pure Python.")
+    parser.add_argument("--version", action="version",
+                        version=f"caffe-lite {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in sorted(_commands().items()):

@@ -31,10 +31,6 @@ def rule_class(type_name):
                           f"{', '.join(sorted(_RULES))})") from None
 
 
-def rule_types():
-    return sorted(_RULES)
-
-
 def reject_momentum(param, type_name):
     if param.momentum != 0:
         raise SolverError(f"momentum cannot be used with {type_name} (Caffe rejects "
