@@ -1,5 +1,6 @@
 """Convolution, Deconvolution and Im2col: the ConvolutionParameter read once, the
-shapes, and calls into the kernels of ``ops/im2col.py`` and ``ops/conv_gemm.py``.
+shapes, and calls into the kernels of ``ops/im2col.py`` and ``ops/conv_gemm.py``
+(sizes and workspaces from ``ops/geometry.py``).
 
 convolution_param fields read: num_output, bias_term, kernel_size / kernel_h+kernel_w,
 stride / stride_h+stride_w, pad / pad_h+pad_w (each once, or once per spatial axis),
@@ -18,7 +19,8 @@ from math import prod
 from ..fillers import fill
 from ..ops import deconv_fast
 from ..ops.conv_gemm import conv_backward, conv_forward, deconv_backward, deconv_forward
-from ..ops.im2col import Workspace, col2im, conv_out_size, deconv_out_size, im2col
+from ..ops.geometry import Workspace, conv_out_size, deconv_out_size
+from ..ops.im2col import col2im, im2col
 from .base import Layer, register_layer
 
 
