@@ -40,9 +40,6 @@ class Blob:
         self._shape = shape
         self._count = count
 
-    def reshape_like(self, other):
-        self.reshape(other.shape)
-
     @property
     def shape(self):
         return self._shape

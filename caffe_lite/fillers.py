@@ -94,7 +94,3 @@ def _bilinear(blob, p):
     c = (k - 1) / (2.0 * f)
     taps = 1 - np.abs(np.arange(k) / f - c)          # (K,)
     return np.broadcast_to(np.outer(taps, taps), blob.shape)
-
-
-def filler_types():
-    return sorted(_FILLERS)

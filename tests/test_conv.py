@@ -2,9 +2,12 @@
 ref_conv.py, float64 numerical gradients, adjointness, the bilinear fast path, errors."""
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 from caffe_lite import CaffeLiteError, set_random_seed
+from caffe_lite.formats import upgrade_net
 from caffe_lite.ops import deconv_fast
+from caffe_lite.proto import caffe_pb2
 from gradcheck import check_gradient, setup_layer
 from ref_conv import ref_conv, ref_deconv, ref_im2col
 
@@ -148,9 +151,20 @@ def test_param_diffs_accumulate_and_propagate_down():
 
 
 def test_fork_hole_is_dilation():
+    """Loading upgrades the fork's hole to dilation (every Net runs upgrade_net); the layer
+    itself refuses a param that skipped the upgrade."""
     x = rand(1, 1, 9, 9)
-    (y,), (w, b) = run("Convolution", f"num_output: 1 kernel_size: 3 hole: 2 {FILL}", [x])
-    np.testing.assert_allclose(y, ref_conv(x, w, b, dilation=2), rtol=1e-5, atol=1e-5)
+    text = proto("Convolution", f"num_output: 1 kernel_size: 3 hole: 2 {FILL}", ["x0"])
+    net = text_format.Parse(f"layer {{ {text} }}", caffe_pb2.NetParameter())
+    upgrade_net(net)
+    set_random_seed(0)
+    layer, bottom, top = setup_layer(text_format.MessageToString(net.layer[0]), [x],
+                                     dtype=np.float32)
+    layer.run_forward(bottom, top)
+    w, b = (blob.data.astype(np.float64) for blob in layer.blobs)
+    np.testing.assert_allclose(top[0].data, ref_conv(x, w, b, dilation=2), rtol=1e-5, atol=1e-5)
+    with pytest.raises(CaffeLiteError, match="hole"):
+        run("Convolution", f"num_output: 1 kernel_size: 3 hole: 2 {FILL}", [x])
 
 
 def test_reshape_to_new_spatial_size():

@@ -4,7 +4,8 @@ import pytest
 
 from caffe_lite.ops.conv_gemm import (conv_backward, conv_forward, deconv_backward,
                                       deconv_forward)
-from caffe_lite.ops.im2col import Workspace, col2im, conv_out_size, deconv_out_size, im2col
+from caffe_lite.ops.geometry import Workspace, conv_out_size, deconv_out_size
+from caffe_lite.ops.im2col import col2im, im2col
 from caffe_lite.ops.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
                                     max_pool_forward, pool_out_size, window_bounds)
 from reference import (ref_ave_pool, ref_ave_pool_backward, ref_conv2d, ref_conv2d_backward,
@@ -443,8 +444,8 @@ def test_pool_nd(case):
 def test_docstring_examples():
     import doctest
 
+    import caffe_lite.ops.geometry as geometry_module
     import caffe_lite.ops.im2col as im2col_module
     import caffe_lite.ops.pooling as pooling_module
-    import caffe_lite.ops.pooling_stochastic as stochastic_module
-    for module in (im2col_module, pooling_module, stochastic_module):
+    for module in (geometry_module, im2col_module, pooling_module):
         assert doctest.testmod(module).failed == 0

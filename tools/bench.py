@@ -21,7 +21,7 @@ import caffe_lite as caffe  # noqa: E402
 from caffe_lite.layers.base import layer_types  # noqa: E402
 from caffe_lite.ops import deconv_fast  # noqa: E402
 from caffe_lite.ops.conv_gemm import deconv_forward  # noqa: E402
-from caffe_lite.ops.im2col import Workspace  # noqa: E402
+from caffe_lite.ops.geometry import Workspace  # noqa: E402
 
 FILLERS = 'weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.01 }'
 LRN = "lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }"

@@ -1,19 +1,37 @@
-"""Layer implementations, one module per family; each registers its types.
+"""Layer implementations, one module per family of ideas; each registers its types
+with ``base.register_layer``, and base.py holds the one registry.
 
-Every module in this package is imported on first use of the registry, so adding
-a layer family needs no edit here.
+Importing this package imports every module in it, so the registry is full as
+soon as any ``caffe_lite.layers.*`` module has been imported (Python runs this
+file first). base.py imports nothing from the package, so there is no cycle, and
+adding a layer family needs no edit here.
+
+- `base`: the Layer contract and the registry (`register_layer`, `layer_class`,
+  `layer_types`, re-exported here).
+- `core`: the net's plumbing: Input, Split, Silence, Parameter.
+- `shape`: Flatten, Reshape, Tile, and the AxisMixin axis checks.
+  `concat_slice`: Concat, Slice. `batch_selection`: BatchReindex, Filter.
+- `neuron`: the NeuronLayer base, AbsVal, Threshold, Exp, Log, Power, Dropout.
+  `activation`: ReLU, PReLU, Clip, Sigmoid, TanH, BNLL, ELU, Swish.
+- `conv`: Convolution, Deconvolution, Im2col. `inner_product`, `embed`.
+- `pooling`: Pooling, SPP. `upsample`: Unpooling, Upsample, Interp. `crop`.
+- `normalization`: LRN, MVN, BatchNorm. `bn`: BN (the fork's batch norm).
+  `scale_bias`: Scale, Bias.
+- `eltwise`, `reduction` (Reduction, ArgMax), `softmax`.
+- `loss`: the LossLayer base and its label/normalisation rules.
+  `likelihood_loss`: SoftmaxWithLoss, InfogainLoss, MultinomialLogisticLoss,
+  SigmoidCrossEntropyLoss. `distance_loss`: EuclideanLoss, HingeLoss,
+  ContrastiveLoss. `accuracy`.
+- `recurrent`: RNN, LSTM, LSTMUnit. `python_layer`: Python.
+- the `data*` modules: the data layers.
 """
 import importlib
 import pkgutil
 
-_loaded = False
+from .base import Layer, layer_class, layer_types, register_layer
 
+__all__ = ["Layer", "layer_class", "layer_types", "register_layer"]
 
-def load_all():
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for info in pkgutil.iter_modules(__path__):
-        if info.name != "base":
-            importlib.import_module(f"{__name__}.{info.name}")
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+del _module

@@ -26,13 +26,12 @@ def register_layer(type_name):
 
 
 def layer_types():
-    """Every registered layer type, sorted."""
-    _load_all_layer_modules()
+    """Every registered layer type, sorted (the package imports every layer module
+    before anyone can reach this function, so none is missing)."""
     return sorted(_REGISTRY)
 
 
 def layer_class(type_name, layer_name=None):
-    _load_all_layer_modules()
     try:
         return _REGISTRY[type_name]
     except KeyError:
@@ -40,11 +39,6 @@ def layer_class(type_name, layer_name=None):
             f"unknown layer type '{type_name}' (known types: "
             f"{', '.join(sorted(_REGISTRY))})",
             layer=layer_name, layer_type=type_name) from None
-
-
-def _load_all_layer_modules():
-    from . import load_all
-    load_all()
 
 
 class Layer:

@@ -1,11 +1,15 @@
 """Convolution, Deconvolution and Im2col: the ConvolutionParameter read once, the
-shapes, and calls into the kernels of ``ops/im2col.py`` and ``ops/conv_gemm.py``.
+shapes, and calls into the kernels of ``ops/im2col.py`` and ``ops/conv_gemm.py``
+(sizes and workspaces from ``ops/geometry.py``).
 
 convolution_param fields read: num_output, bias_term, kernel_size / kernel_h+kernel_w,
 stride / stride_h+stride_w, pad / pad_h+pad_w (each once, or once per spatial axis),
 dilation, group, axis, weight_filler, bias_filler; the forks' hole (DeepLab-v1) and
-filter_stride (ParseNet) as dilation. The per-axis geometry fields are parsed and
-checked in ``conv_params.py``.
+filter_stride (ParseNet) as dilation once loading has upgraded them
+(formats.upgrade_net, which every Net runs). The per-axis geometry fields are parsed
+and checked once, in setup (``parse_geometry``), in any form Caffe accepts: the
+repeated field given once or once per spatial axis, or ``<name>_h``/``<name>_w``
+(2-D only).
 
 Shapes: bottom (*lead, C, *S) with the channel axis at ``axis``; the leading axes are
 folded into one batch axis N. Top (*lead, num_output, *O).
@@ -15,18 +19,63 @@ from math import prod
 from ..fillers import fill
 from ..ops import deconv_fast
 from ..ops.conv_gemm import conv_backward, conv_forward, deconv_backward, deconv_forward
-from ..ops.im2col import Workspace, col2im, conv_out_size, deconv_out_size, im2col
+from ..ops.geometry import Workspace, conv_out_size, deconv_out_size
+from ..ops.im2col import col2im, im2col
 from .base import Layer, register_layer
-from ..formats.upgrade_forks import upgrade_fork_dilation
-from .conv_params import parse_geometry
 
+
+# ==== convolution_param's geometry ===========================================
+
+def _axis_values(layer, cp, name, field, nd, default):
+    """One value per spatial axis: ``<name>_h``/``<name>_w`` (2-D only) or the repeated
+    ``field`` given once or once per axis; ``default`` when absent (None: required)."""
+    values = list(getattr(cp, field))
+    if name != "dilation" and (cp.HasField(name + "_h") or cp.HasField(name + "_w")):
+        if nd != 2:
+            raise layer.error(f"{name}_h and {name}_w can only be used for 2-D convolution "
+                              f"(the input has {nd} spatial axes)")
+        if values:
+            raise layer.error(f"give either {field} or {name}_h/{name}_w, not both")
+        values = [getattr(cp, name + "_h"), getattr(cp, name + "_w")]
+    elif not values:
+        if default is None and nd > 0:
+            raise layer.error("the kernel size is required: set kernel_size or "
+                              "kernel_h and kernel_w")
+        values = [default] * nd
+    elif len(values) == 1:
+        values = values * nd
+    elif len(values) != nd:
+        raise layer.error(f"{field} must be given once or once per spatial axis ({nd}), "
+                          f"got {len(values)} values")
+    if name != "pad" and any(v <= 0 for v in values):
+        raise layer.error(f"{field} must be > 0 on every spatial axis, got {values}")
+    return tuple(int(v) for v in values)
+
+
+_FORK_DILATION = tuple(f + axis for f in ("hole", "filter_stride") for axis in ("", "_h", "_w"))
+
+
+def parse_geometry(layer, cp, nd):
+    """(kernel, stride, pad, dilation) tuples with one int per spatial axis."""
+    for field in _FORK_DILATION:
+        if cp.HasField(field):
+            raise layer.error(f"convolution_param {field} is a fork's spelling of dilation "
+                              f"that loading rewrites (formats.upgrade_net); build the layer "
+                              f"from an upgraded NetParameter")
+    kernel = _axis_values(layer, cp, "kernel", "kernel_size", nd, None)
+    stride = _axis_values(layer, cp, "stride", "stride", nd, 1)
+    pad = _axis_values(layer, cp, "pad", "pad", nd, 0)
+    dilation = _axis_values(layer, cp, "dilation", "dilation", nd, 1)
+    return kernel, stride, pad, dilation
+
+
+# ==== the layers =============================================================
 
 class _ConvGeometry(Layer):
     """The channel axis and the per-axis kernel/stride/pad/dilation of convolution_param,
     shared by the three layers; the leading axes before ``axis`` fold into N."""
 
     def read_geometry(self, bottom):
-        upgrade_fork_dilation(self.param)        # a layer built without the net's upgrade
         cp = self.param.convolution_param
         self.axis = bottom[0].canonical_axis(cp.axis)
         self.num_spatial = bottom[0].num_axes - self.axis - 1

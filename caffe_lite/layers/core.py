@@ -1,5 +1,6 @@
-"""Layers the net itself relies on: Input (the net's inputs) and Split (one blob
-fed to several consumers)."""
+"""The net's plumbing, layers that move blobs without transforming them: Input
+(the net's inputs), Split (one blob fed to several consumers), Silence (consumes
+blobs nobody else reads) and Parameter (a learnable blob exposed as a top)."""
 import numpy as np
 
 from .base import Layer, register_layer
@@ -51,3 +52,48 @@ class SplitLayer(Layer):
             np.copyto(diff, top[0].diff)
             for blob in top[1:]:           # same order of additions as Caffe
                 diff += blob.diff
+
+
+@register_layer("Silence")
+class SilenceLayer(Layer):
+    """Consumes blobs nobody else uses (no tops); backward gives them zero diffs."""
+    min_bottom = 1
+    exact_num_top = 0
+
+    def reshape(self, bottom, top):
+        pass
+
+    def forward(self, bottom, top):
+        pass
+
+    def backward(self, top, propagate_down, bottom):
+        for b, down in zip(bottom, propagate_down):
+            if down:
+                b.diff[...] = 0
+
+
+@register_layer("Parameter")
+class ParameterLayer(Layer):
+    """A learnable blob (parameter_param shape, zeros until weights load) exposed
+    as the top. The top shares the blob's data and diff, so the consumer's gradient
+    lands in the param diff directly, as in Caffe."""
+    exact_num_bottom = 0
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        self.dtype = top[0].dtype
+        shape = [int(d) for d in self.param.parameter_param.shape.dim]
+        if any(d < 0 for d in shape):
+            raise self.error(f"parameter_param shape {shape} has a negative dim")
+        self.blobs = [self.make_blob(shape)]
+
+    def reshape(self, bottom, top):
+        top[0].reshape(self.blobs[0].shape)
+
+    def forward(self, bottom, top):
+        # share again each pass: the net may swap in a shared param blob
+        top[0].share_data(self.blobs[0])
+        top[0].share_diff(self.blobs[0])
+
+    def backward(self, top, propagate_down, bottom):
+        pass

@@ -1,16 +1,25 @@
 """Elementwise ("neuron") layers: one bottom, one top of the same shape, y = f(x).
 
-The NeuronLayer base, and the piecewise-linear layers: ReLU, AbsVal, Clip,
-Threshold, Dropout. Every one may run in place (bottom and top the same blob).
-Caffe writes some backwards from y alone (Sigmoid, TanH, Exp, Swish); a layer whose
-backward needs x keeps a copy of it when it runs in place, so in place gives the
-same gradients as separate blobs (Caffe's own Power/Log/BNLL/Clip would read the
-overwritten x). The smooth exp/tanh activations (Sigmoid, TanH, BNLL, ELU, Swish)
-live in neuron_smooth.py, the arithmetic layers with base/scale/shift parameters in
-neuron_math.py.
+The NeuronLayer base, and the arithmetic layers: AbsVal, Threshold, Exp, Log,
+Power (base/scale/shift parameters), and Dropout (a random mask, a scale in
+TRAIN, the identity in TEST). The activation functions (ReLU, PReLU, Clip,
+Sigmoid, TanH, BNLL, ELU, Swish) are in activation.py.
+
+Every one may run in place (bottom and top the same blob). Caffe writes some
+backwards from y alone (Sigmoid, TanH, Exp, Swish); a layer whose backward needs
+x keeps a copy of it when it runs in place, so in place gives the same gradients
+as separate blobs (Caffe's own Power/Log/BNLL/Clip would read the overwritten x).
+
+Exp/Log/Power derive their constants in the blob's dtype in Caffe's order
+(float32 arithmetic for float32 nets), exp/log/pow round like the C library's
+float functions (``ops.libm``), and each forward/backward skips the
+multiplications Caffe skips, so results round like Caffe's.
 """
+import math
+
 import numpy as np
 
+from ..ops.libm import expf, logf, powf
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer
@@ -55,39 +64,6 @@ class NeuronLayer(Layer):
         return bottom[0].data
 
 
-@register_layer("ReLU")
-class ReLULayer(NeuronLayer):
-    """relu_param.negative_slope s: y = max(x, 0) + s min(x, 0); the gradient at
-    x == 0 is s, as in Caffe."""
-
-    def layer_setup(self, bottom, top):
-        self.slope = self.param.relu_param.negative_slope
-
-    def backward_needs_input(self):
-        return self.slope < 0          # otherwise y > 0 exactly where x > 0
-
-    def compute(self, x, y):
-        if self.slope == 0:
-            np.maximum(x, 0, out=y)
-        else:
-            y[...] = np.maximum(x, 0) + self.slope * np.minimum(x, 0)
-
-    def gradient(self, x, y, dy, dx):
-        positive = x > 0
-        if self.slope == 0:
-            np.multiply(dy, positive, out=dx)
-        else:
-            np.multiply(dy, slope_factor(positive, self.slope, x.dtype), out=dx)
-
-
-def slope_factor(positive, slope, dtype):
-    """1 where positive, else slope (Caffe's (x > 0) + slope (x <= 0)); arithmetic
-    rather than np.where, which is slow on unpredictable masks."""
-    factor = positive.astype(dtype)
-    factor += np.multiply(~positive, slope, dtype=dtype)
-    return factor
-
-
 @register_layer("AbsVal")
 class AbsValLayer(NeuronLayer):
     """y = |x|; gradient sign(x), 0 at 0. (Caffe refuses AbsVal in place; we keep x.)"""
@@ -97,22 +73,6 @@ class AbsValLayer(NeuronLayer):
 
     def gradient(self, x, y, dy, dx):
         np.multiply(np.sign(x), dy, out=dx)
-
-
-@register_layer("Clip")
-class ClipLayer(NeuronLayer):
-    """clip_param {min, max}: y = max(min, min(x, max)); the gradient passes at
-    x == min and x == max."""
-
-    def layer_setup(self, bottom, top):
-        self.low = self.param.clip_param.min
-        self.high = self.param.clip_param.max
-
-    def compute(self, x, y):
-        np.maximum(np.minimum(x, self.high), self.low, out=y)
-
-    def gradient(self, x, y, dy, dx):
-        np.multiply(dy, (x >= self.low) & (x <= self.high), out=dx)
 
 
 @register_layer("Threshold")
@@ -131,6 +91,132 @@ class ThresholdLayer(NeuronLayer):
 
     def backward(self, top, propagate_down, bottom):
         pass
+
+
+def _log_base(layer, base):
+    """ln(base) in the layer's dtype; base -1 means e. Caffe's checks on the base."""
+    if base == -1:
+        return layer.dtype.type(1)
+    if not base > 0:
+        raise layer.error(f"base must be strictly positive (or -1 for e), got {base}")
+    return layer.dtype.type(math.log(base))
+
+
+@register_layer("Exp")
+class ExpLayer(NeuronLayer):
+    """exp_param {base b (-1 = e), scale a, shift s}: y = b^(a x + s), computed as
+    b^s exp(ln(b) a x); backward dx = dy y ln(b) a."""
+
+    def layer_setup(self, bottom, top):
+        p, t = self.param.exp_param, self.dtype.type
+        log_base = _log_base(self, p.base)
+        self.inner = t(log_base * t(p.scale))
+        if p.shift == 0:
+            self.outer = t(1)
+        elif p.base == -1:
+            self.outer = t(math.exp(p.shift))
+        else:
+            self.outer = t(math.pow(p.base, p.shift))
+
+    def backward_needs_input(self):
+        return False
+
+    def compute(self, x, y):
+        expf(x if self.inner == 1 else x * self.inner, out=y)
+        if self.outer != 1:
+            y *= self.outer
+
+    def gradient(self, x, y, dy, dx):
+        np.multiply(y, dy, out=dx)
+        if self.inner != 1:
+            dx *= self.inner
+
+
+@register_layer("Log")
+class LogLayer(NeuronLayer):
+    """log_param {base b (-1 = e), scale a, shift s}: y = log_b(a x + s); backward
+    dx = dy a / (ln(b) (a x + s))."""
+
+    def layer_setup(self, bottom, top):
+        p, t = self.param.log_param, self.dtype.type
+        log_base = _log_base(self, p.base)
+        if log_base == 0:
+            raise self.error("base 1 has no logarithm (1/ln(base) is infinite)")
+        self.base_scale = t(1) / log_base
+        self.input_scale, self.input_shift = t(p.scale), t(p.shift)
+        self.backward_scale = self.input_scale / log_base
+
+    def _argument(self, x):
+        v = x
+        if self.input_scale != 1:
+            v = v * self.input_scale
+        if self.input_shift != 0:
+            v = v + self.input_shift
+        return v
+
+    def compute(self, x, y):
+        logf(self._argument(x), out=y)
+        if self.base_scale != 1:
+            y *= self.base_scale
+
+    def gradient(self, x, y, dy, dx):
+        inverse = np.reciprocal(self._argument(x))
+        if self.backward_scale != 1:
+            inverse *= self.backward_scale
+        np.multiply(dy, inverse, out=dx)
+
+
+@register_layer("Power")
+class PowerLayer(NeuronLayer):
+    """power_param {power p, scale a, shift s}: y = (s + a x)^p. As in Caffe, p a == 0
+    gives a constant, p == 1 an affine map, and the gradient p a (s + a x)^(p-1) is
+    taken from y (y / (s + a x)), except for p == 2, where it is linear in x."""
+
+    def layer_setup(self, bottom, top):
+        p, t = self.param.power_param, self.dtype.type
+        self.power, self.scale, self.shift = t(p.power), t(p.scale), t(p.shift)
+        self.diff_scale = self.power * self.scale
+
+    def _constant(self):
+        return self.diff_scale == 0 or self.power == 1
+
+    def backward_needs_input(self):
+        return not self._constant()
+
+    def compute(self, x, y):
+        if self.diff_scale == 0:
+            y[...] = 1 if self.power == 0 else math.pow(self.shift, self.power)
+            return
+        v = x
+        if self.scale != 1:
+            v = v * self.scale
+        if self.shift != 0:
+            v = v + self.shift
+        if self.power != 1:
+            powf(v, self.power, out=y)
+        else:
+            np.copyto(y, v)
+
+    def gradient(self, x, y, dy, dx):
+        if self.diff_scale == 0:
+            dx[...] = 0
+            return
+        if self.power == 1:
+            np.multiply(dy, self.diff_scale, out=dx)
+            return
+        if self.power == 2:
+            g = x * (self.diff_scale * self.scale)
+            if self.shift != 0:
+                g += self.diff_scale * self.shift
+        elif self.shift == 0:
+            g = y / x
+            g *= self.power
+        else:
+            v = x * self.scale if self.scale != 1 else x
+            g = y / (v + self.shift)
+            if self.diff_scale != 1:
+                g *= self.diff_scale
+        np.multiply(dy, g, out=dx)
 
 
 @register_layer("Dropout")

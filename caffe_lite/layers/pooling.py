@@ -1,10 +1,10 @@
 """Pooling (MAX / AVE / STOCHASTIC) and SPP (a pyramid of poolings, flattened and
 concatenated).
 
-Windows, output sizes and the MAX/AVE numerics live in ``ops.pooling``, the STOCHASTIC
-ones in ``ops.pooling_stochastic``; this module reads the parameters, checks them, and
-keeps what backward needs. The MAX index mask costs ~4x the plain max, so it is built
-in forward only when a mask top asks for it or the net is training; otherwise backward
+Windows, output sizes and the MAX/AVE/STOCHASTIC numerics live in ``ops.pooling``;
+this module reads the parameters, checks them, and keeps what backward needs. The MAX
+index mask costs ~4x the plain max, so it is built in forward only when a mask top
+asks for it or the net is training; otherwise backward
 rebuilds it from the (unchanged) bottom.
 
 STOCHASTIC exists in Caffe on the GPU only. We follow its kernels: TRAIN samples one
@@ -15,9 +15,8 @@ sum(x^2) / sum(x) with that formula's exact gradient.
 import numpy as np
 
 from ..ops.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
-                           max_pool_forward, pool_out_size)
-from ..ops.pooling_stochastic import (stochastic_expectation,
-                                      stochastic_expectation_backward, stochastic_sample)
+                           max_pool_forward, pool_out_size, stochastic_expectation,
+                           stochastic_expectation_backward, stochastic_sample)
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer

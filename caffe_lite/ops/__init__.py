@@ -1,10 +1,12 @@
 """Pure numpy kernels: arrays and ints in, arrays out (no Blob, no proto).
 
-- `im2col`: conv/deconv output sizes, kernel offsets, im2col / col2im, workspaces.
+- `geometry`: what the kernels share, under public names: per-axis parameters,
+  conv/deconv output sizes, kernel offsets, output checks and `Workspace` buffers.
+- `im2col`: im2col / col2im.
 - `conv_gemm`: the convolution GEMMs (`conv_forward`, `conv_backward`,
   `deconv_forward`, `deconv_backward`).
-- `pooling`: Caffe's pooling output size, window bounds, MAX and AVE pooling.
-- `pooling_stochastic`: STOCHASTIC pooling (Caffe's GPU kernels; 2-D, no padding).
+- `pooling`: Caffe's pooling output size, window bounds, MAX and AVE pooling, and
+  STOCHASTIC pooling (Caffe's GPU kernels; 2-D, no padding).
 - `deconv_fast`: exact detection of FCN's frozen bilinear deconvolution weights and
   the separable U x V^T path that replaces the generic deconvolution for them.
 - `upsample`: Unpooling / Upsample scatters and Interp's bilinear gathers.

@@ -7,8 +7,8 @@ from math import prod
 
 import numpy as np
 
-from .im2col import (_check_out, _conv_geometry, _per_axis, _scratch, col2im,
-                     deconv_out_size, im2col)
+from .geometry import check_out, conv_geometry, deconv_out_size, per_axis, scratch
+from .im2col import col2im, im2col
 
 __all__ = ["conv_forward", "conv_backward", "deconv_forward", "deconv_backward",
            "COLUMN_BUDGET"]
@@ -32,11 +32,11 @@ def _batch_slices(N, column_bytes_per_image):
 def _columns(x, kernel, stride, pad, dilation, workspace):
     """im2col into the workspace; a 1x1 stride-1 unpadded kernel is a free reshape."""
     N, C, *spatial = x.shape
-    kernel, stride, pad, dilation, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
     if all(k == 1 and s == 1 and p == 0 for k, s, p in zip(kernel, stride, pad)):
         return x.reshape(N, C, prod(spatial))
     return im2col(x, kernel, stride, pad, dilation,
-                  out=_scratch(workspace, "cols", (N, C * prod(kernel), prod(osz)), x.dtype))
+                  out=scratch(workspace, "cols", (N, C * prod(kernel), prod(osz)), x.dtype))
 
 
 # Caffe's GEMM gives bit-identical results for identical columns (e.g. FCN's pad-100
@@ -102,8 +102,8 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, w
     _check_conv(x, w, group, 1, "conv_forward")
     N, C, *spatial = x.shape
     Cout, kernel = w.shape[0], w.shape[2:]
-    *_, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
-    y = _check_out(out, (N, Cout) + osz, x.dtype)
+    *_, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
+    y = check_out(out, (N, Cout) + osz, x.dtype)
     for n in _batch_slices(N, C * prod(kernel) * prod(osz) * x.itemsize):
         cols = _columns(x[n], kernel, stride, pad, dilation, workspace)  # (n, C*K, L)
         _gemm_forward(cols, w, group, y[n])                              # (n, Cout, L)
@@ -122,20 +122,20 @@ def conv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True, 
     _check_conv(x, w, group, 1, "conv_backward")
     N, C, *spatial = x.shape
     Cout, kernel = w.shape[0], w.shape[2:]
-    *_, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    *_, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
     if dy.shape != (N, Cout) + osz:
         raise ValueError(f"conv_backward: dy {dy.shape} should be {(N, Cout) + osz}")
     L = prod(osz)
     dy = dy.reshape(N, Cout, L)                                    # (N, Cout, L)
     db = _sum_bias(dy) if need_db else None
     dw = np.zeros((group, Cout // group, C // group * prod(kernel)), w.dtype) if need_dw else None
-    dx = _check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
+    dx = check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
     for n in _batch_slices(N, C * prod(kernel) * L * x.itemsize):
         if need_dw:
             cols = _columns(x[n], kernel, stride, pad, dilation, workspace)
             dw += _gemm_weight(dy[n], cols, group)
         if need_dx:
-            dcols = _scratch(workspace, "dcols", (dy[n].shape[0], C * prod(kernel), L), dy.dtype)
+            dcols = scratch(workspace, "dcols", (dy[n].shape[0], C * prod(kernel), L), dy.dtype)
             _gemm_data(w, dy[n], group, dcols)
             col2im(dcols, x[n].shape, kernel, stride, pad, dilation, out=dx[n], workspace=workspace)
     return dx, None if dw is None else dw.reshape(w.shape), db
@@ -151,14 +151,14 @@ def deconv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None,
     N, C, *spatial = x.shape
     Cout, kernel = w.shape[1] * group, w.shape[2:]
     nd, L = len(spatial), prod(spatial)
-    params = [_per_axis(v, nd, n) for v, n in zip((stride, pad, dilation), ("stride", "pad", "dilation"))]
+    params = [per_axis(v, nd, n) for v, n in zip((stride, pad, dilation), ("stride", "pad", "dilation"))]
     osz = tuple(deconv_out_size(i, k, *a) for i, k, *a in zip(spatial, kernel, *params))
     if min(osz, default=1) <= 0:
         raise ValueError(f"deconv_forward: empty output {osz} for input {tuple(spatial)}")
-    y = _check_out(out, (N, Cout) + osz, x.dtype)
+    y = check_out(out, (N, Cout) + osz, x.dtype)
     x = x.reshape(N, C, L)
     for n in _batch_slices(N, Cout * prod(kernel) * L * x.itemsize):
-        cols = _scratch(workspace, "dcols", (x[n].shape[0], Cout * prod(kernel), L), x.dtype)
+        cols = scratch(workspace, "dcols", (x[n].shape[0], Cout * prod(kernel), L), x.dtype)
         _gemm_data(w, x[n], group, cols)                           # (n, G, Cout/G*K, L)
         col2im(cols, y[n].shape, kernel, stride, pad, dilation, out=y[n], workspace=workspace)
     if b is not None:
@@ -176,12 +176,12 @@ def deconv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True
     _check_conv(x, w, group, 0, "deconv_backward")
     N, C, *spatial = x.shape
     Cout, kernel, L = dy.shape[1], w.shape[2:], prod(spatial)
-    *_, osz = _conv_geometry(dy.shape[2:], kernel, stride, pad, dilation)
+    *_, osz = conv_geometry(dy.shape[2:], kernel, stride, pad, dilation)
     if osz != tuple(spatial):
         raise ValueError(f"deconv_backward: dy {dy.shape} does not match input {x.shape}")
     db = _sum_bias(dy) if need_db else None
     dw = np.zeros((group, C // group, Cout // group * prod(kernel)), w.dtype) if need_dw else None
-    dx = _check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
+    dx = check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
     x = x.reshape(N, C, L)
     for n in _batch_slices(N, Cout * prod(kernel) * L * dy.itemsize):
         if need_dw or need_dx:

@@ -1,4 +1,5 @@
-"""im2col / col2im, for any number of spatial axes (the GEMMs are in conv_gemm.py).
+"""im2col / col2im, for any number of spatial axes (the GEMMs are in conv_gemm.py, the
+sizes, kernel offsets and buffers in geometry.py).
 
 Column layout: ``cols`` has shape (N, C*K, L), K = prod(kernel), L = prod(out spatial).
 ``cols[n]`` is exactly Caffe's per-image ``col_buffer`` (row c*K + k for channel c and
@@ -21,109 +22,10 @@ from math import prod
 
 import numpy as np
 
-__all__ = ["conv_out_size", "deconv_out_size", "kernel_offsets", "im2col", "col2im",
-           "Workspace"]
+from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 
+__all__ = ["im2col", "col2im"]
 
-# ==== sizes and parameters ===================================================
-
-def conv_out_size(size, kernel, stride=1, pad=0, dilation=1):
-    """Caffe's convolution output size along one axis: (size + 2p - (d(k-1)+1)) / s + 1.
-
-    The division truncates toward zero as in C++, so a kernel slightly larger than the
-    padded input still gives 1; a result <= 0 is for the caller to reject.
-
-    >>> conv_out_size(224, 3, 1, 1), conv_out_size(227, 11, 4), conv_out_size(5, 3, 2, 0, 2)
-    (224, 55, 1)
-    """
-    num = size + 2 * pad - (dilation * (kernel - 1) + 1)
-    return (num // stride if num >= 0 else -(-num // stride)) + 1
-
-
-def deconv_out_size(size, kernel, stride=1, pad=0, dilation=1):
-    """Caffe's deconvolution output size along one axis: s(size-1) + d(k-1) + 1 - 2p.
-
-    >>> deconv_out_size(16, 64, 32, 16), deconv_out_size(7, 4, 2, 1)
-    (512, 14)
-    """
-    return stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
-
-
-def _per_axis(value, nd, name):
-    """An int or a sequence of nd ints -> tuple of nd ints."""
-    if np.ndim(value) == 0:
-        return (int(value),) * nd
-    t = tuple(int(v) for v in value)
-    if len(t) != nd:
-        raise ValueError(f"{name} needs 1 or {nd} values (one per spatial axis), got {t}")
-    return t
-
-
-def _conv_geometry(spatial, kernel, stride, pad, dilation):
-    """Normalise per-axis parameters; return them with the conv output spatial shape."""
-    nd = len(spatial)
-    kernel, stride, pad, dilation = (_per_axis(v, nd, n) for v, n in zip(
-        (kernel, stride, pad, dilation), ("kernel", "stride", "pad", "dilation")))
-    out = tuple(conv_out_size(*a) for a in zip(spatial, kernel, stride, pad, dilation))
-    if min(out, default=1) <= 0:
-        raise ValueError(f"convolution of spatial shape {tuple(spatial)} with kernel {kernel}"
-                         f" stride {stride} pad {pad} dilation {dilation} is empty: {out}")
-    return kernel, stride, pad, dilation, out
-
-
-def _check_out(out, shape, dtype, name="out"):
-    """Allocate a C-contiguous array, or check the caller's one (it is written through views)."""
-    if out is None:
-        return np.empty(shape, dtype)
-    if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape "
-                         f"{tuple(shape)}, got {out.dtype} {out.shape}")
-    return out
-
-
-# ==== kernel offsets =========================================================
-
-def _axis_offsets(in_size, out_size, kernel, stride, pad, dilation):
-    """For each kernel offset k on one axis: (k, out slice, in slice) or (k, None, None).
-
-    Output o reads input i = o*s - p + k*d; the out slice holds the o with 0 <= i < in_size,
-    the in slice the matching i (step s).
-    """
-    entries = []
-    for k in range(kernel):
-        shift = k * dilation - pad
-        lo = max(0, -(shift // stride))                            # ceil(-shift / s)
-        hi = min(out_size, (in_size - 1 - shift) // stride + 1)
-        if hi > lo:
-            start = lo * stride + shift
-            entries.append((k, slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)))
-        else:
-            entries.append((k, None, None))
-    return entries
-
-
-def kernel_offsets(in_shape, out_shape, kernel, stride=1, pad=0, dilation=1):
-    """Yield ``(k, out_slices, in_slices)`` for every kernel offset, row-major.
-
-    ``k`` is the offset tuple; ``out_slices`` / ``in_slices`` are tuples of slices, one per
-    spatial axis, such that ``out[..., *out_slices]`` pairs element-wise with
-    ``x[..., *in_slices]`` for the windows whose offset-k cell lies inside the input
-    (padding and any overhang past the input are left out). Both are None when no window
-    has that cell inside. Shared by im2col/col2im and pooling.
-    """
-    nd = len(in_shape)
-    params = [_per_axis(v, nd, n) for v, n in zip(
-        (kernel, stride, pad, dilation), ("kernel", "stride", "pad", "dilation"))]
-    axes = [_axis_offsets(*a) for a in zip(in_shape, out_shape, *params)]
-    for combo in itertools.product(*axes):
-        k = tuple(c[0] for c in combo)
-        if any(c[1] is None for c in combo):
-            yield k, None, None
-        else:
-            yield k, tuple(c[1] for c in combo), tuple(c[2] for c in combo)
-
-
-# ==== im2col / col2im ========================================================
 
 def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None):
     """Unfold (N, C, *spatial) into columns (N, C*K, L) in Caffe's per-image order.
@@ -138,8 +40,8 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None):
            [4., 5., 7., 8.]])
     """
     N, C, *spatial = x.shape
-    kernel, stride, pad, dilation, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
-    out = _check_out(out, (N, C * prod(kernel), prod(osz)), x.dtype)
+    kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
+    out = check_out(out, (N, C * prod(kernel), prod(osz)), x.dtype)
     cols = out.reshape(N, C, *kernel, *osz)                      # view: (N, C, *K, *O)
     for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
         dst = cols[(slice(None), slice(None)) + k]                # (N, C, *O)
@@ -167,11 +69,11 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspa
            [1., 2., 1.]])
     """
     N, C, *spatial = x_shape
-    kernel, stride, pad, dilation, osz = _conv_geometry(spatial, kernel, stride, pad, dilation)
+    kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
     if cols.shape != (N, C * prod(kernel), prod(osz)):
         raise ValueError(f"col2im: columns {cols.shape} do not match image {tuple(x_shape)} "
                          f"with kernel {kernel}: expected {(N, C * prod(kernel), prod(osz))}")
-    out = _check_out(out, tuple(x_shape), cols.dtype)
+    out = check_out(out, tuple(x_shape), cols.dtype)
     blocks = tuple(k // s for k, s in zip(kernel, stride))
     if (all(d == 1 for d in dilation) and all(k % s == 0 for k, s in zip(kernel, stride))
             and prod(blocks) < prod(kernel)):
@@ -195,7 +97,7 @@ def _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace):
     nd = len(spatial)
     # enough blocks for every window and for the whole image (trailing cells no window reads stay 0)
     nblk = tuple(max(o + m - 1, -(-(p + i) // s)) for o, m, p, i, s in zip(osz, blocks, pad, spatial, stride))
-    buf = _scratch(workspace, "col2im_phases", (N, C) + tuple(stride) + nblk, out.dtype)
+    buf = scratch(workspace, "col2im_phases", (N, C) + tuple(stride) + nblk, out.dtype)
     buf.fill(0)
     # (N, C, m1, s1, m2, s2, .., *O): kernel offset a*s + r split into block a and phase r
     cols = cols.reshape((N, C) + sum(((m, s) for m, s in zip(blocks, stride)), ()) + tuple(osz))
@@ -209,33 +111,8 @@ def _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace):
     if all(p == 0 and b * s == i for p, b, s, i in zip(pad, nblk, stride, spatial)):
         out.reshape(interleaved)[...] = phases                    # no padding to crop (e.g. FCN)
         return out
-    full = _scratch(workspace, "col2im_full", interleaved, out.dtype)
+    full = scratch(workspace, "col2im_full", interleaved, out.dtype)
     full[...] = phases
     full = full.reshape((N, C) + tuple(b * s for b, s in zip(nblk, stride)))
     out[...] = full[(Ellipsis,) + tuple(slice(p, p + i) for p, i in zip(pad, spatial))]
     return out
-
-
-# ==== workspaces =============================================================
-
-class Workspace:
-    """Named scratch arrays reused across calls (a layer keeps one).
-
-    Fresh large temporaries cost page faults (perf-notes: 115 MiB ~14 ms); a workspace
-    keeps the largest buffer seen under each name and hands out views of it.
-    """
-
-    def __init__(self):
-        self._arrays = {}
-
-    def get(self, name, shape, dtype):
-        """A C-contiguous array of ``shape`` (contents undefined), reusing capacity."""
-        size, dtype = prod(shape), np.dtype(dtype)
-        buf = self._arrays.get(name)
-        if buf is None or buf.dtype != dtype or buf.size < size:
-            buf = self._arrays[name] = np.empty(size, dtype)
-        return buf[:size].reshape(shape)
-
-
-def _scratch(workspace, name, shape, dtype):
-    return np.empty(shape, dtype) if workspace is None else workspace.get(name, shape, dtype)

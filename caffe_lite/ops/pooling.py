@@ -1,21 +1,31 @@
-"""MAX and AVE pooling with Caffe's exact windows, for any number of spatial axes.
+"""MAX and AVE pooling with Caffe's exact windows, for any number of spatial axes,
+and STOCHASTIC pooling (2-D, no padding).
 
 Windows: output o covers inputs [o*s - p, o*s - p + k). MAX clips the window to the input
 (padding never wins); AVE sums the cells inside the input but divides by the window size
 clipped only to [-p, H + p) (Caffe counts padded cells, not the ceil overhang past H + p).
 
 Every kernel loops over the k*k kernel offsets (row-major), each one a strided operation
-on the whole batch (`kernel_offsets` from im2col). The float32 operations run in Caffe's
+on the whole batch (`kernel_offsets` from geometry). The float32 operations run in Caffe's
 order, so forward and backward of MAX and AVE are bit-identical to Caffe's.
+
+STOCHASTIC follows Caffe's GPU kernels: Caffe has no CPU code for it. TRAIN samples
+one cell per window with probability proportional to its value and routes the
+gradient there (``stochastic_sample``; the gradient is MAX's ``max_pool_backward``
+with the sample indices as the mask). TEST outputs the activation-weighted average
+sum(x^2) / sum(x) (``stochastic_expectation``) with that formula's exact gradient.
+Windows are clipped to the input, as for MAX. The uniform draws come from the
+caller, so these kernels hold no random state.
 """
 from math import prod
 
 import numpy as np
 
-from .im2col import _check_out, _per_axis, kernel_offsets
+from .geometry import check_out, kernel_offsets, per_axis
 
 __all__ = ["pool_out_size", "window_bounds", "max_pool_forward", "max_pool_backward",
-           "ave_pool_forward", "ave_pool_backward"]
+           "ave_pool_forward", "ave_pool_backward", "window_sums", "stochastic_expectation",
+           "stochastic_expectation_backward", "stochastic_sample"]
 
 # Caffe starts every max at -FLT_MAX (for either Dtype), so an all -inf/NaN window gives it.
 _CAFFE_MAX_INIT = -float(np.finfo(np.float32).max)
@@ -56,9 +66,9 @@ def window_bounds(out_size, kernel, stride, pad, in_size):
 
 def _pool_params(spatial, kernel, stride, pad, out_shape):
     nd = len(spatial)
-    kernel, stride, pad = (_per_axis(v, nd, n) for v, n in zip(
+    kernel, stride, pad = (per_axis(v, nd, n) for v, n in zip(
         (kernel, stride, pad), ("kernel", "stride", "pad")))
-    out_shape = _per_axis(out_shape, nd, "out_shape")
+    out_shape = per_axis(out_shape, nd, "out_shape")
     return kernel, stride, pad, out_shape
 
 
@@ -76,7 +86,7 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
     """
     N, C, *spatial = x.shape
     kernel, stride, pad, out_shape = _pool_params(spatial, kernel, stride, pad, out_shape)
-    y = _check_out(out, (N, C) + out_shape, x.dtype)
+    y = check_out(out, (N, C) + out_shape, x.dtype)
     y.fill(_CAFFE_MAX_INIT)
     offsets = list(kernel_offsets(spatial, out_shape, kernel, stride, pad))
     for _, oslc, islc in offsets:
@@ -102,7 +112,7 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
     plane_strides = [prod(spatial[a + 1:]) for a in range(len(spatial))]
     offset_index = np.zeros(K + 1, x.dtype)                        # by code: [-, offset K-1, ..., offset 0]
     offset_index[1:] = [sum(ka * st for ka, st in zip(k, plane_strides)) for k, _, _ in reversed(offsets)]
-    mask = _check_out(mask_out, (N, C) + out_shape, x.dtype, "mask_out")
+    mask = check_out(mask_out, (N, C) + out_shape, x.dtype, "mask_out")
     np.take(offset_index, code, out=mask)
     for a, (o, s, p, st) in enumerate(zip(out_shape, stride, pad, plane_strides)):
         mask += ((np.arange(o) * s - p) * st).astype(x.dtype).reshape((-1,) + (1,) * (len(spatial) - 1 - a))
@@ -129,7 +139,7 @@ def max_pool_backward(dy, mask, x_shape, out=None):
         index += np.repeat(np.arange(N * C) * plane, keep.sum(axis=1))
     else:
         index += (np.arange(N * C) * plane)[:, None]
-    dx = _check_out(out, tuple(x_shape), dy.dtype)
+    dx = check_out(out, tuple(x_shape), dy.dtype)
     dx.fill(0)
     np.add.at(dx.reshape(-1), index.reshape(-1), grads.reshape(-1))
     return dx
@@ -155,7 +165,7 @@ def ave_pool_forward(x, kernel, stride, pad, out_shape, out=None):
     """
     N, C, *spatial = x.shape
     kernel, stride, pad, out_shape = _pool_params(spatial, kernel, stride, pad, out_shape)
-    y = _check_out(out, (N, C) + out_shape, x.dtype)
+    y = check_out(out, (N, C) + out_shape, x.dtype)
     y.fill(0)
     for _, oslc, islc in kernel_offsets(spatial, out_shape, kernel, stride, pad):
         if oslc is not None:
@@ -174,10 +184,89 @@ def ave_pool_backward(dy, kernel, stride, pad, x_shape, out=None):
     N, C, *spatial = x_shape
     kernel, stride, pad, out_shape = _pool_params(spatial, kernel, stride, pad, dy.shape[2:])
     share = dy / _ave_divisor(spatial, kernel, stride, pad, out_shape, dy.dtype)
-    dx = _check_out(out, tuple(x_shape), dy.dtype)
+    dx = check_out(out, tuple(x_shape), dy.dtype)
     dx.fill(0)
     for _, oslc, islc in reversed(list(kernel_offsets(spatial, out_shape, kernel, stride, pad))):
         if oslc is not None:
             dst = dx[(Ellipsis,) + islc]
             np.add(dst, share[(Ellipsis,) + oslc], out=dst)
     return dx
+
+
+# ==== STOCHASTIC (2-D, no padding) ===========================================
+
+def window_sums(x, kernel, stride, out_shape, power=1):
+    """Sum over each window (clipped to the input, no padding) of x**power:
+    x (N, C, H, W) -> (N, C, *out_shape).
+
+    >>> window_sums(np.arange(4.).reshape(1, 1, 2, 2), 2, 1, (1, 1), power=2)
+    array([[[[14.]]]])
+    """
+    s = np.zeros(x.shape[:2] + tuple(out_shape), x.dtype)
+    for _, oslc, islc in kernel_offsets(x.shape[2:], out_shape, kernel, stride, 0):
+        if oslc is not None:
+            v = x[(Ellipsis,) + islc]
+            s[(Ellipsis,) + oslc] += v * v if power == 2 else v
+    return s
+
+
+def stochastic_expectation(x, kernel, stride, out):
+    """TEST: out (N, C, OH, OW) = sum(x^2) / sum(x) per window, 0 where sum(x) <= 0.
+
+    >>> y = np.empty((1, 1, 1, 1))
+    >>> stochastic_expectation(np.array([[[[1., 3.], [0., 0.]]]]), 2, 1, y); y
+    array([[[[2.5]]]])
+    """
+    total = window_sums(x, kernel, stride, out.shape[2:])
+    squares = window_sums(x, kernel, stride, out.shape[2:], power=2)
+    positive = total > 0
+    out[...] = np.where(positive, squares / np.where(positive, total, 1), 0)
+
+
+def stochastic_expectation_backward(x, kernel, stride, dy, dx):
+    """Exact gradient of the TEST formula into dx (N, C, H, W):
+    d/dx_i (Q/S) = (2 x_i - y) / S.
+
+    Caffe has no CPU backward, and its GPU backward reuses the TRAIN sample indices
+    (stale in TEST); the true derivative is the sensible choice.
+    """
+    total = window_sums(x, kernel, stride, dy.shape[2:])
+    squares = window_sums(x, kernel, stride, dy.shape[2:], power=2)
+    positive = total > 0
+    safe = np.where(positive, total, 1)
+    g = np.where(positive, dy / safe, 0)                  # dy / S
+    h = g * np.where(positive, squares / safe, 0)         # dy * y / S
+    dx.fill(0)
+    for _, oslc, islc in kernel_offsets(x.shape[2:], dy.shape[2:], kernel, stride, 0):
+        if oslc is not None:
+            cell = (Ellipsis,) + islc
+            dx[cell] += 2 * x[cell] * g[(Ellipsis,) + oslc] - h[(Ellipsis,) + oslc]
+
+
+def stochastic_sample(x, kernel, stride, uniform, out):
+    """TRAIN: pick a cell with probability proportional to its value (Caffe's GPU rule:
+    the first cell whose running sum reaches u * window sum, with ``uniform`` the
+    draws u ~ U[0, 1), shaped like out (N, C, OH, OW)). Writes the picked values to
+    out and returns the chosen flat index h*W + w per window, as x.dtype (-1 if none
+    qualifies, e.g. all-negative windows: the output is then 0 and no gradient flows).
+    """
+    out_shape = out.shape[2:]
+    W = x.shape[3]
+    stride = per_axis(stride, 2, "stride")
+    threshold = uniform * window_sums(x, kernel, stride, out_shape)
+    running = np.zeros_like(out)
+    index = np.full(out.shape, -1, x.dtype)
+    out.fill(0)
+    for k, oslc, islc in kernel_offsets(x.shape[2:], out_shape, kernel, stride, 0):
+        if oslc is None:
+            continue
+        o = (Ellipsis,) + oslc
+        v = x[(Ellipsis,) + islc]
+        running[o] += v
+        pick = (running[o] >= threshold[o]) & (index[o] < 0)
+        rows = np.arange(oslc[0].start, oslc[0].stop)[:, None] * stride[0] + k[0]
+        cols = np.arange(oslc[1].start, oslc[1].stop) * stride[1] + k[1]
+        np.copyto(out[o], v, where=pick)
+        np.copyto(index[o], np.broadcast_to(rows * W + cols, pick.shape).astype(x.dtype),
+                  where=pick)
+    return index

@@ -9,7 +9,7 @@ the fork's own float32 order, so it is bit-identical.
 """
 import numpy as np
 
-from .im2col import _check_out, kernel_offsets
+from .geometry import check_out, kernel_offsets
 
 __all__ = ["plane_index", "scatter_last", "gather", "window_scatter_add",
            "interp_taps", "interp_matrix", "interp_forward", "interp_backward"]
@@ -34,7 +34,7 @@ def scatter_last(x, index, plane, out=None):
     array([[[2., 3., 0.]]])
     """
     N, C, L = x.shape
-    y = _check_out(out, (N, C, plane), x.dtype)
+    y = check_out(out, (N, C, plane), x.dtype)
     y.fill(0)
     flat = (index.reshape(N * C, L) + np.arange(N * C, dtype=np.int64)[:, None] * plane).ravel()
     values = x.reshape(-1)
@@ -57,7 +57,7 @@ def _last_writes(flat, size):
 
 def gather(dy, index, out=None):
     """dx (N, C, L) with dx[n, c, i] = dy[n, c, index[n, c, i]]; dy (N, C, plane)."""
-    dx = _check_out(out, index.shape, dy.dtype)
+    dx = check_out(out, index.shape, dy.dtype)
     dx[...] = np.take_along_axis(dy, index, axis=2)
     return dx
 
@@ -72,7 +72,7 @@ def window_scatter_add(x, kernel, stride, out_spatial, out=None):
     (row-major) order of Caffe's loop: bit-identical in float32.
     """
     N, C, *spatial = x.shape
-    y = _check_out(out, (N, C) + tuple(out_spatial), x.dtype)
+    y = check_out(out, (N, C) + tuple(out_spatial), x.dtype)
     y.fill(0)
     for _, oslc, islc in reversed(list(kernel_offsets(out_spatial, spatial, kernel, stride, 0))):
         if oslc is not None:
@@ -157,7 +157,7 @@ def interp_forward(x, crop, eff_shape, out_shape, out=None):
     """
     (He, We), (Ho, Wo) = eff_shape, out_shape
     N, C = x.shape[:2]
-    y = _check_out(out, (N, C, Ho, Wo), x.dtype)
+    y = check_out(out, (N, C, Ho, Wo), x.dtype)
     xc = x.reshape((N * C,) + x.shape[2:])[:, crop:crop + He, crop:crop + We]
     if (He, We) == (Ho, Wo):
         y.reshape(N * C, Ho, Wo)[...] = xc
@@ -175,7 +175,7 @@ def interp_backward(dy, crop, eff_shape, x_shape, out=None):
     """Adjoint of interp_forward: dx (N, C, H, W), zero outside the crop."""
     He, We = eff_shape
     N, C, Ho, Wo = dy.shape
-    dx = _check_out(out, tuple(x_shape), dy.dtype)
+    dx = check_out(out, tuple(x_shape), dy.dtype)
     dx.fill(0)
     region = dx.reshape((N * C,) + dx.shape[2:])[:, crop:crop + He, crop:crop + We]
     g = dy.reshape(N * C, Ho, Wo)

@@ -1,90 +1,11 @@
-"""Layers that repeat, pick or drop items without arithmetic: Tile, Silence,
-Parameter, BatchReindex, Filter."""
+"""Layers that choose items of the batch by index: BatchReindex (gather items by
+an index bottom, scatter-add the gradient back) and Filter (keep the items whose
+selector is non-zero). Index and selector bottoms never take a gradient.
+"""
 import numpy as np
 
 from .base import Layer, register_layer
 from .shape import AxisMixin
-
-
-@register_layer("Tile")
-class TileLayer(AxisMixin, Layer):
-    """Repeats the block of axes [axis, end) tile_param tiles times along axis
-    (axis 1): (N, C, H, W) -> (N, tiles*C, H, W) as [x, x, ..., x]."""
-    exact_num_bottom = 1
-    exact_num_top = 1
-
-    def layer_setup(self, bottom, top):
-        tp = self.param.tile_param
-        if not tp.HasField("tiles"):
-            raise self.error("tile_param tiles (the number of copies) must be given")
-        if tp.tiles <= 0:
-            raise self.error(f"tile_param tiles must be positive, got {tp.tiles}")
-        self.tiles = tp.tiles
-
-    def reshape(self, bottom, top):
-        x = bottom[0]
-        axis = self.canonical_axis(x, self.param.tile_param.axis, "axis",
-                                   self.bottom_name(0))
-        self.outer, self.inner = x.count_range(0, axis), x.count_range(axis)
-        top[0].reshape(x.shape[:axis] + (x.shape[axis] * self.tiles,) + x.shape[axis + 1:])
-
-    def forward(self, bottom, top):
-        x = bottom[0].data.reshape(self.outer, 1, self.inner)
-        np.copyto(top[0].data.reshape(self.outer, self.tiles, self.inner), x)
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        dy = top[0].diff.reshape(self.outer, self.tiles, self.inner)
-        dx = bottom[0].diff.reshape(self.outer, self.inner)
-        np.copyto(dx, dy[:, 0])
-        for t in range(1, self.tiles):          # Caffe's order of additions
-            dx += dy[:, t]
-
-
-@register_layer("Silence")
-class SilenceLayer(Layer):
-    """Consumes blobs nobody else uses (no tops); backward gives them zero diffs."""
-    min_bottom = 1
-    exact_num_top = 0
-
-    def reshape(self, bottom, top):
-        pass
-
-    def forward(self, bottom, top):
-        pass
-
-    def backward(self, top, propagate_down, bottom):
-        for b, down in zip(bottom, propagate_down):
-            if down:
-                b.diff[...] = 0
-
-
-@register_layer("Parameter")
-class ParameterLayer(Layer):
-    """A learnable blob (parameter_param shape, zeros until weights load) exposed
-    as the top. The top shares the blob's data and diff, so the consumer's gradient
-    lands in the param diff directly, as in Caffe."""
-    exact_num_bottom = 0
-    exact_num_top = 1
-
-    def layer_setup(self, bottom, top):
-        self.dtype = top[0].dtype
-        shape = [int(d) for d in self.param.parameter_param.shape.dim]
-        if any(d < 0 for d in shape):
-            raise self.error(f"parameter_param shape {shape} has a negative dim")
-        self.blobs = [self.make_blob(shape)]
-
-    def reshape(self, bottom, top):
-        top[0].reshape(self.blobs[0].shape)
-
-    def forward(self, bottom, top):
-        # share again each pass: the net may swap in a shared param blob
-        top[0].share_data(self.blobs[0])
-        top[0].share_diff(self.blobs[0])
-
-    def backward(self, top, propagate_down, bottom):
-        pass
 
 
 def _check_index_range(layer, values, limit, blob_name, what):

@@ -1,102 +1,14 @@
-"""Losses without an internal softmax: MultinomialLogisticLoss (on probabilities),
-SigmoidCrossEntropyLoss, EuclideanLoss, HingeLoss, ContrastiveLoss."""
+"""Losses on distances and margins, with no probabilities: EuclideanLoss (half
+the squared distance between two bottoms), HingeLoss (L1/L2 margin of class
+scores) and ContrastiveLoss (squared distance for similar pairs, a margin on the
+distance for dissimilar ones). The shared label and normalisation rules are in
+loss.py.
+"""
 import numpy as np
 
 from ..proto import caffe_pb2
 from .base import register_layer
-from .loss import (LOG_THRESHOLD, NORMALIZATION, LossLayer, get_normalizer,
-                   ignore_label_of, running_total)
-from .softmax import rounded
-
-
-@register_layer("MultinomialLogisticLoss")
-class MultinomialLogisticLossLayer(LossLayer):
-    """Probabilities (N, D) (any trailing shape, flattened) and labels (N,) ->
-    -sum log(max(p[label], 1e-20)) / N."""
-
-    def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        b = bottom[1]
-        if (b.channels, b.height, b.width) != (1, 1, 1):
-            raise self.error(f"labels must have shape (N,) or (N, 1, 1, 1), got "
-                             f"{b.shape}", blob=self.bottom_name(1))
-
-    def _picked(self, bottom):
-        num = bottom[0].num
-        x = bottom[0].data.reshape(num, -1)
-        labels, _ = self.class_labels(bottom[1].data.reshape(num), x.shape[1])
-        rows = np.arange(num)
-        return rows, labels, np.maximum(x[rows, labels], self.dtype.type(LOG_THRESHOLD))
-
-    def forward(self, bottom, top):
-        _, _, p = self._picked(bottom)
-        self.set_loss(top, -running_total(rounded(np.log, p)), bottom[0].num)
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        rows, labels, p = self._picked(bottom)
-        dx = bottom[0].diff.reshape(len(rows), -1)
-        dx[...] = 0
-        dx[rows, labels] = -self.loss_scale(top, bottom[0].num) / p
-
-
-@register_layer("SigmoidCrossEntropyLoss")
-class SigmoidCrossEntropyLossLayer(LossLayer):
-    """Logits x and targets t in [0, 1] of equal count -> cross-entropy of
-    sigmoid(x) against t (computed stably from x) / normaliser. loss_param:
-    ignore_label (compared with int(t)), normalization (BATCH_SIZE unless given;
-    legacy normalize true = VALID, false = BATCH_SIZE)."""
-
-    def layer_setup(self, bottom, top):
-        lp = self.param.loss_param
-        self.ignore_label = ignore_label_of(self.param)
-        if lp.HasField("normalization"):
-            self.normalization = lp.normalization
-        elif lp.HasField("normalize"):
-            self.normalization = NORMALIZATION.VALID if lp.normalize else NORMALIZATION.BATCH_SIZE
-        else:
-            self.normalization = NORMALIZATION.BATCH_SIZE
-
-    def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        if bottom[0].count != bottom[1].count:
-            raise self.error(f"logits {bottom[0].shape} and targets {bottom[1].shape} "
-                             f"must have the same count", blob=self.bottom_name(1))
-
-    def _valid(self, target):
-        if self.ignore_label is None:
-            return None
-        return np.trunc(target) != self.ignore_label
-
-    def forward(self, bottom, top):
-        x, t = bottom[0].data, bottom[1].data.reshape(bottom[0].shape)
-        positive = (x >= 0).astype(x.dtype)
-        # log(1 + exp(-|x|)) written as Caffe writes it
-        one, two = x.dtype.type(1), x.dtype.type(2)
-        softplus = rounded(np.log, one + rounded(np.exp, x - two * x * positive))
-        terms = x * (t - positive) - softplus
-        valid = self._valid(t)
-        if valid is not None:
-            terms = terms[valid]
-        count = terms.size
-        self.normalizer = get_normalizer(self.normalization, x.shape[0],
-                                         bottom[0].count_range(1), count)
-        self.set_loss(top, -running_total(terms), self.normalizer)
-
-    def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        x, t = bottom[0].data, bottom[1].data.reshape(bottom[0].shape)
-        dx = bottom[0].diff
-        # Caffe's sigmoid 0.5 tanh(0.5 x) + 0.5 is evaluated in double precision
-        x64 = x.astype(np.float64)
-        np.copyto(dx, 0.5 * np.tanh(0.5 * x64) + 0.5, casting="same_kind")
-        dx -= t
-        valid = self._valid(t)
-        if valid is not None:
-            np.copyto(dx, 0, where=~valid)
-        dx *= self.loss_scale(top, self.normalizer)
+from .loss import LossLayer, running_total
 
 
 @register_layer("EuclideanLoss")
