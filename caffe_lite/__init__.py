@@ -12,9 +12,22 @@ from .blob import Blob
 from .errors import CaffeLiteError
 from .layers.base import Layer
 from .net import TEST, TRAIN, Net
-from .pycaffe import (AdaDeltaSolver, AdaGradSolver, AdamSolver, Classifier, Detector,
-                      NesterovSolver, NetSpec, RMSPropSolver, SGDSolver, get_solver,
-                      io, layers, params, to_proto)
+from .pycaffe import (
+    AdaDeltaSolver,
+    AdaGradSolver,
+    AdamSolver,
+    Classifier,
+    Detector,
+    NesterovSolver,
+    NetSpec,
+    RMSPropSolver,
+    SGDSolver,
+    get_solver,
+    io,
+    layers,
+    params,
+    to_proto,
+)
 from .rng import set_random_seed
 
 __version__ = "0.2.0"

@@ -43,7 +43,7 @@ def ref_bilinear_resize(image, height, width):
             x0 = math.floor(fx)
             wx = fx - x0
             for c in range(C):
-                def px(r, q):
+                def px(r, q, c=c):
                     return float(image[min(max(r, 0), H - 1), min(max(q, 0), W - 1), c])
                 if x0 < 0 or x0 >= W - 1:
                     wx_ = 0.0

@@ -6,7 +6,6 @@ import itertools
 import math
 
 import numpy as np
-
 from reference import ref_ave_pool, ref_ave_pool_backward, ref_max_pool
 
 

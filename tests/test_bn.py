@@ -2,11 +2,11 @@
 references, float64 gradient checks, layout choice, errors."""
 import numpy as np
 import pytest
+from gradcheck import check_gradient, setup_layer
+from ref_pooling import ref_bn
 
 from caffe_lite.errors import LayerError
 from caffe_lite.proto import caffe_pb2
-from gradcheck import check_gradient, setup_layer
-from ref_pooling import ref_bn
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 SHAPE = (3, 2, 4, 5)

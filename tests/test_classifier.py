@@ -5,11 +5,11 @@ The net is an Input followed by a test-only layer that outputs each channel's
 mean, so every score can be recomputed from the loop references."""
 import numpy as np
 import pytest
+import ref_pycaffe as ref
 
 import caffe_lite as caffe
-from caffe_lite.layers.base import Layer, layer_types, register_layer
 from caffe_lite.errors import CaffeLiteError
-import ref_pycaffe as ref
+from caffe_lite.layers.base import Layer, layer_types, register_layer
 
 if "TestOnlyChannelMean" not in layer_types():
     @register_layer("TestOnlyChannelMean")

@@ -6,12 +6,12 @@ import re
 
 import numpy as np
 import pytest
+from conftest import ROOT
+from solver_testnet import net_text
 
 import caffe_lite as caffe
 from caffe_lite import cli
 from caffe_lite.layers.base import layer_types
-from conftest import ROOT
-from solver_testnet import net_text
 
 SOLVER = """net: "net.prototxt"
 type: "SGD"

@@ -1,10 +1,10 @@
 """Every golden case from real Caffe under tests/data/conformance (layers, nets,
 forks) replays with Caffe's numbers."""
 import pytest
+from conformance import load_case, replay
+from conftest import CONFORMANCE
 
 from caffe_lite.layers.base import layer_types
-from conftest import CONFORMANCE
-from conformance import load_case, replay
 
 GROUPS = ("layers", "nets", "forks")
 CASES = sorted(p for g in GROUPS for p in (CONFORMANCE / g).glob("*") if p.is_dir())

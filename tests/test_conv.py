@@ -3,13 +3,13 @@ ref_conv.py, float64 numerical gradients, adjointness, the bilinear fast path, e
 import numpy as np
 import pytest
 from google.protobuf import text_format
+from gradcheck import check_gradient, setup_layer
+from ref_conv import ref_conv, ref_deconv, ref_im2col
 
 from caffe_lite import CaffeLiteError, set_random_seed
 from caffe_lite.formats import upgrade_net
 from caffe_lite.ops import deconv_fast
 from caffe_lite.proto import caffe_pb2
-from gradcheck import check_gradient, setup_layer
-from ref_conv import ref_conv, ref_deconv, ref_im2col
 
 FILL = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "uniform" min: -1 max: 1 }'
 

@@ -1,9 +1,9 @@
 """Input and Split: the layers the net itself inserts or relies on."""
 import numpy as np
 import pytest
+from gradcheck import check_gradient, setup_layer
 
 from caffe_lite.errors import LayerError
-from gradcheck import check_gradient, setup_layer
 
 
 def test_split_copies_forward_and_sums_backward():

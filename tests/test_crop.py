@@ -1,10 +1,10 @@
 """Crop layer: naive loop reference, float64 gradient check, errors."""
 import numpy as np
 import pytest
-
-from caffe_lite.errors import LayerError
 from gradcheck import check_gradient, setup_layer
 from ref_pooling import ref_crop
+
+from caffe_lite.errors import LayerError
 
 
 def crop_text(params=""):

@@ -2,16 +2,16 @@
 convert-imageset / compute-image-mean tools, on small files made here."""
 import numpy as np
 import pytest
+from ref_data import ref_bilinear_resize, ref_epoch_order, ref_transform
 
 import caffe_lite as caffe
 from caffe_lite.cli import main as cli
 from caffe_lite.data.db import RecordReader, RecordWriter
+from caffe_lite.data.image import read_image, resize_linear
 from caffe_lite.errors import CaffeLiteError, LayerError
 from caffe_lite.formats import parse_net_param, read_blobproto
-from caffe_lite.data.image import read_image, resize_linear
 from caffe_lite.io import array_to_datum
 from caffe_lite.proto import caffe_pb2
-from ref_data import ref_bilinear_resize, ref_epoch_order, ref_transform
 
 RECORDS = np.random.default_rng(7).integers(0, 256, (5, 3, 6, 6)).astype(np.uint8)
 

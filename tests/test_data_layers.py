@@ -3,14 +3,14 @@ HDF5Output layers, on small files made here (Data / ImageData and the image
 tools are in test_data_db.py)."""
 import numpy as np
 import pytest
+from gradcheck import layer_param
+from ref_data import ref_epoch_order, ref_transform
 
 import caffe_lite as caffe
 from caffe_lite.data.transform import DataTransformer
 from caffe_lite.errors import LayerError
 from caffe_lite.formats import parse_net_param
 from caffe_lite.proto import caffe_pb2
-from gradcheck import layer_param
-from ref_data import ref_epoch_order, ref_transform
 
 
 def net(text, phase=caffe.TRAIN):

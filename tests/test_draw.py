@@ -5,15 +5,17 @@ acyclic graphs (in-place layers do not fold back onto their blob)."""
 import shutil
 
 import pytest
+from conftest import zoo_file
 
 import caffe_lite as caffe
-from caffe_lite import layers as L, params as P
+from caffe_lite import layers as L
+from caffe_lite import params as P
 from caffe_lite.cli import main as cli_main
 from caffe_lite.errors import CaffeLiteError
-from conftest import zoo_file
 
 pydot = pytest.importorskip("pydot", reason="pydot (the 'draw' extra) missing")
 from caffe_lite import draw  # noqa: E402
+
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="graphviz's dot program is not installed")
 
@@ -147,6 +149,7 @@ def test_cli_phase_option(tmp_path):
 
 def test_v1_net_parameter_is_upgraded_for_drawing():
     from google.protobuf import text_format
+
     from caffe_lite.proto import caffe_pb2
     net = text_format.Parse(zoo_file("vgg16/VGG_ILSVRC_16_layers_deploy.prototxt").read_text(),
                             caffe_pb2.NetParameter())

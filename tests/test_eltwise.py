@@ -2,10 +2,10 @@
 reference, float64 gradient checks, errors."""
 import numpy as np
 import pytest
-
-from caffe_lite.errors import LayerError
 from gradcheck import check_gradient, forward, setup_layer
 from ref_shape import ref_eltwise, ref_eltwise_backward
+
+from caffe_lite.errors import LayerError
 
 rng = np.random.default_rng(3)
 

@@ -11,12 +11,17 @@ import re
 
 import numpy as np
 import pytest
+from conftest import ROOT
+from synthetic_shapes import (
+    CLASS_NAMES,
+    NUM_CLASSES,
+    majority_fraction,
+    make_shapes,
+    pixel_accuracy,
+)
 
 import caffe_lite as caffe
 from caffe_lite.formats import read_net_param, read_solver_param
-from conftest import ROOT
-from synthetic_shapes import (CLASS_NAMES, NUM_CLASSES, make_shapes,
-                              majority_fraction, pixel_accuracy)
 
 MODELS = ROOT / "models"
 # Iterations per net: all leave the all-background plateau by ~40 (checked with four

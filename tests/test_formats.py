@@ -8,16 +8,24 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from conftest import CONFORMANCE, ZOO, zoo_file
 
 from caffe_lite.errors import CaffeLiteError, ModelFileError, PrototxtError
-from caffe_lite.formats import (atomic_write, blob_from_proto, blob_to_proto,
-                                parse_net_param, read_blobproto, read_caffemodel_param,
-                                read_net_param, read_weights, write_blobproto,
-                                write_prototxt, write_weights)
+from caffe_lite.formats import (
+    atomic_write,
+    blob_from_proto,
+    blob_to_proto,
+    parse_net_param,
+    read_blobproto,
+    read_caffemodel_param,
+    read_net_param,
+    read_weights,
+    write_blobproto,
+    write_prototxt,
+    write_weights,
+)
 from caffe_lite.formats.upgrade import V1_TYPE_NAMES
 from caffe_lite.proto import caffe_pb2
-
-from conftest import CONFORMANCE, ZOO, zoo_file
 
 
 # -- a tiny independent protobuf encoder for hand-made files -------------------------

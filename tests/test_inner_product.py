@@ -2,10 +2,10 @@
 gradients (axis, transpose, no bias), accumulation, errors."""
 import numpy as np
 import pytest
-
-from caffe_lite import CaffeLiteError, set_random_seed
 from gradcheck import check_gradient, setup_layer
 from ref_conv import ref_inner_product
+
+from caffe_lite import CaffeLiteError, set_random_seed
 
 FILL = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "uniform" min: -1 max: 1 }'
 

@@ -2,12 +2,12 @@
 BlobProto / Datum round trips, and image loading through Pillow."""
 import numpy as np
 import pytest
+import ref_pycaffe as ref
+from conftest import zoo_file
 
 import caffe_lite as caffe
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.proto import caffe_pb2
-from conftest import zoo_file
-import ref_pycaffe as ref
 
 rng = np.random.default_rng(5)
 

@@ -2,14 +2,22 @@
 gradient checks (labels excluded), normalisation modes, ignore_label, errors."""
 import numpy as np
 import pytest
+from gradcheck import check_gradient, forward, setup_layer
+from ref_loss import (
+    ref_accuracy,
+    ref_contrastive_loss,
+    ref_euclidean_loss,
+    ref_hinge_loss,
+    ref_infogain_loss,
+    ref_multinomial_logistic_loss,
+    ref_sigmoid_cross_entropy,
+    ref_softmax,
+    ref_softmax_loss,
+)
 
 import caffe_lite as caffe
 from caffe_lite.errors import LayerError
 from caffe_lite.proto import caffe_pb2
-from gradcheck import check_gradient, forward, setup_layer
-from ref_loss import (ref_accuracy, ref_contrastive_loss, ref_euclidean_loss,
-                      ref_hinge_loss, ref_infogain_loss, ref_multinomial_logistic_loss,
-                      ref_sigmoid_cross_entropy, ref_softmax, ref_softmax_loss)
 
 rng = np.random.default_rng(5)
 

@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 import caffe_lite as caffe
-from caffe_lite.errors import (CaffeLiteError, ModelFileError, NetError,
-                               UnknownLayerError, WeightsError)
+from caffe_lite.errors import (
+    CaffeLiteError,
+    ModelFileError,
+    NetError,
+    UnknownLayerError,
+    WeightsError,
+)
 from caffe_lite.formats import parse_net_param
 
 MLP = '''

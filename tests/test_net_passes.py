@@ -3,12 +3,12 @@ case, state filtering + split insertion must give Caffe's blob list, in order.""
 import json
 
 import pytest
+from conftest import CONFORMANCE
 from google.protobuf import text_format
 
 from caffe_lite.errors import NetError
 from caffe_lite.net.passes import filter_by_state, insert_splits, state_meets_rule
 from caffe_lite.proto import caffe_pb2
-from conftest import CONFORMANCE
 
 CASES = sorted(p for g in ("layers", "nets", "forks") for p in (CONFORMANCE / g).glob("*")
                if (p / "net.prototxt").exists())

@@ -8,7 +8,8 @@ import pytest
 from google.protobuf import text_format
 
 import caffe_lite as caffe
-from caffe_lite import layers as L, params as P
+from caffe_lite import layers as L
+from caffe_lite import params as P
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.proto import caffe_pb2
 
@@ -184,11 +185,11 @@ def test_bad_nested_and_bad_values():
     with pytest.raises(CaffeLiteError, match=r"give it as a dict"):
         L.Convolution(L.Input(), weight_filler='xavier')
     with pytest.raises(CaffeLiteError, match=r"Pooling.*no value 'MAXX'.*MAX"):
-        P.Pooling.MAXX
+        _ = P.Pooling.MAXX
 
 
 def test_inputs_must_be_tops():
     with pytest.raises(CaffeLiteError, match=r"input 0 is not a Top.*unpack"):
         L.ReLU(L.Slice(L.Input(), ntop=2))
     with pytest.raises(AttributeError, match=r"no top named 'conv9'"):
-        caffe.NetSpec().conv9
+        _ = caffe.NetSpec().conv9

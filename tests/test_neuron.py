@@ -5,14 +5,14 @@ import math
 
 import numpy as np
 import pytest
-
 import ref_neuron as ref
+from gradcheck import check_gradient, forward, make_layer
+
 from caffe_lite.blob import Blob
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.ops.libm import tanhf
 from caffe_lite.proto import caffe_pb2
 from caffe_lite.rng import set_random_seed
-from gradcheck import check_gradient, forward, make_layer
 
 SHAPE = (2, 3, 3, 4)
 

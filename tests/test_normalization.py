@@ -3,13 +3,13 @@ in ref_neuron.py, float64 gradient checks, BatchNorm's statistics blobs, in plac
 and errors for bad input."""
 import numpy as np
 import pytest
-
 import ref_neuron as ref
+from gradcheck import check_gradient, forward, make_layer
+
 from caffe_lite.blob import Blob
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.layers.normalization import channel_window_sums
 from caffe_lite.proto import caffe_pb2
-from gradcheck import check_gradient, forward, make_layer
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 

@@ -1,16 +1,30 @@
 """caffe_lite.ops kernels against the naive loop references in tests/reference.py."""
 import numpy as np
 import pytest
+from reference import (
+    ref_ave_pool,
+    ref_ave_pool_backward,
+    ref_conv2d,
+    ref_conv2d_backward,
+    ref_conv_nd,
+    ref_deconv2d,
+    ref_deconv2d_backward,
+    ref_max_pool,
+    ref_max_pool_backward,
+    ref_pool_out_size,
+)
 
-from caffe_lite.ops.conv_gemm import (conv_backward, conv_forward, deconv_backward,
-                                      deconv_forward)
+from caffe_lite.ops.conv_gemm import conv_backward, conv_forward, deconv_backward, deconv_forward
 from caffe_lite.ops.geometry import Workspace, conv_out_size, deconv_out_size
 from caffe_lite.ops.im2col import col2im, im2col
-from caffe_lite.ops.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
-                                    max_pool_forward, pool_out_size, window_bounds)
-from reference import (ref_ave_pool, ref_ave_pool_backward, ref_conv2d, ref_conv2d_backward,
-                       ref_conv_nd, ref_deconv2d, ref_deconv2d_backward, ref_max_pool,
-                       ref_max_pool_backward, ref_pool_out_size)
+from caffe_lite.ops.pooling import (
+    ave_pool_backward,
+    ave_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+    pool_out_size,
+    window_bounds,
+)
 
 RTOL32, ATOL32 = 1e-4, 1e-5
 

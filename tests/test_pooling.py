@@ -1,15 +1,14 @@
 """Pooling and SPP layers: naive loop references, float64 gradient checks, errors."""
 import numpy as np
 import pytest
-
-from caffe_lite.errors import LayerError
-from caffe_lite.proto import caffe_pb2
 from conformance import load_case, replay
 from conftest import SHARED_CONFORMANCE, zoo_file
 from gradcheck import check_gradient, forward, setup_layer
 from ref_pooling import ref_spp, ref_spp_ave_backward, ref_stochastic_test
-from reference import (ref_ave_pool, ref_ave_pool_backward, ref_max_pool,
-                       ref_max_pool_backward)
+from reference import ref_ave_pool, ref_ave_pool_backward, ref_max_pool, ref_max_pool_backward
+
+from caffe_lite.errors import LayerError
+from caffe_lite.proto import caffe_pb2
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 

@@ -182,7 +182,7 @@ def parse_any(text):
         try:
             return text_format.Merge(text, caffe_pb2.SolverParameter())
         except text_format.ParseError:
-            raise net_error
+            raise net_error from None
 
 
 @pytest.mark.parametrize("path", zoo_files())

@@ -4,11 +4,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from gradcheck import check_gradient
 
 import caffe_lite as caffe
 from caffe_lite.errors import CaffeLiteError, LayerError, UnknownLayerError
 from caffe_lite.formats import parse_net_param
-from gradcheck import check_gradient
 
 MODULE = textwrap.dedent('''
     import caffe_lite as caffe

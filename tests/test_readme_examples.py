@@ -12,10 +12,10 @@ import shlex
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from caffe_lite.cli import build_parser
 from caffe_lite.errors import DependencyError, UnknownLayerError
-from conftest import ROOT
 
 DOC = ROOT / "README.md"
 OPTIONAL_MODULES = {"PIL", "h5py", "pydot"}

@@ -3,11 +3,11 @@ Caffe's quirks (state carried across forwards, no gradient into h_0/c_0).
 The conformance cases lstm_* / rnn_* in test_conformance.py pin the numerics."""
 import numpy as np
 import pytest
+from gradcheck import check_gradient, setup_layer
+from ref_recurrent import ref_lstm, ref_lstm_unit, ref_rnn
 
 from caffe_lite.blob import Blob
 from caffe_lite.errors import LayerError
-from gradcheck import check_gradient, setup_layer
-from ref_recurrent import ref_lstm, ref_lstm_unit, ref_rnn
 
 T, N, D, H, S = 4, 3, 5, 3, 2
 CONT = np.array([[0, 0, 0], [1, 1, 1], [0, 1, 1], [1, 1, 1]], float)

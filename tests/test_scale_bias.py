@@ -3,11 +3,11 @@ axis/num_axes form, against the naive references in ref_neuron.py; float64
 gradient checks for bottoms and params; in place; shape errors."""
 import numpy as np
 import pytest
-
 import ref_neuron as ref
+from gradcheck import check_gradient, forward, make_layer
+
 from caffe_lite.blob import Blob
 from caffe_lite.errors import CaffeLiteError
-from gradcheck import check_gradient, forward, make_layer
 
 X_SHAPE = (2, 3, 4, 2)
 

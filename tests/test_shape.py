@@ -3,12 +3,21 @@ Parameter, BatchReindex, Filter, Embed): naive references, float64 gradient
 checks, Caffe's memory sharing and clear errors."""
 import numpy as np
 import pytest
+from gradcheck import check_gradient, forward, setup_layer
+from ref_shape import (
+    ref_batch_reindex,
+    ref_batch_reindex_backward,
+    ref_concat,
+    ref_embed,
+    ref_filter,
+    ref_flatten_shape,
+    ref_reshape_shape,
+    ref_slice,
+    ref_tile,
+    ref_tile_backward,
+)
 
 from caffe_lite.errors import LayerError
-from gradcheck import check_gradient, forward, setup_layer
-from ref_shape import (ref_batch_reindex, ref_batch_reindex_backward, ref_concat,
-                       ref_embed, ref_filter, ref_flatten_shape, ref_reshape_shape,
-                       ref_slice, ref_tile, ref_tile_backward)
 
 rng = np.random.default_rng(7)
 

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from conformance import assert_close, split_param_key
+from conftest import CONFORMANCE
 
 import caffe_lite as caffe
 from caffe_lite.formats import read_net_param
 from caffe_lite.layers.base import layer_types
-from conftest import CONFORMANCE
-from conformance import assert_close, split_param_key
 
 CASES = sorted(p for p in (CONFORMANCE / "solvers").glob("*") if p.is_dir())
 ITERS = 20

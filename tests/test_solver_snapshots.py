@@ -5,11 +5,11 @@ import signal
 
 import numpy as np
 import pytest
+from solver_testnet import solver_param, targets
 
 import caffe_lite as caffe
 from caffe_lite.errors import SolverError
 from caffe_lite.proto import caffe_pb2
-from solver_testnet import solver_param, targets
 
 
 def make(tmp_path, text='type: "Adam" momentum: 0.9', **kw):

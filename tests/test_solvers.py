@@ -3,12 +3,12 @@ every update rule and lr policy, regularization, clipping, iter_size; plus test
 nets, callbacks, smoothed loss, solve() and the pycaffe surface."""
 import numpy as np
 import pytest
+from ref_solvers import RefSolver, ref_rate
+from solver_testnet import initial_params, solver_param, targets
 
 import caffe_lite as caffe
 from caffe_lite.errors import SolverError
 from caffe_lite.solver.lr_policies import learning_rate
-from ref_solvers import RefSolver, ref_rate
-from solver_testnet import initial_params, solver_param, targets
 
 CONFIGS = {
     "sgd_momentum_l2": 'type: "SGD" momentum: 0.9 weight_decay: 0.01',

@@ -4,13 +4,13 @@ The zoo totals are computed here from the architectures' published layer
 lists with the MAC formulas (conv: output count x C_in/group x kh x kw; fc:
 inputs x outputs), independently of the summary code, and stated as numbers."""
 import pytest
+from conftest import zoo_file
+from ref_pycaffe import conv_out, pool_out
 
 import caffe_lite as caffe
 from caffe_lite.cli import main as cli_main
-from caffe_lite.layers.base import layer_types
 from caffe_lite.commands.summary import summarize_file
-from conftest import zoo_file
-from ref_pycaffe import conv_out, pool_out
+from caffe_lite.layers.base import layer_types
 
 
 def _need(*types):

@@ -6,15 +6,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, ZOO, zoo_file
 from google.protobuf import text_format
 
 from caffe_lite.cli import main as cli_main
 from caffe_lite.errors import PrototxtError
-from caffe_lite.formats import (parse_net_param, parse_solver_param, read_net_param,
-                                read_solver_param, read_weights, upgrade, upgrade_net)
+from caffe_lite.formats import (
+    parse_net_param,
+    parse_solver_param,
+    read_net_param,
+    read_solver_param,
+    read_weights,
+    upgrade,
+    upgrade_net,
+)
 from caffe_lite.proto import caffe_pb2
-
-from conftest import ROOT, ZOO, zoo_file
 
 TESTS = "bvlc_upgrade_tests"
 

@@ -5,21 +5,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conformance import build_net, load_case
+from conftest import CONFORMANCE, ZOO, zoo_file
+from gradcheck import check_gradient, setup_layer
+from ref_pooling import (
+    ref_interp,
+    ref_interp_backward,
+    ref_unpool_max,
+    ref_unpool_max_backward,
+    ref_unpool_window,
+    ref_unpool_window_backward,
+)
+from reference import ref_max_pool
 
 import caffe_lite
 from caffe_lite.errors import LayerError, NetError, UnknownLayerError
 from caffe_lite.formats import parse_net_param
 from caffe_lite.layers.base import layer_class, layer_types
 from caffe_lite.net.passes import filter_by_state
-from caffe_lite.proto import caffe_pb2
 from caffe_lite.ops.upsample import interp_matrix, scatter_last
-from conformance import build_net, load_case
-from conftest import CONFORMANCE, ZOO, zoo_file
-from gradcheck import check_gradient, forward, setup_layer
-from ref_pooling import (ref_interp, ref_interp_backward, ref_unpool_max,
-                         ref_unpool_max_backward, ref_unpool_window,
-                         ref_unpool_window_backward)
-from reference import ref_max_pool
+from caffe_lite.proto import caffe_pb2
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 

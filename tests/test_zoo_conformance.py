@@ -3,10 +3,10 @@ real Caffe recorded for them (../shared/conformance/visible/zoo). Used in place,
 never copied; skipped when ../shared is absent."""
 import numpy as np
 import pytest
+from conformance import load_case, replay
+from conftest import SHARED_CONFORMANCE, ZOO
 
 from caffe_lite.layers.base import layer_types
-from conftest import SHARED_CONFORMANCE, ZOO
-from conformance import load_case, replay
 
 ZOO_CASES = sorted((SHARED_CONFORMANCE / "zoo").glob("*")) if SHARED_CONFORMANCE.exists() else []
 

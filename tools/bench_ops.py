@@ -16,8 +16,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from caffe_lite.ops.conv_gemm import conv_backward, conv_forward, deconv_forward  # noqa: E402
 from caffe_lite.ops.geometry import Workspace  # noqa: E402
 from caffe_lite.ops.im2col import im2col  # noqa: E402
-from caffe_lite.ops.pooling import (ave_pool_forward, max_pool_backward, max_pool_forward,  # noqa: E402
-                                    pool_out_size)
+from caffe_lite.ops.pooling import (  # noqa: E402
+    ave_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+    pool_out_size,
+)
 
 
 def median_ms(fn, repeat):

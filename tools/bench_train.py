@@ -18,8 +18,8 @@ import numpy as np
 from google.protobuf import text_format
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import caffe_lite as caffe                                   # noqa: E402
-from caffe_lite.proto import caffe_pb2                       # noqa: E402
+import caffe_lite as caffe  # noqa: E402
+from caffe_lite.proto import caffe_pb2  # noqa: E402
 
 LENET = """
 name: "LeNet"

@@ -23,8 +23,8 @@ OUT_DIR = ROOT / "caffe_lite" / "proto"
 
 def protoc(args):
     """Run grpc_tools' bundled protoc with its well-known-types include path."""
-    from grpc_tools import protoc as _protoc
     import grpc_tools
+    from grpc_tools import protoc as _protoc
     include = Path(grpc_tools.__file__).parent / "_proto"
     return _protoc.main(["protoc", f"-I{include}", *args])
 

@@ -66,8 +66,8 @@ def write_examples(images, labels, out_dir, wanted=(0, 3, 7)):
 
 def build(out_dir, list_prefix, examples_dir):
     try:
-        from sklearn.datasets import load_digits
         import h5py
+        from sklearn.datasets import load_digits
     except ImportError as exc:
         sys.exit(f"this script needs scikit-learn and h5py ({exc}); "
                  f"pip install scikit-learn h5py")

@@ -51,7 +51,7 @@ def main(argv=None):
     except ImportError:
         sys.exit("h5py is needed to write HDF5 files: pip install '.[hdf5]'")
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from synthetic_shapes import make_shapes, majority_fraction
+    from synthetic_shapes import majority_fraction, make_shapes
 
     outs = args.out or [os.path.join(ROOT, "models", m, "data") for m in MODELS]
     train = make_shapes(args.train, args.size, seed=args.seed)

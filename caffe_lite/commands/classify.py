@@ -88,7 +88,7 @@ def resize(image, height, width):
 
 
 def run(args):
-    from ..net.net import Net, TEST
+    from ..net.net import TEST, Net
     net = Net(args.model, TEST, weights=args.weights)
     if not net.inputs:
         raise CaffeLiteError("the model has no Input layer to feed (use a deploy "

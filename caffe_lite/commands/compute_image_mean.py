@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 
+from ..data.datum import datum_to_chw
 from ..data.db import RecordReader
 from ..errors import CaffeLiteError
 from ..formats.atomic import atomic_write
-from ..data.datum import datum_to_chw
 from ..proto import caffe_pb2
 
 HELP = "compute the mean image of an LMDB/LevelDB of Datums (binaryproto)"

@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 
-from ..data.db import RecordWriter
-from ..errors import CaffeLiteError
 from ..data.datum import array_to_datum
+from ..data.db import RecordWriter
 from ..data.image import parse_list_line, read_image, to_chw
+from ..errors import CaffeLiteError
 from ..proto import caffe_pb2
 from ..rng import get_rng
 
@@ -89,6 +89,7 @@ def image_datum(path, label, height, width, is_color, encoded, encode_type):
 def encode_image(image, kind):
     """A BGR/gray uint8 (H, W, C) image encoded as ``kind`` with Pillow."""
     import io
+
     from ..errors import require
     Image = require("PIL.Image", "image", "encoding images")
     pixels = image[:, :, 0] if image.shape[2] == 1 else image[:, :, ::-1]

@@ -1,8 +1,8 @@
 """``caffe-lite draw net.prototxt out.png``: a picture of the net through
 graphviz (pycaffe's draw_net.py)."""
-from ..pycaffe import draw
 from ..formats import read_net_param
 from ..proto import caffe_pb2
+from ..pycaffe import draw
 
 HELP = "draw a net as a graph (png, svg, pdf, ... or dot) with graphviz"
 

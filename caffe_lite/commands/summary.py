@@ -37,7 +37,8 @@ def summarize_file(path, phase="TEST", input_shapes=None, weights=None, **net_kw
     try:
         net = Net(param, phase, weights=weights, **net_kwargs)
     except CaffeLiteError as exc:
-        raise exc.with_context(file=str(path))
+        exc.with_context(file=str(path))
+        raise
     return summarize(net)
 
 

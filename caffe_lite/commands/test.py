@@ -18,7 +18,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..net.net import Net, TEST
+    from ..net.net import TEST, Net
     stages = [s for s in args.stage.split(",") if s]
     net = Net(args.model, TEST, level=args.level, stages=stages, weights=args.weights,
               allow_python_layers=args.allow_python_layers)

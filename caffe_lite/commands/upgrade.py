@@ -4,8 +4,7 @@ upgrade_solver_proto_text tools."""
 import logging
 import sys
 
-from ..formats import prototxt
-from ..formats import upgrade
+from ..formats import prototxt, upgrade
 from ..formats.atomic import atomic_write
 from ..formats.caffemodel import read_caffemodel_param
 from ..proto import caffe_pb2

@@ -20,7 +20,6 @@ import numpy as np
 
 from ..errors import ImageError, PreprocessError, require
 
-
 # -- Caffe's data tools: OpenCV's way ------------------------------------------
 COLOR, GRAY, UNCHANGED = "color", "gray", "unchanged"
 

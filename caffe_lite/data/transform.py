@@ -9,12 +9,11 @@ position. TRAIN crops at random offsets, TEST at the centre ((H - crop) // 2);
 with ``mirror`` each record is flipped with probability 1/2 in either phase
 (Caffe's behaviour, not only in TRAIN).
 """
-import os
 
 import numpy as np
 
-from ..errors import CaffeLiteError
 from ..proto import caffe_pb2
+from .files import read_blob_file
 
 
 class DataTransformer:
@@ -86,14 +85,7 @@ class DataTransformer:
 def read_mean(path, error):
     """The mean image of a binaryproto as (C, H, W) float32 (Caffe uses the first
     item of a legacy 4-D blob)."""
-    from ..formats import read_blobproto
-    if not os.path.exists(path):
-        raise error(f"the mean file {path} does not exist")
-    try:
-        mean = np.asarray(read_blobproto(path), np.float32)
-    except (OSError, CaffeLiteError) as exc:
-        raise error(f"cannot read the mean file {path}: "
-                    f"{getattr(exc, 'message', exc)}") from None
+    mean = read_blob_file(path, error, "mean file")
     if mean.ndim < 3:
         raise error(f"the mean file {path} holds a blob of shape {mean.shape}; "
                     f"expected (1, C, H, W)")

@@ -53,7 +53,8 @@ def read_weights(path):
     try:
         layers = _decode_net(buf)
     except ModelFileError as exc:
-        raise exc.with_context(file=path)
+        exc.with_context(file=path)
+        raise
     if not layers:
         raise ModelFileError("no layers found: not a Caffe weights file", file=path)
     return layers
@@ -132,8 +133,9 @@ def _layer(buf, name, kind, spans):
         try:
             layer.blobs.append(decode_blob(buf, *span))
         except ModelFileError as exc:
-            raise exc.with_context(layer=name, layer_type=kind or None,
-                                   blob=f"{name}[{i}]")
+            exc.with_context(layer=name, layer_type=kind or None,
+                             blob=f"{name}[{i}]")
+            raise
     return layer
 
 
@@ -181,4 +183,5 @@ def read_blobproto(path):
     try:
         return decode_blob(_read_bytes(path)).data
     except ModelFileError as exc:
-        raise exc.with_context(file=path)
+        exc.with_context(file=path)
+        raise

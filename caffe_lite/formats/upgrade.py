@@ -62,7 +62,8 @@ def upgraded(message, upgrade, filename):
     try:
         upgrade(message)
     except CaffeLiteError as exc:
-        raise exc.with_context(file=filename)
+        exc.with_context(file=filename)
+        raise
     return message
 
 
@@ -132,7 +133,8 @@ def _upgrade_v1_layer(v1, out):
         try:
             out.type = v1_type_name(v1.type)
         except PrototxtError as exc:
-            raise exc.with_context(layer=v1.name)
+            exc.with_context(layer=v1.name)
+            raise
     out.blobs.extend(v1.blobs)
     for values, apply in ((v1.param, lambda p, v: setattr(p, "name", v)),
                           (v1.blob_share_mode, lambda p, v: setattr(p, "share_mode", v)),

@@ -8,7 +8,7 @@ once, in ``layer_setup``, into plain attributes.
 import numpy as np
 
 from ..blob import Blob
-from ..errors import LayerError, UnknownLayerError, CaffeLiteError
+from ..errors import CaffeLiteError, LayerError, UnknownLayerError
 
 _REGISTRY = {}
 

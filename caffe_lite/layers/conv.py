@@ -23,7 +23,6 @@ from ..ops.geometry import Workspace, conv_out_size, deconv_out_size
 from ..ops.im2col import col2im, im2col
 from .base import Layer, register_layer
 
-
 # ==== convolution_param's geometry ===========================================
 
 def _axis_values(layer, cp, name, field, nd, default):

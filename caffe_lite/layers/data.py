@@ -1,12 +1,11 @@
 """Data layers fed from memory: DummyData, MemoryData, and what every data layer
-shares (DataLayer, find_file, layer_rng). They have no bottoms and no backward;
+shares (DataLayer, layer_rng; files are found by data/files.py). They have no bottoms and no backward;
 the HDF5 ones are in data_hdf5.py, databases and images in data_db.py.
 
 File names in layer params are read as Caffe reads them, relative to the
 current directory; a name that does not exist there is looked up next to the
 net's prototxt (and an HDF5 list's entries next to the list file).
 """
-import os
 
 import numpy as np
 
@@ -14,19 +13,6 @@ from ..fillers import fill
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer
-
-
-def find_file(path, *bases):
-    """``path`` if it exists as given (Caffe: relative to the CWD), else the first
-    existing ``base/path``; the name as given when none exists."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    for base in bases:
-        if base:
-            candidate = os.path.join(os.path.dirname(os.path.abspath(base)), path)
-            if os.path.exists(candidate):
-                return candidate
-    return path
 
 
 def layer_rng():

@@ -9,14 +9,15 @@ repeatable under caffe.set_random_seed.
 """
 import numpy as np
 
-from ..data.transform import DataTransformer
-from ..data.db import RecordReader
-from ..errors import CaffeLiteError
 from ..data.datum import datum_to_chw
+from ..data.db import RecordReader
+from ..data.files import find_file
 from ..data.image import COLOR, GRAY, UNCHANGED, parse_list_line, read_image, to_chw
+from ..data.transform import DataTransformer
+from ..errors import CaffeLiteError
 from ..proto import caffe_pb2
 from .base import register_layer
-from .data import DataLayer, find_file, layer_rng
+from .data import DataLayer, layer_rng
 
 
 class TransformingDataLayer(DataLayer):

@@ -6,9 +6,10 @@ prototxt (and an HDF5 list's entries next to the list file).
 """
 import numpy as np
 
+from ..data.files import find_file
 from ..errors import require
 from .base import register_layer
-from .data import DataLayer, find_file, layer_rng
+from .data import DataLayer, layer_rng
 
 
 @register_layer("HDF5Data")

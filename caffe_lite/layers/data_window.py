@@ -15,11 +15,12 @@ warped with the same scale, and placed at its offset in a zero-filled crop.
 """
 import numpy as np
 
+from ..data.files import find_file
+from ..data.image import COLOR, decode_image, resize_linear
 from ..data.transform import read_mean
 from ..errors import CaffeLiteError
-from ..data.image import COLOR, decode_image, resize_linear
 from .base import register_layer
-from .data import DataLayer, find_file, layer_rng
+from .data import DataLayer, layer_rng
 
 F32 = np.float32
 

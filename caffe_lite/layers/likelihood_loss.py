@@ -9,9 +9,17 @@ import os
 
 import numpy as np
 
+from ..data.files import find_file, read_blob_file
 from .base import register_layer
-from .loss import (LOG_THRESHOLD, NORMALIZATION, LossLayer, get_normalizer,
-                   ignore_label_of, running_total, workspace)
+from .loss import (
+    LOG_THRESHOLD,
+    NORMALIZATION,
+    LossLayer,
+    get_normalizer,
+    ignore_label_of,
+    running_total,
+    workspace,
+)
 from .softmax import rounded, softmax_forward
 
 FLT_MIN = float(np.finfo(np.float32).tiny)
@@ -92,17 +100,12 @@ class SoftmaxWithLossLayer(ProbabilityLossLayer):
 
 
 def _read_infogain_matrix(layer, path):
-    """H from a BlobProto file; a relative path is tried from the working
-    directory (as Caffe does), then from the net file's directory."""
-    candidates = [path]
-    if not os.path.isabs(path) and layer.net_file:
-        candidates.append(os.path.join(os.path.dirname(os.fspath(layer.net_file)), path))
-    for candidate in candidates:
-        if os.path.exists(candidate):
-            from ..formats.caffemodel import read_blobproto
-            return np.asarray(read_blobproto(candidate), layer.dtype)
-    raise layer.error(f"infogain_loss_param source '{path}' not found (tried "
-                      f"{', '.join(map(repr, candidates))})")
+    """H from a BlobProto file, found as Caffe finds it: from the working
+    directory, then (our addition) from the net file's directory."""
+    found = find_file(path, layer.net_file)
+    if not os.path.exists(found):
+        raise layer.error(f"infogain_loss_param source '{path}' not found")
+    return read_blob_file(found, layer.error, "infogain matrix").astype(layer.dtype)
 
 
 @register_layer("InfogainLoss")

@@ -14,9 +14,16 @@ sum(x^2) / sum(x) with that formula's exact gradient.
 """
 import numpy as np
 
-from ..ops.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
-                           max_pool_forward, pool_out_size, stochastic_expectation,
-                           stochastic_expectation_backward, stochastic_sample)
+from ..ops.pooling import (
+    ave_pool_backward,
+    ave_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+    pool_out_size,
+    stochastic_expectation,
+    stochastic_expectation_backward,
+    stochastic_sample,
+)
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer

@@ -4,7 +4,6 @@ import numpy as np
 from .base import Layer, register_layer
 from .shape import AxisMixin
 
-
 _CHUNK = 1 << 16
 
 

@@ -8,8 +8,14 @@ separable bilinear resize. Mask bottoms never receive a gradient.
 import numpy as np
 
 from ..ops.pooling import ave_pool_backward, ave_pool_forward
-from ..ops.upsample import (gather, interp_backward, interp_forward, plane_index,
-                            scatter_last, window_scatter_add)
+from ..ops.upsample import (
+    gather,
+    interp_backward,
+    interp_forward,
+    plane_index,
+    scatter_last,
+    window_scatter_add,
+)
 from ..proto import caffe_pb2
 from .base import Layer, register_layer
 from .pooling import hw_param

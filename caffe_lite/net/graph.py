@@ -100,8 +100,9 @@ def wire_layers(graph, dtype):
         try:
             layer.set_up(bottoms, tops)
         except CaffeLiteError as exc:
-            raise exc.with_context(file=graph.source, layer=lp.name,
-                                   layer_type=lp.type)
+            exc.with_context(file=graph.source, layer=lp.name,
+                             layer_type=lp.type)
+            raise
         for name, weight in zip(lp.top, layer.loss_weights):
             graph.blob_loss_weights[name] = weight
         specs = _param_specs(graph, lp, layer)

@@ -82,7 +82,8 @@ class Net:
         try:
             filtered = insert_splits(filter_by_state(param, param.state))
         except CaffeLiteError as exc:
-            raise exc.with_context(file=source)
+            exc.with_context(file=source)
+            raise
         self.graph = build_graph(filtered, source, allow_python_layers, dtype)
         if weights is not None:
             self.copy_from(weights)
@@ -152,7 +153,8 @@ class Net:
             try:
                 loss += layer.run_forward(self.bottom_vecs[li], self.top_vecs[li])
             except CaffeLiteError as exc:
-                raise exc.with_context(layer=layer.name, layer_type=layer.type)
+                exc.with_context(layer=layer.name, layer_type=layer.type)
+                raise
         return loss
 
     def backward_range(self, start: int | None = None, end: int = 0) -> None:
@@ -165,7 +167,8 @@ class Net:
                     layer.backward(self.top_vecs[li], self.bottom_need_backward[li],
                                    self.bottom_vecs[li])
                 except CaffeLiteError as exc:
-                    raise exc.with_context(layer=layer.name, layer_type=layer.type)
+                    exc.with_context(layer=layer.name, layer_type=layer.type)
+                    raise
 
     def forward_backward(self) -> float:
         """One training pass: forward, then backward; returns the loss."""

@@ -2,8 +2,15 @@
 net_spec, classifier, detector, draw. ``caffe_lite.pycaffe`` is also pycaffe's
 ``caffe.pycaffe`` module: Net and the solver classes."""
 from ..net import Net
-from ..solver.classes import (AdaDeltaSolver, AdaGradSolver, AdamSolver,
-                              NesterovSolver, RMSPropSolver, SGDSolver, get_solver)
+from ..solver.classes import (
+                              AdaDeltaSolver,
+                              AdaGradSolver,
+                              AdamSolver,
+                              NesterovSolver,
+                              RMSPropSolver,
+                              SGDSolver,
+                              get_solver,
+)
 from . import io
 from .classifier import Classifier
 from .detector import Detector

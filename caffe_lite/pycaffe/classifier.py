@@ -2,8 +2,8 @@
 ``image_dims``, crops (centre, or ten crops averaged) and returns class scores."""
 import numpy as np
 
+from ..net.net import TEST, Net
 from . import io
-from ..net.net import Net, TEST
 
 
 def make_transformer(net, mean=None, input_scale=None, raw_scale=None,

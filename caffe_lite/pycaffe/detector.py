@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 
+from ..errors import DependencyError
+from ..net.net import TEST, Net
 from . import io
 from .classifier import make_transformer
-from ..errors import DependencyError
-from ..net.net import Net, TEST
 
 
 class Detector(Net):

@@ -72,7 +72,8 @@ def load_binaryproto(path):
     try:
         return blobproto_to_array(blob)
     except ModelFileError as exc:
-        raise exc.with_context(file=os.fspath(path))
+        exc.with_context(file=os.fspath(path))
+        raise
 
 
 # -- preprocessing -------------------------------------------------------------

@@ -16,6 +16,7 @@ from ..errors import NetSpecError
 from ..proto import caffe_pb2
 from .net_spec_keywords import assign_proto, netspec_error, route_keyword
 
+
 class Top:
     """One output blob of a layer (output ``n`` of ``fn``)."""
 

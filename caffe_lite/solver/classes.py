@@ -43,7 +43,8 @@ def get_solver(solver, **kwargs) -> Solver:
     try:
         rule_class(param.type)              # the registry names the known types
     except SolverError as exc:
-        raise exc.with_context(file=source)
+        exc.with_context(file=source)
+        raise
     cls = next(c for c in Solver.__subclasses__() if c.type_name == param.type)
     return cls(solver, **kwargs)
 

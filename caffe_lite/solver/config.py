@@ -27,7 +27,8 @@ def check_param(param, rule, source):
         rule.check(param)
         check_lr_policy(param)
     except SolverError as exc:
-        raise exc.with_context(**where)
+        exc.with_context(**where)
+        raise
     if param.average_loss < 1:
         raise SolverError("average_loss must be >= 1", **where)
     if param.iter_size < 1:

@@ -8,7 +8,7 @@ so a solver next to its net works from anywhere.
 import os
 
 from ..errors import CaffeLiteError, SolverError
-from ..net.net import Net, TRAIN, TEST
+from ..net.net import TEST, TRAIN, Net
 from ..proto import caffe_pb2
 
 
@@ -46,7 +46,8 @@ def _build(net_param, default_phase, state, origin, allow_python_layers):
         return Net(network, phase=merged.phase, level=merged.level,
                    stages=list(merged.stage), allow_python_layers=allow_python_layers)
     except CaffeLiteError as exc:
-        raise exc.with_context(file=origin)
+        exc.with_context(file=origin)
+        raise
 
 
 def build_train_net(param, base_dir, source, allow_python_layers=False):
@@ -65,7 +66,8 @@ def build_train_net(param, base_dir, source, allow_python_layers=False):
     try:
         return _build(net_param, TRAIN, param.train_state, origin, allow_python_layers)
     except CaffeLiteError as exc:
-        raise exc.with_context(file=source)
+        exc.with_context(file=source)
+        raise
 
 
 def build_test_nets(param, base_dir, source, allow_python_layers=False):
@@ -97,7 +99,8 @@ def build_test_nets(param, base_dir, source, allow_python_layers=False):
         try:
             nets.append(_build(net_param, TEST, state, origin, allow_python_layers))
         except CaffeLiteError as exc:
-            raise exc.with_context(file=source)
+            exc.with_context(file=source)
+            raise
     return nets
 
 

@@ -13,7 +13,7 @@ class Reporter:
         ``lr`` used, {output name: values} of the train net, seconds since the
         previous display."""
         log.info("Iteration %d (%.4g s), loss = %.6g, lr = %.6g", it, seconds, loss, lr)
-        for name, line in output_lines(outputs):
+        for _name, line in output_lines(outputs):
             log.info("    Train net output %s", line)
 
     def test(self, it, net_id, scores, loss):
@@ -21,7 +21,7 @@ class Reporter:
         log.info("Iteration %d, Testing net (#%d)", it, net_id)
         if loss is not None:
             log.info("Test loss: %.6g", loss)
-        for name, line in output_lines(scores):
+        for _name, line in output_lines(scores):
             log.info("    Test net output %s", line)
 
     def snapshot(self, paths):

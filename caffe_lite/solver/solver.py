@@ -14,10 +14,7 @@ import time
 import numpy as np
 
 from ..rng import set_random_seed
-from . import config
-from . import nets
-from . import snapshots
-from . import testing
+from . import config, nets, snapshots, testing
 from .lr_policies import learning_rate
 from .report import Reporter
 from .signals import NONE, SNAPSHOT, STOP, SignalActions
