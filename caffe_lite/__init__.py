@@ -28,42 +28,41 @@ from .pycaffe import (
     params,
     to_proto,
 )
+from .pycaffe.runtime import (
+    NCCL,
+    Timer,
+    has_nccl,
+    init_log,
+    layer_type_list,
+    log,
+    set_device,
+    set_mode_cpu,
+    set_mode_gpu,
+    set_multiprocess,
+    set_solver_count,
+    set_solver_rank,
+    solver_count,
+    solver_rank,
+)
 from .rng import set_random_seed
 
 __version__ = "0.2.0"
 
 # pycaffe's module names: ``import caffe_lite.draw``, ``from caffe_lite.io import
 # Transformer`` and the others find the modules that live in pycaffe/.
-for _name in ("io", "net_spec", "classifier", "detector", "draw"):
+for _name in ("io", "net_spec", "coord_map", "classifier", "detector", "draw"):
     _sys.modules[f"{__name__}.{_name}"] = _importlib.import_module(
         f".pycaffe.{_name}", __name__)
 draw = _sys.modules[f"{__name__}.draw"]
+coord_map = _sys.modules[f"{__name__}.coord_map"]
 net_spec = _sys.modules[f"{__name__}.net_spec"]
 classifier = _sys.modules[f"{__name__}.classifier"]
 detector = _sys.modules[f"{__name__}.detector"]
-
-_MODE = "CPU"
-
-
-def set_mode_cpu():
-    global _MODE
-    _MODE = "CPU"
-
-
-def set_mode_gpu():
-    raise CaffeLiteError("caffe_lite runs on the CPU only (numpy); there is no GPU "
-                         "mode. Call caffe.set_mode_cpu() or leave the mode unset.")
-
-
-def set_device(device_id):
-    """Accepted for compatibility; only device 0 (the CPU) exists."""
-    if int(device_id) != 0:
-        raise CaffeLiteError(f"device {device_id} does not exist: caffe_lite runs "
-                             f"on the CPU only")
-
 
 __all__ = ["Blob", "CaffeLiteError", "Layer", "Net", "TRAIN", "TEST", "SGDSolver",
            "NesterovSolver", "AdaGradSolver", "RMSPropSolver", "AdaDeltaSolver",
            "AdamSolver", "get_solver", "Classifier", "Detector", "NetSpec", "layers",
            "params", "to_proto", "io", "set_random_seed", "set_mode_cpu",
-           "set_mode_gpu", "set_device"]
+           "set_mode_gpu", "set_device", "layer_type_list", "init_log", "log",
+           "solver_count", "set_solver_count", "solver_rank", "set_solver_rank",
+           "set_multiprocess", "has_nccl", "NCCL", "Timer", "__version__"]

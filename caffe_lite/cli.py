@@ -46,8 +46,11 @@ def build_parser():
 
 
 def main(argv=None):
-    argv = _caffe_style(sys.argv[1:] if argv is None else list(argv))
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _commands().get(argv[0]) if argv else None
+    if getattr(command, "RAW_ARGUMENTS", False):     # the arguments are a program's
+        return command.run_raw(argv[1:])
+    args = build_parser().parse_args(_caffe_style(argv))
     try:
         return args._run(args) or 0
     except CaffeLiteError as exc:

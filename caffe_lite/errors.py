@@ -79,12 +79,37 @@ class NetSpecError(CaffeLiteError, AttributeError):
     """A NetSpec layer call or parameter name that the schema has no place for."""
 
 
+class NetSpecInputError(CaffeLiteError, TypeError):
+    """A NetSpec layer called with something that is not a Top."""
+
+
 class PreprocessError(CaffeLiteError, ValueError):
     """Preprocessing settings or arrays that do not fit the net's inputs."""
 
 
 class ImageError(CaffeLiteError, OSError):
     """An image file that cannot be opened or decoded."""
+
+
+# pycaffe's coord_map errors (its tests catch RuntimeError and AssertionError)
+class UndefinedMapException(CaffeLiteError):
+    """A layer type whose coordinate map is not defined (InnerProduct, ...)."""
+
+    def __init__(self, message="no coordinate map is defined for this layer", **kw):
+        super().__init__(message, **kw)
+
+
+class AxisMismatchException(CaffeLiteError):
+    """Two maps over different spatial axes cannot be composed."""
+
+
+class DisconnectedTopsError(CaffeLiteError, RuntimeError):
+    """No chain of mappable layers joins the two tops (pycaffe: RuntimeError)."""
+
+
+class CropError(CaffeLiteError, AssertionError):
+    """A computed crop that cannot be done: scales differ, or the offset is
+    negative or fractional (pycaffe asserts these)."""
 
 
 class DependencyError(CaffeLiteError):

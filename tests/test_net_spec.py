@@ -162,34 +162,58 @@ def test_deep_chain_does_not_recurse():
     assert len(x.to_proto().layer) == 3001
 
 
-def test_unknown_keyword_names_type_and_lists_valid_names():
+def test_unknown_keyword_is_reported_at_to_proto_naming_layer_type_and_names():
+    n = caffe.NetSpec()
+    n.data = L.Input()
+    n.conv = L.Convolution(n.data, kernel=3)       # kept as given, like pycaffe
+    assert n.conv.fn.params == {"kernel": 3}
     with pytest.raises(CaffeLiteError) as info:
-        L.Convolution(L.Input(), kernel=3)
+        n.to_proto()
     message = str(info.value)
-    assert "Convolution" in message and "'kernel'" in message
+    assert "layer 'conv'" in message and "Convolution" in message and "'kernel'" in message
     for name in ("kernel_size", "num_output", "weight_filler", "loss_weight", "include"):
         assert name in message
     assert isinstance(info.value, AttributeError)      # what pycaffe raises
 
 
-def test_deconvolution_keyword_hint():
-    with pytest.raises(CaffeLiteError, match=r"Deconvolution.*convolution_param=dict"):
-        L.Deconvolution(L.Input(), num_output=3)
+def test_deconvolution_takes_convolution_keywords_either_way():
+    flat = L.Deconvolution(L.Input(), num_output=10, kernel_size=4, stride=2)
+    nested = L.Deconvolution(L.Input(), convolution_param=dict(
+        num_output=10, kernel_size=4, stride=2))
+    for top in (flat, nested):
+        layer = top.to_proto().layer[-1]
+        assert layer.convolution_param.num_output == 10
+        assert list(layer.convolution_param.kernel_size) == [4]
+        assert list(layer.convolution_param.stride) == [2]
 
 
-def test_bad_nested_and_bad_values():
-    with pytest.raises(CaffeLiteError, match=r"FillerParameter has no field 'typ'"):
-        L.Convolution(L.Input(), weight_filler=dict(typ='xavier'))
-    with pytest.raises(CaffeLiteError, match=r"num_output"):
-        L.Convolution(L.Input(), num_output='many')
-    with pytest.raises(CaffeLiteError, match=r"give it as a dict"):
-        L.Convolution(L.Input(), weight_filler='xavier')
+def test_losses_take_loss_param_keywords_flat():
+    layer = L.SoftmaxWithLoss(L.Input(), L.Input(), ignore_label=255,
+                              axis=1).to_proto().layer[-1]
+    assert layer.loss_param.ignore_label == 255 and layer.softmax_param.axis == 1
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: L.Convolution(L.Input(), weight_filler=dict(typ='xavier')),
+     r"FillerParameter has no field 'typ'"),
+    (lambda: L.Convolution(L.Input(), num_output='many'), r"num_output"),
+    (lambda: L.Convolution(L.Input(), weight_filler='xavier'), r"give it as a dict"),
+])
+def test_bad_nested_and_bad_values(call, pattern):
+    top = call()
+    with pytest.raises(CaffeLiteError, match=pattern):
+        top.to_proto()
+
+
+def test_bad_enum_value_names_the_valid_ones():
     with pytest.raises(CaffeLiteError, match=r"Pooling.*no value 'MAXX'.*MAX"):
         _ = P.Pooling.MAXX
 
 
 def test_inputs_must_be_tops():
-    with pytest.raises(CaffeLiteError, match=r"input 0 is not a Top.*unpack"):
+    with pytest.raises(CaffeLiteError, match=r"^ReLU input 0 is not a Top "
+                       r"\(type is <class 'tuple'>\)$") as info:
         L.ReLU(L.Slice(L.Input(), ntop=2))
+    assert isinstance(info.value, TypeError)           # what pycaffe raises
     with pytest.raises(AttributeError, match=r"no top named 'conv9'"):
         _ = caffe.NetSpec().conv9

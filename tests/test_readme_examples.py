@@ -65,6 +65,10 @@ def _missing(exc):
     return None
 
 
+# each example uses the files the one before it wrote: one xdist worker runs them all
+pytestmark = pytest.mark.xdist_group("readme_examples")
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("readme")

@@ -11,7 +11,7 @@ def add_arguments(parser):
                         help="number of batches to run (default 50)")
     parser.add_argument("--level", type=int, default=0, help="network level")
     parser.add_argument("--stage", default="", help="network stages, comma-separated")
-    parser.add_argument("--allow_python_layers", action="store_true",
+    parser.add_argument("--allow_python_layers", action="store_true", default=None,
                         help="run Python layers the prototxt names (executes their code)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the means, not every batch")

@@ -12,7 +12,7 @@ def add_arguments(parser):
                         help="network phase (default TRAIN, as in Caffe)")
     parser.add_argument("--level", type=int, default=0, help="network level")
     parser.add_argument("--stage", default="", help="network stages, comma-separated")
-    parser.add_argument("--allow_python_layers", action="store_true",
+    parser.add_argument("--allow_python_layers", action="store_true", default=None,
                         help="run Python layers the prototxt names (executes their code)")
 
 

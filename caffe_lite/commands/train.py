@@ -22,7 +22,7 @@ def add_arguments(parser):
                         help="print only the final result")
     parser.add_argument("--level", type=int, default=0, help="network level")
     parser.add_argument("--stage", default="", help="network stages, comma-separated")
-    parser.add_argument("--allow_python_layers", action="store_true",
+    parser.add_argument("--allow_python_layers", action="store_true", default=None,
                         help="run Python layers the prototxt names (executes their code)")
     parser.add_argument("--sigint_effect", default="stop", choices=EFFECTS,
                         help="what Ctrl-C does: stop (after a snapshot), snapshot "

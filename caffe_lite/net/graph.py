@@ -5,6 +5,7 @@ parameters by ParamSpec name) and returns one ``NetGraph``. Everything else in
 ``net/`` only reads it."""
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ class NetGraph:
                    blob=blob)
 
 
-def build_graph(param, source=None, allow_python_layers=False, dtype=np.float32):
+def build_graph(param, source=None, allow_python_layers=None, dtype=np.float32):
     """The construction passes, in order, over a filtered and split NetParameter."""
     check_layer_types(param, source, allow_python_layers)
     graph = NetGraph(param=param, source=source)
@@ -55,15 +56,28 @@ def build_graph(param, source=None, allow_python_layers=False, dtype=np.float32)
     return graph
 
 
-def check_layer_types(param, source, allow_python_layers):
+ALLOW_PYTHON_LAYERS_VARIABLE = "CAFFE_LITE_ALLOW_PYTHON_LAYERS"
+
+
+def python_layers_allowed(allow_python_layers=None):
+    """The caller's choice, or else the environment's (set to 1 by the pycaffe
+    script runner, since the person runs their own code)."""
+    if allow_python_layers is not None:
+        return bool(allow_python_layers)
+    return os.environ.get(ALLOW_PYTHON_LAYERS_VARIABLE, "") not in ("", "0")
+
+
+def check_layer_types(param, source, allow_python_layers=None):
     """One error listing every layer this net cannot build, not just the first."""
     known = set(layer_types())
+    allowed = python_layers_allowed(allow_python_layers)
     problems = []
     for lp in param.layer:
-        if lp.type == "Python" and not allow_python_layers:
+        if lp.type == "Python" and not allowed:
             problems.append(f"'{lp.name}' (Python layer importing module "
                             f"'{lp.python_param.module}': pass "
-                            f"allow_python_layers=True to run it)")
+                            f"allow_python_layers=True or set "
+                            f"{ALLOW_PYTHON_LAYERS_VARIABLE}=1 to run it)")
         elif lp.type not in known:
             problems.append(f"'{lp.name}' (type '{lp.type}')")
     if problems:

@@ -53,13 +53,15 @@ class Net:
     weights=None)`` or the legacy ``Net(network_file, weights_file, phase)``.
 
     ``network_file`` may also be a NetParameter. Python layers run only with
-    ``allow_python_layers=True`` since a prototxt would otherwise execute code.
+    ``allow_python_layers=True`` or the environment variable
+    CAFFE_LITE_ALLOW_PYTHON_LAYERS=1, since a prototxt would otherwise execute
+    code.
     """
 
     graph: NetGraph
 
     def __init__(self, network_file, *args, level=0, stages=None, weights=None,
-                 phase=None, allow_python_layers=False, dtype=np.float32):
+                 phase=None, allow_python_layers=None, dtype=np.float32):
         args = list(args)
         if args and isinstance(args[0], (str, os.PathLike)) and not (
                 isinstance(args[0], str) and args[0].upper() in ("TRAIN", "TEST")):

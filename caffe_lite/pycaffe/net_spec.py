@@ -12,7 +12,7 @@ same prototxt as with pycaffe.
 import sys
 from collections import Counter, OrderedDict
 
-from ..errors import NetSpecError
+from ..errors import NetSpecError, NetSpecInputError
 from ..proto import caffe_pb2
 from .net_spec_keywords import assign_proto, netspec_error, route_keyword
 
@@ -39,23 +39,17 @@ class Function:
         self.type_name = type_name
         for index, item in enumerate(inputs):
             if not isinstance(item, Top):
-                hint = " (a layer with several tops returns a tuple: unpack it)" \
-                    if isinstance(item, tuple) else ""
-                raise netspec_error(type_name, f"input {index} is not a Top but a "
-                                        f"{type(item).__name__}{hint}")
+                # pycaffe's exact words: its tests match them
+                raise NetSpecInputError(f"{type_name} input {index} is not a Top "
+                                        f"(type is {type(item)})")
         self.inputs = tuple(inputs)
         params = dict(params)
         self.ntop = int(params.pop("ntop", 1))
         self.in_place = bool(params.pop("in_place", False))
         if self.in_place and not self.inputs:
             raise netspec_error(type_name, "in_place needs a bottom")
+        # kept as given (coord_map reads them); checked when the layer is made
         self.params = params
-        # Fill the keyword params now, so a wrong one fails where it is written.
-        self.template = caffe_pb2.LayerParameter()
-        for key, value in params.items():
-            target = route_keyword(type_name, key)
-            message = getattr(self.template, target) if target else self.template
-            assign_proto(message, key, value, type_name)
         self.tops = tuple(Top(self, n) for n in range(self.ntop))
 
     def _top_name(self, top, names, autonames):
@@ -82,7 +76,14 @@ class Function:
         else:
             layer.top.extend(self._top_name(t, names, autonames) for t in self.tops)
         layer.name = self._layer_name(names, autonames)
-        layer.MergeFrom(self.template)     # keyword params win, as in pycaffe
+        try:
+            for key, value in self.params.items():
+                target = route_keyword(self.type_name, key)
+                message = getattr(layer, target) if target else layer
+                assign_proto(message, key, value, self.type_name)
+        except NetSpecError as exc:
+            exc.with_context(layer=layer.name)
+            raise
         return layer
 
     def to_proto(self):

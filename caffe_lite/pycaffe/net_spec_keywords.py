@@ -28,32 +28,41 @@ def _param_fields_by_type():
 
 
 _PARAM_FIELD = _param_fields_by_type()
-#: types whose parameters live in another type's message (a hint in errors)
-_BORROWED = {"Deconvolution": "convolution_param", "Im2col": "convolution_param",
-             "RNN": "recurrent_param", "LSTM": "recurrent_param",
-             "SoftmaxWithLoss": "softmax_param / loss_param",
-             "SigmoidCrossEntropyLoss": "loss_param", "Split": None}
+#: types whose parameters live in other types' messages, tried in order
+_BORROWED = {"Deconvolution": ["convolution_param"], "Im2col": ["convolution_param"],
+             "RNN": ["recurrent_param"], "LSTM": ["recurrent_param"],
+             "SoftmaxWithLoss": ["softmax_param", "loss_param"]}
+
+
+def _messages_for(type_name):
+    """The ``*_param`` messages a type's flat keywords may fill: its own, the
+    ones it borrows, and loss_param for every loss."""
+    names = [_PARAM_FIELD[type_name]] if type_name in _PARAM_FIELD else []
+    names += _BORROWED.get(type_name, [])
+    if type_name.endswith("Loss") and "loss_param" not in names:
+        names.append("loss_param")
+    return names
 
 
 def route_keyword(type_name, key):
     """Which message a keyword belongs to: a LayerParameter field name, or None
     for the LayerParameter itself."""
-    own = _PARAM_FIELD.get(type_name)
-    own_fields = _LAYER_FIELDS[own].message_type.fields_by_name if own else {}
     if key.endswith("param") and key in _LAYER_FIELDS:
         return None
-    if key in own_fields:
-        return own
+    messages = _messages_for(type_name)
+    for message in messages:
+        if key in _LAYER_FIELDS[message].message_type.fields_by_name:
+            return message
     if key in _LAYER_FIELDS:
         return None
     generic = sorted(n for n in _LAYER_FIELDS if not n.endswith("_param")
                      and n not in ("type", "bottom", "top", "blobs"))
-    valid = (f"{own} fields: {', '.join(sorted(own_fields))}; " if own else "")
-    hint = (f" ({type_name} layers take their parameters as "
-            f"{_BORROWED[type_name]}=dict(...))" if _BORROWED.get(type_name) else "")
+    valid = "".join(
+        f"{m} fields: {', '.join(sorted(_LAYER_FIELDS[m].message_type.fields_by_name))}; "
+        for m in messages)
     raise netspec_error(type_name,
-                 f"no parameter named '{key}'{hint}. Valid names: {valid}layer fields: "
-                 f"{', '.join(generic)}, or any <type>_param message")
+                        f"no parameter named '{key}'. Valid names: {valid}layer "
+                        f"fields: {', '.join(generic)}, or any <type>_param message")
 
 
 def assign_proto(message, name, value, type_name):

@@ -50,7 +50,7 @@ def _build(net_param, default_phase, state, origin, allow_python_layers):
         raise
 
 
-def build_train_net(param, base_dir, source, allow_python_layers=False):
+def build_train_net(param, base_dir, source, allow_python_layers=None):
     fields = [f for f in ("net", "net_param", "train_net", "train_net_param")
               if param.HasField(f)]
     if len(fields) != 1:
@@ -70,7 +70,7 @@ def build_train_net(param, base_dir, source, allow_python_layers=False):
         raise
 
 
-def build_test_nets(param, base_dir, source, allow_python_layers=False):
+def build_test_nets(param, base_dir, source, allow_python_layers=None):
     """One net per test_net_param, per test_net, then per remaining test_iter
     from the generic net / net_param (filtered to the TEST phase)."""
     if param.HasField("net") and param.HasField("net_param"):

@@ -29,7 +29,7 @@ class Solver:
     ``source``: the file a SolverParameter came from (for relative paths)."""
     type_name = None
 
-    def __init__(self, solver, *, source=None, allow_python_layers=False):
+    def __init__(self, solver, *, source=None, allow_python_layers=None):
         param, self.source = config.load_param(solver, source)
         self._base_dir = (os.path.dirname(os.path.abspath(self.source))
                           if self.source else None)
