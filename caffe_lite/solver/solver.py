@@ -8,6 +8,8 @@ norm; per param: scale by 1/iter_size, add weight decay (L2 or L1), turn the
 gradient into the update (the rule); subtract the updates; iter += 1; then a
 snapshot when due or asked for by a signal.
 """
+from __future__ import annotations
+
 import os
 import time
 
@@ -30,7 +32,7 @@ class Solver:
     """``Solver(solver_file or SolverParameter)``; the update rule is the
     class's ``type_name`` (SGDSolver, AdamSolver, ...) or else ``param.type``.
     ``source``: the file a SolverParameter came from (for relative paths)."""
-    type_name = None
+    type_name: str | None = None
 
     def __init__(self, solver, *, source=None, allow_python_layers=False):
         param, self.source = config.load_param(solver, source)
