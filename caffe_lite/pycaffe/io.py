@@ -5,7 +5,7 @@ that turns H x W x K images into the K x H x W arrays a net takes.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
