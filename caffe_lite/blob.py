@@ -5,30 +5,37 @@ count (values are then reinterpreted in the new shape) and gets fresh zeros when
 it grows. ``data`` and ``diff`` are numpy views into that memory, so
 ``blob.data[...] = x`` writes into the net.
 """
+from __future__ import annotations
+
+from typing import Any, Sequence, Union
+
 import numpy as np
+import numpy.typing as npt
 
 from .errors import CaffeLiteError
 
 MAX_AXES = 32
 
+#: what reshape takes: sizes as separate arguments or one sequence of them
+ShapeLike = Union[int, Sequence[int]]
+
 
 class Blob:
     __slots__ = ("_shape", "_count", "_data_buf", "_diff_buf", "dtype")
 
-    def __init__(self, shape=(), dtype=np.float32):
+    def __init__(self, shape: Sequence[int] = (), dtype: npt.DTypeLike = np.float32) -> None:
         self.dtype = np.dtype(dtype)
-        self._shape = ()
+        self._shape: tuple[int, ...] = ()
         self._count = 0
         self._data_buf = np.zeros(0, self.dtype)
         self._diff_buf = np.zeros(0, self.dtype)
         self.reshape(shape)
 
     # -- shape -------------------------------------------------------------
-    def reshape(self, *shape):
+    def reshape(self, *dims: ShapeLike) -> None:
         """reshape(2, 3) or reshape((2, 3)) or reshape([2, 3])."""
-        if len(shape) == 1 and not np.isscalar(shape[0]):
-            shape = shape[0]
-        shape = tuple(int(d) for d in shape)
+        given: Any = dims[0] if len(dims) == 1 and not np.isscalar(dims[0]) else dims
+        shape = tuple(int(d) for d in given)
         if len(shape) > MAX_AXES:
             raise CaffeLiteError(f"blob shape {shape} has more than {MAX_AXES} axes")
         if any(d < 0 for d in shape):
@@ -41,76 +48,87 @@ class Blob:
         self._count = count
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return self._shape
 
     @property
-    def count(self):
+    def count(self) -> int:
         return self._count
 
     @property
-    def num_axes(self):
+    def num_axes(self) -> int:
         return len(self._shape)
 
-    def count_range(self, start, end=None):
+    def count_range(self, start: int, end: int | None = None) -> int:
         """Product of the dimensions in [start, end)."""
         return int(np.prod(self._shape[start:end], dtype=np.int64))
 
-    def canonical_axis(self, axis):
+    def canonical_axis(self, axis: int) -> int:
         n = len(self._shape)
         if not -n <= axis < max(n, 1):
             raise CaffeLiteError(f"axis {axis} out of range for a {n}-axis blob "
                                  f"of shape {self._shape}")
         return axis + n if axis < 0 else axis
 
-    def legacy_shape(self, index):
+    def legacy_shape(self, index: int) -> int:
         """Caffe's LegacyShape: 4-D view padded with leading 1s."""
         n = len(self._shape)
         if index >= n or index < -n:
             return 1
         return self._shape[index]
 
-    num = property(lambda self: self.legacy_shape(0))
-    channels = property(lambda self: self.legacy_shape(1))
-    height = property(lambda self: self.legacy_shape(2))
-    width = property(lambda self: self.legacy_shape(3))
+    @property
+    def num(self) -> int:
+        return self.legacy_shape(0)
+
+    @property
+    def channels(self) -> int:
+        return self.legacy_shape(1)
+
+    @property
+    def height(self) -> int:
+        return self.legacy_shape(2)
+
+    @property
+    def width(self) -> int:
+        return self.legacy_shape(3)
 
     # -- contents ----------------------------------------------------------
     @property
-    def data(self):
+    def data(self) -> np.ndarray:
         return self._data_buf[:self._count].reshape(self._shape)
 
     @data.setter
-    def data(self, value):
+    def data(self, value: npt.ArrayLike) -> None:
         self._assign(self.data, value, "data")
 
     @property
-    def diff(self):
+    def diff(self) -> np.ndarray:
         return self._diff_buf[:self._count].reshape(self._shape)
 
     @diff.setter
-    def diff(self, value):
+    def diff(self, value: npt.ArrayLike) -> None:
         self._assign(self.diff, value, "diff")
 
-    def _assign(self, target, value, what):
-        value = np.asarray(value)
-        if value.shape != target.shape and value.size != 1:
-            raise CaffeLiteError(f"cannot assign an array of shape {value.shape} to "
+    def _assign(self, target: np.ndarray, value: npt.ArrayLike, what: str) -> None:
+        array = np.asarray(value)
+        if array.shape != target.shape and array.size != 1:
+            raise CaffeLiteError(f"cannot assign an array of shape {array.shape} to "
                                  f"the {what} of a blob of shape {self._shape}")
-        target[...] = value
+        target[...] = array
 
-    def share_data(self, other):
+    def share_data(self, other: Blob) -> None:
         """Use other's data memory (Caffe's ShareData); shapes must agree in count."""
         if other.count != self.count:
             raise CaffeLiteError(f"cannot share data of a blob of shape {other.shape} "
                                  f"with one of shape {self.shape}")
         self._data_buf = other._data_buf
 
-    def share_diff(self, other):
+    def share_diff(self, other: Blob) -> None:
         if other.count != self.count:
             raise CaffeLiteError(f"cannot share diff of a blob of shape {other.shape} "
                                  f"with one of shape {self.shape}")
         self._diff_buf = other._diff_buf
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Blob(shape={self._shape}, dtype={self.dtype.name})"

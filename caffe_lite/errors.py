@@ -3,13 +3,21 @@
 Every error says where the problem is: the file (and line/column for prototxt), the
 layer (name and type) and the blob, so a user never has to read a numpy traceback.
 """
+from __future__ import annotations
+
+import os
+from typing import Any, TypeVar
+
+_E = TypeVar("_E", bound="CaffeLiteError")
 
 
 class CaffeLiteError(Exception):
     """Base class of every error caffe_lite raises on purpose."""
 
-    def __init__(self, message, *, file=None, line=None, column=None, layer=None,
-                 layer_type=None, blob=None):
+    def __init__(self, message: str, *, file: str | os.PathLike[str] | None = None,
+                 line: int | None = None, column: int | None = None,
+                 layer: str | None = None, layer_type: str | None = None,
+                 blob: str | None = None) -> None:
         self.message = message
         self.file = file
         self.line = line
@@ -19,7 +27,7 @@ class CaffeLiteError(Exception):
         self.blob = blob
         super().__init__(self._format())
 
-    def _format(self):
+    def _format(self) -> str:
         where = []
         if self.file is not None:
             loc = str(self.file)
@@ -35,7 +43,7 @@ class CaffeLiteError(Exception):
             where.append(f"blob '{self.blob}'")
         return (", ".join(where) + ": " if where else "") + self.message
 
-    def with_context(self, **context):
+    def with_context(self: _E, **context: Any) -> _E:
         """Fill in context that was unknown where the error was raised."""
         for key, value in context.items():
             if getattr(self, key, None) is None:
@@ -43,7 +51,7 @@ class CaffeLiteError(Exception):
         self.args = (self._format(),)
         return self
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self._format()
 
 
@@ -95,8 +103,9 @@ class ImageError(CaffeLiteError, OSError):
 class UndefinedMapException(CaffeLiteError):
     """A layer type whose coordinate map is not defined (InnerProduct, ...)."""
 
-    def __init__(self, message="no coordinate map is defined for this layer", **kw):
-        super().__init__(message, **kw)
+    def __init__(self, message: str = "no coordinate map is defined for this layer",
+                 **context: Any) -> None:
+        super().__init__(message, **context)
 
 
 class AxisMismatchException(CaffeLiteError):
@@ -116,7 +125,7 @@ class DependencyError(CaffeLiteError):
     """An optional dependency (extra) that is needed but not installed."""
 
 
-def require(module_name, extra, purpose):
+def require(module_name: str, extra: str, purpose: str) -> Any:
     """Import an optional dependency, or explain which extra installs it."""
     import importlib
     try:

@@ -1,20 +1,28 @@
 """Weight fillers (FillerParameter ``type``), registered by name like layers."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import numpy as np
 
+from .blob import Blob
 from .errors import CaffeLiteError
 from .rng import get_rng
 
-_FILLERS = {}
+#: a filler: (blob, FillerParameter) -> the values for blob.data
+Filler = Callable[[Blob, Any], Any]
+
+_FILLERS: dict[str, Filler] = {}
 
 
-def register_filler(name):
-    def decorate(fn):
+def register_filler(name: str) -> Callable[[Filler], Filler]:
+    def decorate(fn: Filler) -> Filler:
         _FILLERS[name] = fn
         return fn
     return decorate
 
 
-def fill(blob, filler_param):
+def fill(blob: Blob, filler_param: Any) -> None:
     """Fill ``blob.data`` in place as the FillerParameter says."""
     kind = filler_param.type
     try:
@@ -28,13 +36,13 @@ def fill(blob, filler_param):
     blob.data[...] = values
 
 
-def _fans(blob):
+def _fans(blob: Blob) -> tuple[int, int]:
     # Caffe uses the legacy 4-D view: fan_in = count / num, fan_out = count / channels
     count = blob.count
     return count // max(blob.num, 1), count // max(blob.channels, 1)
 
 
-def _variance_n(blob, p):
+def _variance_n(blob: Blob, p: Any) -> float:
     fan_in, fan_out = _fans(blob)
     norm = p.variance_norm
     if norm == p.AVERAGE:
@@ -45,17 +53,17 @@ def _variance_n(blob, p):
 
 
 @register_filler("constant")
-def _constant(blob, p):
+def _constant(blob: Blob, p: Any) -> np.ndarray:
     return np.full(blob.shape, p.value, blob.dtype)
 
 
 @register_filler("uniform")
-def _uniform(blob, p):
+def _uniform(blob: Blob, p: Any) -> np.ndarray:
     return get_rng().uniform(p.min, p.max, blob.shape)
 
 
 @register_filler("gaussian")
-def _gaussian(blob, p):
+def _gaussian(blob: Blob, p: Any) -> np.ndarray:
     values = get_rng().normal(p.mean, p.std, blob.shape)
     if p.sparse < -1:
         raise CaffeLiteError(f"gaussian filler sparse must be >= -1, got {p.sparse}")
@@ -67,24 +75,24 @@ def _gaussian(blob, p):
 
 
 @register_filler("positive_unitball")
-def _positive_unitball(blob, p):
+def _positive_unitball(blob: Blob, p: Any) -> np.ndarray:
     values = get_rng().uniform(0, 1, blob.shape).reshape(blob.num, -1)
     return (values / values.sum(axis=1, keepdims=True)).reshape(blob.shape)
 
 
 @register_filler("xavier")
-def _xavier(blob, p):
+def _xavier(blob: Blob, p: Any) -> np.ndarray:
     scale = np.sqrt(3.0 / _variance_n(blob, p))
     return get_rng().uniform(-scale, scale, blob.shape)
 
 
 @register_filler("msra")
-def _msra(blob, p):
+def _msra(blob: Blob, p: Any) -> np.ndarray:
     return get_rng().normal(0.0, np.sqrt(2.0 / _variance_n(blob, p)), blob.shape)
 
 
 @register_filler("bilinear")
-def _bilinear(blob, p):
+def _bilinear(blob: Blob, p: Any) -> np.ndarray:
     """Bilinear upsampling kernel for every (out, in) pair; square 4-D blobs only."""
     if blob.num_axes != 4 or blob.shape[2] != blob.shape[3]:
         raise CaffeLiteError(f"bilinear filler needs a 4-D blob with a square kernel, "

@@ -95,10 +95,13 @@ def test_at_most_eight_loose_modules():
     assert len(loose) <= 8, loose
 
 
+# pycaffe's caffe/__init__.py names, plus CaffeLiteError and Blob
 PUBLIC = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "CaffeLiteError",
-          "Classifier", "Detector", "Layer", "NesterovSolver", "Net", "NetSpec",
-          "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "get_solver", "params",
-          "set_device", "set_mode_cpu", "set_mode_gpu", "set_random_seed",
+          "Classifier", "Detector", "Layer", "NCCL", "NesterovSolver", "Net", "NetSpec",
+          "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "Timer", "get_solver",
+          "has_nccl", "init_log", "layer_type_list", "log", "params", "set_device",
+          "set_mode_cpu", "set_mode_gpu", "set_multiprocess", "set_random_seed",
+          "set_solver_count", "set_solver_rank", "solver_count", "solver_rank",
           "to_proto"]
 
 
@@ -110,8 +113,8 @@ def test_public_names():
     assert not isinstance(caffe_lite.layers, types.ModuleType)   # NetSpec's L
 
 
-@pytest.mark.parametrize("name", ["io", "net_spec", "classifier", "detector", "draw",
-                                  "pycaffe", "proto.caffe_pb2"])
+@pytest.mark.parametrize("name", ["io", "net_spec", "coord_map", "classifier", "detector",
+                                  "draw", "pycaffe", "proto.caffe_pb2"])
 def test_pycaffe_module_names_import(name):
     import importlib
     module = importlib.import_module(f"caffe_lite.{name}")

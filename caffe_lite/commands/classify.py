@@ -63,7 +63,8 @@ def _read_netpbm(path):
             end += 1
         fields.append(raw[pos:end])
         pos = end
-    magic, width, height, maxval = fields[0], *map(int, fields[1:])
+    magic = fields[0]
+    width, height, maxval = map(int, fields[1:])
     if magic not in (b"P5", b"P6"):
         raise CaffeLiteError("only binary PGM (P5) / PPM (P6) files are supported",
                              file=path)

@@ -1,14 +1,19 @@
 """Datum records (what Caffe's LMDB/LevelDB databases hold) to and from arrays:
 the data layers' decoding (``datum_to_chw``, Caffe's own rules) and pycaffe's
 ``caffe.io.array_to_datum`` / ``datum_to_array``."""
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import CaffeLiteError, PreprocessError
 from ..proto import caffe_pb2
 from .image import UNCHANGED, decode_image, decode_image_bytes, to_chw
 
 
-def datum_to_chw(datum, mode=UNCHANGED, name="<datum>"):
+def datum_to_chw(datum: Any, mode: str = UNCHANGED, name: str = "<datum>") -> np.ndarray:
     """A Datum's record as (C, H, W): uint8 bytes, float_data as float32, or an
     encoded image decoded in ``mode`` (imread's color / gray / unchanged)."""
     if datum.encoded:
@@ -23,23 +28,23 @@ def datum_to_chw(datum, mode=UNCHANGED, name="<datum>"):
     return values.reshape(shape)
 
 
-def array_to_datum(arr, label=None):
+def array_to_datum(arr: npt.ArrayLike, label: int | None = None) -> caffe_pb2.Datum:
     """A C x H x W array as a Datum: uint8 as bytes, anything else as floats."""
-    arr = np.asarray(arr)
-    if arr.ndim != 3:
-        raise PreprocessError(f"a Datum holds a C x H x W array, got shape {arr.shape}")
+    array = np.asarray(arr)
+    if array.ndim != 3:
+        raise PreprocessError(f"a Datum holds a C x H x W array, got shape {array.shape}")
     datum = caffe_pb2.Datum()
-    datum.channels, datum.height, datum.width = arr.shape
-    if arr.dtype == np.uint8:
-        datum.data = arr.tobytes()
+    datum.channels, datum.height, datum.width = array.shape
+    if array.dtype == np.uint8:
+        datum.data = array.tobytes()
     else:
-        datum.float_data.extend(arr.astype(np.float32).ravel())
+        datum.float_data.extend(array.astype(np.float32).ravel())
     if label is not None:
         datum.label = label
     return datum
 
 
-def datum_to_array(datum):
+def datum_to_array(datum: caffe_pb2.Datum) -> np.ndarray:
     """A Datum's C x H x W array (uint8 for byte data; the label is not returned).
     Encoded (JPEG/PNG) datums are decoded to BGR, as Caffe's data layers do."""
     if datum.encoded:

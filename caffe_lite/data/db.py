@@ -4,7 +4,10 @@
 Records are serialized Datum messages; keys sort in insertion order because
 Caffe's tools write them as ``%08d_<name>``.
 """
+from __future__ import annotations
+
 import os
+from typing import Any
 
 from ..errors import CaffeLiteError, require
 
@@ -60,7 +63,7 @@ class RecordReader:
 
 # py-lmdb and LevelDB allow one open handle per database and process, so the
 # readers of one database (a train and a test net) share it.
-_OPEN = {}
+_OPEN: dict[tuple[str, str], Any] = {}
 
 
 def _open_shared(path, backend):

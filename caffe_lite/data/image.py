@@ -13,10 +13,14 @@
 
 Also ImageData's list files (``parse_list_line``).
 """
+from __future__ import annotations
+
 import os
 from io import BytesIO
+from typing import Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import ImageError, PreprocessError, require
 
@@ -161,7 +165,7 @@ def _as_float(array):
     return array.astype(np.float64)
 
 
-def load_image(filename, color=True):
+def load_image(filename: str | os.PathLike[str] | Any, color: bool = True) -> np.ndarray:
     """An image as float32 in [0, 1]: H x W x 3 RGB, or H x W x 1 when
     ``color=False`` (colour images are converted with scikit-image's
     rgb2gray weights, as pycaffe does)."""
@@ -191,7 +195,8 @@ _RESAMPLE = {0: "NEAREST", 1: "BILINEAR", 2: "BICUBIC", 3: "BICUBIC",
              4: "LANCZOS", 5: "LANCZOS"}
 
 
-def resize_image(im, new_dims, interp_order=1):
+def resize_image(im: npt.ArrayLike, new_dims: Sequence[int],
+                 interp_order: int = 1) -> np.ndarray:
     """Resize an H x W x K array to new_dims = (height, width), any K, as
     float32. ``interp_order``: 0 nearest, 1 bilinear (default), 3 bicubic.
 
@@ -218,7 +223,8 @@ def resize_image(im, new_dims, interp_order=1):
     return out
 
 
-def oversample(images, crop_dims):
+def oversample(images: npt.ArrayLike | Sequence[np.ndarray],
+               crop_dims: Sequence[int]) -> np.ndarray:
     """The four corner crops, the centre crop and their mirror images, per image.
 
     images: N images H x W x K (an array or a list of equal shapes);

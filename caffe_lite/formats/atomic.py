@@ -1,13 +1,16 @@
 """Atomic file writes: readers never see a half-written weights or prototxt file."""
+from __future__ import annotations
+
 import contextlib
 import os
 import tempfile
+from typing import IO, Any, Iterator
 
 from ..errors import CaffeLiteError
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb"):
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Yield a file object; on success it replaces ``path`` in one step.
 
     The data goes to a temporary file in the same directory (so ``os.replace`` is a
@@ -38,7 +41,7 @@ def atomic_write(path, mode="wb"):
         raise
 
 
-def _keep_umask_permissions(tmp):
+def _keep_umask_permissions(tmp: str) -> None:
     """mkstemp creates 0600 files; give the result the usual umask-based mode."""
     umask = os.umask(0)
     os.umask(umask)

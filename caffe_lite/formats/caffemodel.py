@@ -5,7 +5,10 @@ Reading walks the wire format and takes only each layer's name, type and blobs, 
 fork files that reuse upstream field numbers for other parameters still load, and
 float payloads go straight into numpy views of the file's bytes.
 """
+from __future__ import annotations
+
 import os
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -33,7 +36,7 @@ LAYER_FIELDS = {
 }
 
 
-def is_hdf5(path):
+def is_hdf5(path: str | os.PathLike[str]) -> bool:
     if os.fspath(path).lower().endswith(HDF5_EXTENSIONS):
         return True
     try:
@@ -43,7 +46,7 @@ def is_hdf5(path):
         return False
 
 
-def read_weights(path):
+def read_weights(path: str | os.PathLike[str]) -> list[SavedLayer]:
     """[SavedLayer(name, type, blobs)] of a .caffemodel (V0/V1/V2) or Caffe HDF5 file."""
     path = os.fspath(path)
     if is_hdf5(path):
@@ -158,7 +161,8 @@ def _expect(wire_type, wanted, number):
                              f"{wanted}")
 
 
-def read_caffemodel_param(path, upgrade=True):
+def read_caffemodel_param(path: str | os.PathLike[str],
+                          upgrade: bool = True) -> caffe_pb2.NetParameter:
     """The whole file as a NetParameter, upgraded unless told otherwise (slower than
     read_weights: protobuf decodes everything; for tools)."""
     path = os.fspath(path)
@@ -172,12 +176,12 @@ def read_caffemodel_param(path, upgrade=True):
     return net
 
 
-def blob_from_proto(proto):
+def blob_from_proto(proto: Any) -> SavedBlob:
     """BlobProto message -> SavedBlob (same rules as reading a file; writable data)."""
     return decode_blob(memoryview(bytearray(proto.SerializeToString())))
 
 
-def read_blobproto(path):
+def read_blobproto(path: str | os.PathLike[str]) -> np.ndarray:
     """A .binaryproto blob (e.g. a mean image) as a float array shaped like Caffe's."""
     path = os.fspath(path)
     try:

@@ -3,8 +3,11 @@
 Every net comes back upgraded to the V2 ``layer`` format, so nothing downstream ever
 sees V0/V1 definitions. Parse errors carry file:line:column and quote the line.
 """
+from __future__ import annotations
+
 import os
 import re
+from typing import Any, TypeVar
 
 from google.protobuf import text_format
 
@@ -13,10 +16,12 @@ from ..proto import caffe_pb2
 from .atomic import atomic_write
 from .upgrade import upgrade_net, upgrade_solver, upgraded
 
+_M = TypeVar("_M")
+
 _POSITION_PREFIX = re.compile(r"^\s*\d+:\d+\s*:\s*")
 
 
-def read_text(path, what="file"):
+def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
     """The file's text, or a CaffeLiteError naming it."""
     path = os.fspath(path)
     try:
@@ -33,7 +38,7 @@ def read_text(path, what="file"):
                             file=path, line=line) from exc
 
 
-def parse_text_message(text, message, filename="<string>"):
+def parse_text_message(text: str, message: _M, filename: str = "<string>") -> _M:
     """text_format.Parse into ``message``; errors become PrototxtError(file:line:col)."""
     try:
         text_format.Parse(text, message)
@@ -51,19 +56,20 @@ def parse_text_message(text, message, filename="<string>"):
     return message
 
 
-def parse_net_param(text, filename="<string>"):
+def parse_net_param(text: str, filename: str = "<string>") -> caffe_pb2.NetParameter:
     """A NetParameter from prototxt text, upgraded in place to the V2 format."""
     net = parse_text_message(text, caffe_pb2.NetParameter(), filename)
     return upgraded(net, upgrade_net, filename)
 
 
-def read_net_param(path):
+def read_net_param(path: str | os.PathLike[str]) -> caffe_pb2.NetParameter:
     """Read and upgrade a net definition (.prototxt)."""
     path = os.fspath(path)
     return parse_net_param(read_text(path, "network file"), path)
 
 
-def parse_solver_param(text, filename="<string>"):
+def parse_solver_param(text: str,
+                       filename: str = "<string>") -> caffe_pb2.SolverParameter:
     """A SolverParameter from text, with solver_type upgraded to the type string.
 
     Net paths (net, train_net, test_net) are kept exactly as written.
@@ -72,7 +78,7 @@ def parse_solver_param(text, filename="<string>"):
     return upgraded(solver, upgrade_solver, filename)
 
 
-def read_solver_param(path):
+def read_solver_param(path: str | os.PathLike[str]) -> caffe_pb2.SolverParameter:
     """Read a solver definition; like Caffe, a missing snapshot_prefix defaults to
     the solver file's path without extension, and a directory prefix gets the file's
     stem appended."""
@@ -86,7 +92,7 @@ def read_solver_param(path):
     return solver
 
 
-def write_prototxt(message, path):
+def write_prototxt(message: Any, path: str | os.PathLike[str]) -> None:
     """Write any message as protobuf text, atomically."""
     text = text_format.MessageToString(message)
     with atomic_write(path, "w") as handle:

@@ -2,7 +2,11 @@
 UpgradeNetAsNeeded / UpgradeSolverAsNeeded do (src/caffe/util/upgrade_proto.cpp),
 plus the fork spellings found in the model zoo (V1 fork layer types, ``ceil_mode``,
 DeepLab's ``hole``)."""
+from __future__ import annotations
+
 import logging
+import os
+from typing import Callable, TypeVar
 
 from ..errors import CaffeLiteError, PrototxtError
 from ..proto import caffe_pb2
@@ -47,8 +51,10 @@ SOLVER_TYPE_NAMES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad",
 _V1_HANDLED = {"bottom", "top", "name", "include", "exclude", "type", "blobs", "param",
                "blob_share_mode", "blobs_lr", "weight_decay", "loss_weight"}
 
+_M = TypeVar("_M")
 
-def v1_type_name(value):
+
+def v1_type_name(value: int) -> str:
     """V2 type string of a V1 LayerType number (unknown numbers raise)."""
     try:
         return V1_TYPE_NAMES[V1.LayerType.Name(value)]
@@ -56,7 +62,8 @@ def v1_type_name(value):
         raise PrototxtError(f"unknown V1 layer type number {value}") from None
 
 
-def upgraded(message, upgrade, filename):
+def upgraded(message: _M, upgrade: Callable[[_M], object],
+             filename: str | os.PathLike[str]) -> _M:
     """``message`` after ``upgrade`` (upgrade_net or upgrade_solver) has run on it
     in place; an error it raises names ``filename``."""
     try:
@@ -67,7 +74,7 @@ def upgraded(message, upgrade, filename):
     return message
 
 
-def upgrade_net(net):
+def upgrade_net(net: caffe_pb2.NetParameter) -> bool:
     """Upgrade a NetParameter in place to the current format; True if anything changed.
 
     Order as in Caffe: V0 -> V1, data transform fields, V1 -> V2, net inputs -> Input
@@ -204,7 +211,7 @@ def upgrade_batch_norm(net):
     return changed
 
 
-def upgrade_solver(solver):
+def upgrade_solver(solver: caffe_pb2.SolverParameter) -> bool:
     """solver_type enum -> type string, in place; True if changed."""
     if not solver.HasField("solver_type"):
         return False

@@ -4,7 +4,13 @@ Blobs are encoded by hand (shape + the array's bytes, no protobuf float lists) a
 placed where C++ Caffe puts them (after LayerParameter fields 1-6, fields in number
 order), so for the same net our files are byte-identical to Caffe's.
 """
+from __future__ import annotations
+
 import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from ..errors import CaffeLiteError
 from ..proto import caffe_pb2
@@ -17,28 +23,31 @@ NET_LAYER = 100
 LAYER_BLOBS = 7
 
 
-def blob_to_proto(data, diff=None):
+def blob_to_proto(data: npt.ArrayLike,
+                  diff: npt.ArrayLike | None = None) -> caffe_pb2.BlobProto:
     """An array (and optionally its diff) as a BlobProto with shape + float data."""
     proto = caffe_pb2.BlobProto()
     proto.ParseFromString(b"".join(bytes(p) for p in encode_blob(data, diff)))
     return proto
 
 
-def write_blobproto(path, array):
+def write_blobproto(path: str | os.PathLike[str], array: npt.ArrayLike) -> None:
     pieces = encode_blob(array)
     with atomic_write(path) as handle:
         for piece in pieces:
             handle.write(piece)
 
 
-def write_weights(path, net_name, layers, fmt=None):
+def write_weights(path: str | os.PathLike[str], net_name: str,
+                  layers: Iterable[tuple[Any, Sequence[np.ndarray]]],
+                  fmt: str | None = None) -> None:
     """Save [(LayerParameter, [arrays])] as a binary caffemodel or Caffe HDF5.
 
     fmt: None (by extension: .h5/.hdf5 -> HDF5, else binary), "binary" or "hdf5".
     """
     path = os.fspath(path)
-    fmt = _format(path, fmt)
-    if fmt == "hdf5":
+    kind = _format(path, fmt)
+    if kind == "hdf5":
         from .hdf5 import write_weights_hdf5
         return write_weights_hdf5(path, layers)
     header = caffe_pb2.NetParameter(name=net_name).SerializeToString()
@@ -49,7 +58,7 @@ def write_weights(path, net_name, layers, fmt=None):
                 handle.write(piece)
 
 
-def _format(path, fmt):
+def _format(path: str, fmt: str | None) -> str:
     if fmt is None:
         return "hdf5" if path.lower().endswith(HDF5_EXTENSIONS) else "binary"
     fmt = str(fmt).lower()
@@ -61,7 +70,7 @@ def _format(path, fmt):
     return aliases[fmt]
 
 
-def _layer_pieces(layer_param, arrays):
+def _layer_pieces(layer_param: Any, arrays: Iterable[np.ndarray]) -> list[Any]:
     """NetParameter.layer entry: the param (blobs replaced) with blobs at field 7."""
     if len(layer_param.blobs):
         layer_param = _without_blobs(layer_param)
@@ -75,7 +84,7 @@ def _layer_pieces(layer_param, arrays):
     return [wire.len_field(NET_LAYER, size), body[:split], *blobs, body[split:]]
 
 
-def _without_blobs(layer_param):
+def _without_blobs(layer_param: Any) -> Any:
     copy = caffe_pb2.LayerParameter()
     copy.CopyFrom(layer_param)
     copy.ClearField("blobs")

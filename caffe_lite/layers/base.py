@@ -5,17 +5,23 @@ The net calls ``set_up`` once (a fixed sequence no layer overrides), then
 ``run_forward`` / ``backward`` each pass. A layer reads its prototxt parameters
 once, in ``layer_setup``, into plain attributes.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, TypeVar
+
 import numpy as np
 
 from ..blob import Blob
 from ..errors import CaffeLiteError, LayerError, UnknownLayerError
 
-_REGISTRY = {}
+_REGISTRY: dict[str, type[Layer]] = {}
+
+_LayerT = TypeVar("_LayerT", bound="type[Layer]")
 
 
-def register_layer(type_name):
+def register_layer(type_name: str) -> Callable[[_LayerT], _LayerT]:
     """Class decorator: make ``type_name`` buildable from a prototxt."""
-    def decorate(cls):
+    def decorate(cls: _LayerT) -> _LayerT:
         if type_name in _REGISTRY:
             raise CaffeLiteError(f"layer type '{type_name}' registered twice "
                                  f"({_REGISTRY[type_name].__name__} and {cls.__name__})")
@@ -25,13 +31,13 @@ def register_layer(type_name):
     return decorate
 
 
-def layer_types():
+def layer_types() -> list[str]:
     """Every registered layer type, sorted (the package imports every layer module
     before anyone can reach this function, so none is missing)."""
     return sorted(_REGISTRY)
 
 
-def layer_class(type_name, layer_name=None):
+def layer_class(type_name: str, layer_name: str | None = None) -> type[Layer]:
     try:
         return _REGISTRY[type_name]
     except KeyError:
@@ -49,13 +55,13 @@ class Layer:
     ``set_up``. Python layers (``caffe.Layer``) override ``setup`` instead of
     ``layer_setup``; both are called.
     """
-    type_name = None
-    exact_num_bottom = None
-    min_bottom = None
-    max_bottom = None
-    exact_num_top = None
-    min_top = None
-    max_top = None
+    type_name: str | None = None
+    exact_num_bottom: int | None = None
+    min_bottom: int | None = None
+    max_bottom: int | None = None
+    exact_num_top: int | None = None
+    min_top: int | None = None
+    max_top: int | None = None
     equal_num_bottom_top = False
     #: create anonymous tops when the prototxt names fewer than required
     auto_top_blobs = False
@@ -65,22 +71,22 @@ class Layer:
     has_backward = True
     #: the prototxt the net was read from (set by Net; None otherwise): a fallback
     #: base for relative file names in layer params
-    net_file = None
+    net_file: str | None = None
 
-    def __init__(self, param, phase=None):
+    def __init__(self, param: Any, phase: int | None = None) -> None:
         self.param = param
         self.name = param.name
         self.type = param.type
         self.phase = param.phase if phase is None else phase
-        self.blobs = []
-        self.param_propagate_down = []
-        self.loss_weights = []
-        self.dtype = np.dtype(np.float32)
+        self.blobs: list[Blob] = []
+        self.param_propagate_down: list[bool] = []
+        self.loss_weights: list[float] = []
+        self.dtype: np.dtype[Any] = np.dtype(np.float32)
         # pycaffe gives Python layers their param_str before setup
         self.param_str = param.python_param.param_str if param.HasField("python_param") else ""
 
     # -- the fixed sequence ------------------------------------------------
-    def set_up(self, bottom, top):
+    def set_up(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Check blob counts, set the layer up, size its tops, set loss weights."""
         self.check_blob_counts(bottom, top)
         if bottom:
@@ -90,10 +96,11 @@ class Layer:
         self.reshape(bottom, top)
         self.set_loss_weights(top)
 
-    def check_blob_counts(self, bottom, top):
+    def check_blob_counts(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
         nb, nt = len(bottom), len(top)
 
-        def check(count, what, exact, low, high):
+        def check(count: int, what: str, exact: int | None, low: int | None,
+                  high: int | None) -> None:
             if exact is not None and count != exact:
                 raise self.error(f"takes exactly {exact} {what} blob(s), got {count}")
             if low is not None and count < low:
@@ -107,11 +114,11 @@ class Layer:
             raise self.error(f"needs as many tops as bottoms, got {nb} bottom(s) and "
                              f"{nt} top(s)")
 
-    def required_num_top(self):
+    def required_num_top(self) -> int:
         """How many tops an auto_top_blobs layer needs at least."""
         return self.exact_num_top or self.min_top or 0
 
-    def set_loss_weights(self, top):
+    def set_loss_weights(self, top: Sequence[Blob]) -> None:
         weights = list(self.param.loss_weight)
         if weights and len(weights) != len(top):
             raise self.error(f"has {len(weights)} loss_weight value(s) but "
@@ -126,27 +133,28 @@ class Layer:
                 blob.diff[...] = weight
 
     # -- what subclasses provide --------------------------------------------
-    def layer_setup(self, bottom, top):
+    def layer_setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Read parameters and create/fill ``self.blobs`` (built-in layers)."""
 
-    def setup(self, bottom, top):
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Python layers' hook (pycaffe's ``setup``)."""
 
-    def reshape(self, bottom, top):
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         raise NotImplementedError(f"{type(self).__name__}.reshape")
 
-    def forward(self, bottom, top):
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
-    def backward(self, top, propagate_down, bottom):
+    def backward(self, top: list[Blob], propagate_down: Sequence[bool],
+                 bottom: list[Blob]) -> None:
         """Write bottom diffs where propagate_down; accumulate param diffs."""
 
-    def allow_force_backward(self, bottom_index):
+    def allow_force_backward(self, bottom_index: int) -> bool:
         """False for bottoms that never take a gradient (labels, indices)."""
         return not self.is_loss or bottom_index != 1
 
     # -- called by the net --------------------------------------------------
-    def run_forward(self, bottom, top):
+    def run_forward(self, bottom: list[Blob], top: list[Blob]) -> float:
         """Reshape, forward, and return this layer's weighted loss."""
         self.reshape(bottom, top)
         self.forward(bottom, top)
@@ -156,13 +164,13 @@ class Layer:
                 loss += weight * float(np.sum(blob.data, dtype=np.float64))
         return loss
 
-    def error(self, message, blob=None):
+    def error(self, message: str, blob: str | None = None) -> LayerError:
         """A LayerError that names this layer (raise it)."""
         return LayerError(message, layer=self.name, layer_type=self.type, blob=blob)
 
-    def make_blob(self, shape):
+    def make_blob(self, shape: Sequence[int]) -> Blob:
         """A new parameter blob with this layer's dtype."""
         return Blob(shape, dtype=self.dtype)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}'>"

@@ -14,7 +14,10 @@ repeated field given once or once per spatial axis, or ``<name>_h``/``<name>_w``
 Shapes: bottom (*lead, C, *S) with the channel axis at ``axis``; the leading axes are
 folded into one batch axis N. Top (*lead, num_output, *O).
 """
+from __future__ import annotations
+
 from math import prod
+from typing import Callable
 
 from ..fillers import fill
 from ..ops import deconv_fast
@@ -116,7 +119,7 @@ class BaseConvolution(_ConvGeometry):
     min_top = 1
     equal_num_bottom_top = True
     reverse = False
-    out_size = None                                 # per-axis output size function
+    out_size: Callable[..., int] | None = None      # per-axis output size function
 
     def layer_setup(self, bottom, top):
         cp = self.read_geometry(bottom)

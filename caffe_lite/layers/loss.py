@@ -12,6 +12,8 @@ As in Caffe, a loss top is a scalar, the default loss_weight is 1, backward read
 its scale from top[0].diff (where the net stores the loss weight) and labels
 never get a gradient.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ..proto import caffe_pb2
@@ -26,8 +28,8 @@ NORMALIZATION = caffe_pb2.LossParameter
 class LossLayer(AxisMixin, Layer):
     """Two bottoms (predictions, targets) with equal first dims -> a scalar top."""
     is_loss = True
-    exact_num_bottom = 2
-    exact_num_top = 1
+    exact_num_bottom: int | None = 2
+    exact_num_top: int | None = 1
     auto_top_blobs = True       # a loss layer without a top still counts (Caffe)
 
     def reshape(self, bottom, top):

@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..blob import Blob
 from ..errors import CaffeLiteError, NetError, UnknownLayerError
@@ -41,12 +43,15 @@ class NetGraph:
     params_weight_decay: list[float] = field(default_factory=list)
     param_display_names: list[str] = field(default_factory=list)
 
-    def error(self, cls, lp, message, blob=None):
+    def error(self, cls: type[CaffeLiteError], lp: Any, message: str,
+              blob: str | None = None) -> CaffeLiteError:
         return cls(message, file=self.source, layer=lp.name, layer_type=lp.type,
                    blob=blob)
 
 
-def build_graph(param, source=None, allow_python_layers=None, dtype=np.float32):
+def build_graph(param: caffe_pb2.NetParameter, source: str | None = None,
+                allow_python_layers: bool | None = None,
+                dtype: npt.DTypeLike = np.float32) -> NetGraph:
     """The construction passes, in order, over a filtered and split NetParameter."""
     check_layer_types(param, source, allow_python_layers)
     graph = NetGraph(param=param, source=source)
@@ -59,7 +64,7 @@ def build_graph(param, source=None, allow_python_layers=None, dtype=np.float32):
 ALLOW_PYTHON_LAYERS_VARIABLE = "CAFFE_LITE_ALLOW_PYTHON_LAYERS"
 
 
-def python_layers_allowed(allow_python_layers=None):
+def python_layers_allowed(allow_python_layers: bool | None = None) -> bool:
     """The caller's choice, or else the environment's (set to 1 by the pycaffe
     script runner, since the person runs their own code)."""
     if allow_python_layers is not None:
@@ -67,7 +72,8 @@ def python_layers_allowed(allow_python_layers=None):
     return os.environ.get(ALLOW_PYTHON_LAYERS_VARIABLE, "") not in ("", "0")
 
 
-def check_layer_types(param, source, allow_python_layers=None):
+def check_layer_types(param: caffe_pb2.NetParameter, source: str | None,
+                      allow_python_layers: bool | None = None) -> None:
     """One error listing every layer this net cannot build, not just the first."""
     known = set(layer_types())
     allowed = python_layers_allowed(allow_python_layers)
@@ -90,14 +96,14 @@ class _Wiring:
     """What wiring tracks while it walks the layers: which blobs are produced
     and not yet consumed, and which need a gradient so far."""
 
-    def __init__(self, graph, dtype):
+    def __init__(self, graph: NetGraph, dtype: np.dtype[Any]) -> None:
         self.graph = graph
         self.dtype = dtype
-        self.available = set()
-        self.need_backward = {}
+        self.available: set[str] = set()
+        self.need_backward: dict[str, bool] = {}
 
 
-def wire_layers(graph, dtype):
+def wire_layers(graph: NetGraph, dtype: np.dtype[Any]) -> None:
     """Create each layer, connect it to its named blobs and set it up."""
     wiring = _Wiring(graph, dtype)
     phase = graph.param.state.phase
@@ -139,7 +145,7 @@ def wire_layers(graph, dtype):
     graph.outputs = sorted(wiring.available)
 
 
-def _connect_bottoms(wiring, lp):
+def _connect_bottoms(wiring: _Wiring, lp: Any) -> tuple[list[Blob], list[bool]]:
     """The layer's bottom blobs, and whether each needs a gradient."""
     graph = wiring.graph
     if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
@@ -159,7 +165,7 @@ def _connect_bottoms(wiring, lp):
     return bottoms, need
 
 
-def _connect_tops(wiring, lp, layer):
+def _connect_tops(wiring: _Wiring, lp: Any, layer: Layer) -> list[Blob]:
     """New blobs for the tops, or the bottom's blob for an in-place top."""
     graph = wiring.graph
     tops = []
@@ -185,7 +191,7 @@ def _connect_tops(wiring, lp, layer):
     return tops
 
 
-def _param_specs(graph, lp, layer):
+def _param_specs(graph: NetGraph, lp: Any, layer: Layer) -> list[Any]:
     """One ParamSpec per param blob (defaults past the given ones); a param
     with lr_mult 0 gets no gradient."""
     if len(lp.param) > len(layer.blobs):
@@ -197,10 +203,11 @@ def _param_specs(graph, lp, layer):
     return specs
 
 
-def decide_backward(graph):
+def decide_backward(graph: NetGraph) -> None:
     """Skip backward for layers that do not lead to a loss (Caffe's rules),
     then apply force_backward."""
-    under_loss, skip_backprop = set(), set()
+    under_loss: set[str | None] = set()
+    skip_backprop: set[str | None] = set()
     need, bottom_need = graph.layer_need_backward, graph.bottom_need_backward
     for li in reversed(range(len(graph.layers))):
         layer, lp = graph.layers[li], graph.param.layer[li]
@@ -236,9 +243,9 @@ def decide_backward(graph):
             need[li] = False
 
 
-def share_params(graph):
+def share_params(graph: NetGraph) -> None:
     """One Blob per ParamSpec name; collect learnable params with lr/decay."""
-    owners = {}                      # spec name -> (layer idx, blob)
+    owners: dict[str, tuple[int, Blob]] = {}     # spec name -> (layer idx, blob)
     for li, layer in enumerate(graph.layers):
         for pi, spec in enumerate(graph.param_specs[li]):
             blob = layer.blobs[pi]

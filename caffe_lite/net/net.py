@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from typing import Any, Generic, Iterable, NoReturn, Sequence, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
+from ..blob import Blob
 from ..errors import CaffeLiteError, NetError
-from ..formats import read_net_param, upgrade_net
+from ..formats import SavedLayer, read_net_param, upgrade_net
+from ..layers.base import Layer
 from ..proto import caffe_pb2
 from . import scripting, weights
 from .graph import NetGraph, build_graph
@@ -22,7 +26,7 @@ TRAIN = caffe_pb2.TRAIN
 TEST = caffe_pb2.TEST
 
 
-def _phase(value):
+def _phase(value: str | int) -> int:
     if isinstance(value, str):
         try:
             return {"TRAIN": TRAIN, "TEST": TEST}[value.upper()]
@@ -33,7 +37,7 @@ def _phase(value):
     return int(value)
 
 
-def _load_net_param(network):
+def _load_net_param(network: Any) -> tuple[Any, str | None]:
     if isinstance(network, caffe_pb2.NetParameter):
         param = caffe_pb2.NetParameter()
         param.CopyFrom(network)
@@ -43,9 +47,33 @@ def _load_net_param(network):
     return read_net_param(path), path
 
 
-def _from_graph(name, doc):
-    """A read-only Net attribute that is a field of its graph."""
-    return property(lambda self: getattr(self.graph, name), doc=doc)
+_T = TypeVar("_T")
+
+
+class _FromGraph(Generic[_T]):
+    """A read-only Net attribute that is a field of its graph: a property whose
+    type (the annotation where it is declared) is the field's."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, net: None, owner: type | None = None) -> _FromGraph[_T]: ...
+    @overload
+    def __get__(self, net: Net, owner: type | None = None) -> _T: ...
+    def __get__(self, net: Net | None, owner: type | None = None) -> _T | _FromGraph[_T]:
+        return self if net is None else getattr(net.graph, self.name)
+
+    def __set__(self, net: Net, value: NoReturn) -> NoReturn:
+        raise AttributeError(f"can't set attribute '{self.name}'")
+
+    def __delete__(self, net: Net) -> NoReturn:
+        raise AttributeError(f"can't delete attribute '{self.name}'")
+
+
+def _from_graph(name: str, doc: str) -> _FromGraph[Any]:
+    return _FromGraph(name, doc)
 
 
 class Net:
@@ -60,9 +88,12 @@ class Net:
 
     graph: NetGraph
 
-    def __init__(self, network_file, *args, level=0, stages=None, weights=None,
-                 phase=None, allow_python_layers=None, dtype=np.float32):
-        args = list(args)
+    def __init__(self, network_file: str | os.PathLike[str] | caffe_pb2.NetParameter,
+                 *positional: Any, level: int = 0, stages: Sequence[str] | None = None,
+                 weights: str | os.PathLike[str] | None = None,
+                 phase: int | str | None = None, allow_python_layers: bool | None = None,
+                 dtype: npt.DTypeLike = np.float32) -> None:
+        args = list(positional)
         if args and isinstance(args[0], (str, os.PathLike)) and not (
                 isinstance(args[0], str) and args[0].upper() in ("TRAIN", "TEST")):
             weights = args.pop(0)            # legacy (prototxt, caffemodel, phase)
@@ -91,26 +122,41 @@ class Net:
             self.copy_from(weights)
 
     # -- pycaffe's attributes: the graph's fields -------------------------------
-    blobs = _from_graph("blobs", "OrderedDict of blob name -> Blob, in creation order")
-    layers = _from_graph("layers", "the Layer objects, in execution order")
-    inputs = _from_graph("inputs", "names of the Input layers' tops")
-    outputs = _from_graph("outputs", "blobs produced and never consumed, sorted")
-    bottom_names = _from_graph("bottom_names", "layer name -> its bottom blob names")
-    top_names = _from_graph("top_names", "layer name -> its top blob names")
-    blob_loss_weights = _from_graph("blob_loss_weights", "blob name -> loss weight")
-    _layer_names = _from_graph("layer_names", "layer names, in execution order")
-    param = _from_graph("param", "the NetParameter built: filtered, with Splits")
-    source = _from_graph("source", "the prototxt file, when built from one")
-    bottom_vecs = _from_graph("bottom_vecs", "per layer, its bottom Blobs")
-    top_vecs = _from_graph("top_vecs", "per layer, its top Blobs")
-    layer_need_backward = _from_graph("layer_need_backward", "per layer")
-    bottom_need_backward = _from_graph("bottom_need_backward", "per layer, per bottom")
-    learnable_params = _from_graph("learnable_params", "distinct learnable Blobs")
-    params_lr = _from_graph("params_lr", "lr_mult per learnable param")
-    params_weight_decay = _from_graph("params_weight_decay",
-                                      "decay_mult per learnable param")
-    param_display_names = _from_graph("param_display_names",
-                                      "a name per learnable param, for logs")
+    blobs: _FromGraph[OrderedDict[str, Blob]] = _from_graph(
+        "blobs", "OrderedDict of blob name -> Blob, in creation order")
+    layers: _FromGraph[list[Layer]] = _from_graph(
+        "layers", "the Layer objects, in execution order")
+    inputs: _FromGraph[list[str]] = _from_graph("inputs", "names of the Input layers' tops")
+    outputs: _FromGraph[list[str]] = _from_graph(
+        "outputs", "blobs produced and never consumed, sorted")
+    bottom_names: _FromGraph[OrderedDict[str, list[str]]] = _from_graph(
+        "bottom_names", "layer name -> its bottom blob names")
+    top_names: _FromGraph[OrderedDict[str, list[str]]] = _from_graph(
+        "top_names", "layer name -> its top blob names")
+    blob_loss_weights: _FromGraph[OrderedDict[str, float]] = _from_graph(
+        "blob_loss_weights", "blob name -> loss weight")
+    _layer_names: _FromGraph[list[str]] = _from_graph(
+        "layer_names", "layer names, in execution order")
+    param: _FromGraph[caffe_pb2.NetParameter] = _from_graph(
+        "param", "the NetParameter built: filtered, with Splits")
+    source: _FromGraph[str | None] = _from_graph(
+        "source", "the prototxt file, when built from one")
+    bottom_vecs: _FromGraph[list[list[Blob]]] = _from_graph(
+        "bottom_vecs", "per layer, its bottom Blobs")
+    top_vecs: _FromGraph[list[list[Blob]]] = _from_graph(
+        "top_vecs", "per layer, its top Blobs")
+    layer_need_backward: _FromGraph[list[bool]] = _from_graph(
+        "layer_need_backward", "per layer")
+    bottom_need_backward: _FromGraph[list[list[bool]]] = _from_graph(
+        "bottom_need_backward", "per layer, per bottom")
+    learnable_params: _FromGraph[list[Blob]] = _from_graph(
+        "learnable_params", "distinct learnable Blobs")
+    params_lr: _FromGraph[list[float]] = _from_graph(
+        "params_lr", "lr_mult per learnable param")
+    params_weight_decay: _FromGraph[list[float]] = _from_graph(
+        "params_weight_decay", "decay_mult per learnable param")
+    param_display_names: _FromGraph[list[str]] = _from_graph(
+        "param_display_names", "a name per learnable param, for logs")
 
     @property
     def name(self) -> str:
@@ -121,17 +167,17 @@ class Net:
         return self.graph.param.state.phase
 
     @property
-    def params(self):
+    def params(self) -> OrderedDict[str, list[Blob]]:
         """OrderedDict of layer name -> its parameter Blobs (layers with some)."""
         return OrderedDict((layer.name, layer.blobs)
                            for layer in self.layers if layer.blobs)
 
     @property
-    def layer_dict(self):
+    def layer_dict(self) -> OrderedDict[str, Layer]:
         return OrderedDict(zip(self._layer_names, self.layers))
 
     @property
-    def _blob_names(self):
+    def _blob_names(self) -> list[str]:
         """pycaffe's private name list, which scripts and draw tools read."""
         return list(self.blobs)
 
@@ -139,7 +185,7 @@ class Net:
         """Per-layer top shapes, parameters, MACs and memory (see summary.py)."""
         return summarize(self)
 
-    def _layer_index(self, name):
+    def _layer_index(self, name: str) -> int:
         try:
             return self._layer_names.index(name)
         except ValueError:
@@ -187,32 +233,39 @@ class Net:
             blob.diff[...] = 0
 
     # -- pycaffe's scripting conveniences (scripting.py) -------------------------
-    def forward(self, blobs=None, start=None, end=None, **kwargs):
+    def forward(self, blobs: Iterable[str] | None = None, start: str | None = None,
+                end: str | None = None, **kwargs: npt.ArrayLike) -> dict[str, np.ndarray]:
         """Feed inputs by name (keywords), run, return the outputs' data by name."""
         return scripting.forward(self, blobs, start, end, **kwargs)
 
-    def backward(self, diffs=None, start=None, end=None, **kwargs):
+    def backward(self, diffs: Iterable[str] | None = None, start: str | None = None,
+                 end: str | None = None, **kwargs: npt.ArrayLike) -> dict[str, np.ndarray]:
         """Set output diffs by name (keywords), run backward, return input diffs."""
         return scripting.backward(self, diffs, start, end, **kwargs)
 
-    def forward_all(self, blobs=None, **kwargs):
+    def forward_all(self, blobs: Iterable[str] | None = None,
+                    **kwargs: scripting.Batches) -> dict[str, np.ndarray]:
         """Forward over inputs of any batch count, batch by batch."""
         return scripting.forward_all(self, blobs, **kwargs)
 
-    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+    def forward_backward_all(
+            self, blobs: Iterable[str] | None = None, diffs: Iterable[str] | None = None,
+            **kwargs: scripting.Batches) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Forward and backward batch by batch; returns (outputs, input diffs)."""
         return scripting.forward_backward_all(self, blobs, diffs, **kwargs)
 
-    def set_input_arrays(self, data, labels, layer_index=0):
+    def set_input_arrays(self, data: np.ndarray, labels: np.ndarray,
+                         layer_index: int = 0) -> None:
         """Feed a MemoryData layer."""
         return scripting.set_input_arrays(self, data, labels, layer_index)
 
     # -- weights in and out (weights.py) -----------------------------------------
-    def copy_from(self, weights_file) -> None:
+    def copy_from(self, weights_file: str | os.PathLike[str]) -> None:
         """Copy blobs from a .caffemodel (or .h5) into layers of the same name."""
         weights.copy_from(self.graph, weights_file)
 
-    def copy_from_layers(self, saved_layers, source=None) -> None:
+    def copy_from_layers(self, saved_layers: Iterable[SavedLayer],
+                         source: str | None = None) -> None:
         weights.copy_from_layers(self.graph, saved_layers, source)
 
     def share_with(self, other: Net) -> None:
@@ -223,12 +276,12 @@ class Net:
         """The net as a NetParameter with its blobs (slow for big nets: prefer save)."""
         return weights.to_proto(self.graph, write_diff)
 
-    def save(self, path, fmt=None) -> None:
+    def save(self, path: str | os.PathLike[str], fmt: str | None = None) -> None:
         """Write the weights as a binary .caffemodel (or HDF5 for .h5)."""
         weights.save(self.graph, path, fmt)
 
-    def save_hdf5(self, path) -> None:
+    def save_hdf5(self, path: str | os.PathLike[str]) -> None:
         weights.save(self.graph, path, fmt="hdf5")
 
-    def load_hdf5(self, path) -> None:
+    def load_hdf5(self, path: str | os.PathLike[str]) -> None:
         weights.copy_from(self.graph, path)

@@ -1,12 +1,25 @@
 """pycaffe's scripting conveniences (pycaffe.py's additions to Net): feed inputs
 and top diffs by name, run whole data sets batch by batch. Functions of a Net,
 called by its methods of the same names."""
-import numpy as np
+from __future__ import annotations
 
+from typing import Any, Dict, Iterable, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from ..blob import Blob
 from ..errors import NetError
 
+# ``net`` below is a Net (typed Any: net.py imports this module, so it cannot be
+# imported here without an import cycle).
+Outputs = Dict[str, np.ndarray]
+#: a whole data set for one input (or top diff): sliced into batches
+Batches = Union[np.ndarray, Sequence[Any]]
 
-def forward(net, blobs=None, start=None, end=None, **kwargs):
+
+def forward(net: Any, blobs: Iterable[str] | None = None, start: str | None = None,
+            end: str | None = None, **kwargs: npt.ArrayLike) -> Outputs:
     """pycaffe's forward: feed inputs by name, return the outputs' data."""
     blobs = list(blobs or [])
     start_i = net._layer_index(start) if start is not None else 0
@@ -26,7 +39,8 @@ def forward(net, blobs=None, start=None, end=None, **kwargs):
     return {name: net.blobs[name].data for name in dict.fromkeys(wanted)}
 
 
-def backward(net, diffs=None, start=None, end=None, **kwargs):
+def backward(net: Any, diffs: Iterable[str] | None = None, start: str | None = None,
+             end: str | None = None, **kwargs: npt.ArrayLike) -> Outputs:
     """pycaffe's backward: set output diffs by name, return input diffs."""
     diffs = list(diffs or [])
     start_i = net._layer_index(start) if start is not None else len(net.layers) - 1
@@ -46,18 +60,20 @@ def backward(net, diffs=None, start=None, end=None, **kwargs):
     return {name: net.blobs[name].diff for name in dict.fromkeys(wanted)}
 
 
-def _feed(net, blob, name, value, what):
-    value = np.asarray(value)
-    if value.shape != blob.shape:
-        raise NetError(f"{what} of shape {value.shape} does not fit the blob's "
+def _feed(net: Any, blob: Blob, name: str, value: npt.ArrayLike, what: str) -> None:
+    array = np.asarray(value)
+    if array.shape != blob.shape:
+        raise NetError(f"{what} of shape {array.shape} does not fit the blob's "
                        f"shape {blob.shape} (reshape the blob first)",
                        file=net.source, blob=name)
-    getattr(blob, what)[...] = value
+    getattr(blob, what)[...] = array
 
 
-def forward_all(net, blobs=None, **kwargs):
+def forward_all(net: Any, blobs: Iterable[str] | None = None,
+                **kwargs: Batches) -> Outputs:
     """Run forward over inputs of any batch count, batch by batch."""
-    outs = {name: [] for name in dict.fromkeys(net.outputs + list(blobs or []))}
+    outs: dict[str, list[np.ndarray]] = {
+        name: [] for name in dict.fromkeys(net.outputs + list(blobs or []))}
     batch = net.blobs[net.inputs[0]].shape[0] if net.inputs else 1
     total = len(next(iter(kwargs.values()))) if kwargs else batch
     for start in range(0, total, batch):
@@ -74,12 +90,16 @@ def forward_all(net, blobs=None, **kwargs):
     return {name: np.asarray(values[:total]) for name, values in outs.items()}
 
 
-def forward_backward_all(net, blobs=None, diffs=None, **kwargs):
+def forward_backward_all(net: Any, blobs: Iterable[str] | None = None,
+                         diffs: Iterable[str] | None = None,
+                         **kwargs: Batches) -> tuple[Outputs, Outputs]:
     """Forward and backward batch by batch; returns (outputs, input diffs)."""
     fwd_in = {k: v for k, v in kwargs.items() if k in net.inputs}
     bwd_in = {k: v for k, v in kwargs.items() if k in net.outputs}
-    outs = {n: [] for n in dict.fromkeys(net.outputs + list(blobs or []))}
-    grads = {n: [] for n in dict.fromkeys(net.inputs + list(diffs or []))}
+    outs: dict[str, list[np.ndarray]] = {
+        n: [] for n in dict.fromkeys(net.outputs + list(blobs or []))}
+    grads: dict[str, list[np.ndarray]] = {
+        n: [] for n in dict.fromkeys(net.inputs + list(diffs or []))}
     batch = net.blobs[net.inputs[0]].shape[0] if net.inputs else 1
     total = len(next(iter(fwd_in.values()))) if fwd_in else batch
     for start in range(0, total, batch):
@@ -93,7 +113,8 @@ def forward_backward_all(net, blobs=None, diffs=None, **kwargs):
             {n: np.asarray(v) for n, v in grads.items()})
 
 
-def set_input_arrays(net, data, labels, layer_index=0):
+def set_input_arrays(net: Any, data: np.ndarray, labels: np.ndarray,
+                     layer_index: int = 0) -> None:
     """Feed a MemoryData layer (pycaffe's set_input_arrays)."""
     layer = net.layers[layer_index]
     if layer.type != "MemoryData":

@@ -15,16 +15,21 @@ forward and no weights are needed. Counting rules:
   the totals a blob shared between layers counts once.
 - Caffe's automatically inserted Split layers are not listed.
 """
-from dataclasses import dataclass, field
+from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..blob import Blob
 from ..errors import CaffeLiteError
+from ..layers.base import Layer
 
 
 @dataclass
 class LayerSummary:
     name: str
     type: str
-    top_shapes: list
+    top_shapes: list[tuple[int, ...]]
     params: int
     macs: int
     memory_forward: int           # bytes
@@ -34,17 +39,17 @@ class LayerSummary:
 @dataclass
 class NetSummary:
     name: str
-    layers: list = field(default_factory=list)
+    layers: list[LayerSummary] = field(default_factory=list)
     params: int = 0
     macs: int = 0
     memory_forward: int = 0
     memory_training: int = 0
 
-    def __str__(self):
+    def __str__(self) -> str:
         return format_table(self)
 
 
-def _macs(layer, bottom, top):
+def _macs(layer: Layer, bottom: Sequence[Blob], top: Sequence[Blob]) -> int:
     if not layer.blobs:
         return 0
     weight = layer.blobs[0]
@@ -57,15 +62,16 @@ def _macs(layer, bottom, top):
     return 0
 
 
-def _is_auto_split(lp):
+def _is_auto_split(lp: Any) -> bool:
     return lp.type == "Split" and lp.name.endswith("_split") and \
         all(t.startswith(lp.name + "_") for t in lp.top)
 
 
-def summarize(net):
-    """A NetSummary of a built Net (shapes as they are now)."""
+def summarize(net: Any) -> NetSummary:
+    """A NetSummary of a built Net (shapes as they are now; typed Any: net.py
+    imports this module, so Net cannot be imported here)."""
     out = NetSummary(name=net.name)
-    seen = set()
+    seen: set[int] = set()
     for li, layer in enumerate(net.layers):
         lp = net.param.layer[li]
         if _is_auto_split(lp):
@@ -88,7 +94,7 @@ def summarize(net):
     return out
 
 
-def set_input_shapes(net_param, shapes):
+def set_input_shapes(net_param: Any, shapes: Sequence[Sequence[int]]) -> None:
     """Give the net's Input layers new shapes, in order, before the net is built
     (so nothing is allocated at the old size)."""
     tops = [(lp, i) for lp in net_param.layer if lp.type == "Input"
@@ -108,21 +114,21 @@ def set_input_shapes(net_param, shapes):
         lp.input_param.shape[i].dim.extend(int(d) for d in shape)
 
 
-def _count(n):
+def _count(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
             return f"{n / scale:.2f}{unit}"
     return str(n)
 
 
-def _bytes(n):
+def _bytes(n: float) -> str:
     for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
 
 
-def format_table(summary):
+def format_table(summary: NetSummary) -> str:
     """The summary as a text table with a totals line (exact totals below)."""
     head = ("layer", "type", "top shapes", "params", "MACs", "fwd mem", "fwd+bwd mem")
     rows = [head]
@@ -147,7 +153,7 @@ def format_table(summary):
     return "\n".join(lines)
 
 
-def parse_shape(text):
+def parse_shape(text: str) -> tuple[int, ...]:
     """'1,3,224,224' -> (1, 3, 224, 224)."""
     try:
         shape = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())

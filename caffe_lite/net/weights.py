@@ -1,20 +1,26 @@
 """Weights in and out of a Net's graph: copy (by layer name, Caffe's shape rules),
 share, save (binary or HDF5) and to_proto. Functions of a NetGraph, called by
 Net's methods of the same names."""
+from __future__ import annotations
+
 import os
+from typing import Iterable
 
+from ..blob import Blob
 from ..errors import WeightsError
-from ..formats import blob_to_proto, read_weights, write_weights
+from ..formats import SavedBlob, SavedLayer, blob_to_proto, read_weights, write_weights
 from ..proto import caffe_pb2
+from .graph import NetGraph
 
 
-def copy_from(graph, weights_file):
+def copy_from(graph: NetGraph, weights_file: str | os.PathLike[str]) -> None:
     """Copy blobs from a .caffemodel (or .h5) into layers of the same name."""
     path = os.fspath(weights_file)
     copy_from_layers(graph, read_weights(path), path)
 
 
-def copy_from_layers(graph, saved_layers, source=None):
+def copy_from_layers(graph: NetGraph, saved_layers: Iterable[SavedLayer],
+                     source: str | None = None) -> None:
     """Copy saved layers' blobs into the graph's layers of the same name."""
     layers = dict(zip(graph.layer_names, graph.layers))
     for saved in saved_layers:
@@ -35,7 +41,7 @@ def copy_from_layers(graph, saved_layers, source=None):
             dst.data[...] = src.data.reshape(dst.shape)
 
 
-def share_with(graph, other):
+def share_with(graph: NetGraph, other: NetGraph) -> None:
     """Use another graph's param blobs for layers of the same name (test nets)."""
     mine = dict(zip(graph.layer_names, graph.layers))
     for layer in other.layers:
@@ -53,7 +59,7 @@ def share_with(graph, other):
             target.blobs[i].share_data(blob)
 
 
-def to_proto(graph, write_diff=False):
+def to_proto(graph: NetGraph, write_diff: bool = False) -> caffe_pb2.NetParameter:
     """The net as a NetParameter with its blobs (slow for big nets: prefer save)."""
     out = caffe_pb2.NetParameter()
     out.name = graph.param.name
@@ -66,14 +72,14 @@ def to_proto(graph, write_diff=False):
     return out
 
 
-def save(graph, path, fmt=None):
+def save(graph: NetGraph, path: str | os.PathLike[str], fmt: str | None = None) -> None:
     """Write the weights as a binary .caffemodel (or HDF5 for .h5)."""
     layers = [(lp, [b.data for b in layer.blobs])
               for lp, layer in zip(graph.param.layer, graph.layers)]
     write_weights(os.fspath(path), graph.param.name, layers, fmt=fmt)
 
 
-def _shape_fits(saved, blob):
+def _shape_fits(saved: SavedBlob, blob: Blob) -> bool:
     """Caffe's shape check; a legacy 4-D blob compares with the last four axes."""
     src_shape = tuple(saved.data.shape)
     if not saved.legacy:

@@ -2,9 +2,13 @@
 resizing (Pillow instead of scikit-image), oversampling, and the Transformer
 that turns H x W x K images into the K x H x W arrays a net takes.
 """
+from __future__ import annotations
+
 import os
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..data.datum import array_to_datum, datum_to_array
 from ..data.image import load_image, oversample, resize_image
@@ -19,7 +23,7 @@ __all__ = ["Transformer", "load_image", "resize_image", "oversample",
 
 
 # -- proto / datum / ndarray conversion --------------------------------------
-def blobproto_to_array(blob, return_diff=False):
+def blobproto_to_array(blob: caffe_pb2.BlobProto, return_diff: bool = False) -> np.ndarray:
     """The data (or diff) of a BlobProto as an array of its shape; legacy
     num/channels/height/width dims give a 4-D array. double_data wins when set."""
     if return_diff:
@@ -36,30 +40,31 @@ def blobproto_to_array(blob, return_diff=False):
     return data.reshape(shape)
 
 
-def array_to_blobproto(arr, diff=None):
+def array_to_blobproto(arr: npt.ArrayLike,
+                       diff: npt.ArrayLike | None = None) -> caffe_pb2.BlobProto:
     """An N-D array (and optionally its diff, of the same shape) as a BlobProto."""
-    arr = np.asarray(arr)
+    array = np.asarray(arr)
     blob = caffe_pb2.BlobProto()
-    blob.shape.dim.extend(arr.shape)
-    blob.data.extend(arr.astype(np.float32).ravel())
+    blob.shape.dim.extend(array.shape)
+    blob.data.extend(array.astype(np.float32).ravel())
     if diff is not None:
         blob.diff.extend(np.asarray(diff, np.float32).ravel())
     return blob
 
 
-def arraylist_to_blobprotovector_str(arraylist):
+def arraylist_to_blobprotovector_str(arraylist: Iterable[npt.ArrayLike]) -> bytes:
     vec = caffe_pb2.BlobProtoVector()
     vec.blobs.extend(array_to_blobproto(arr) for arr in arraylist)
     return vec.SerializeToString()
 
 
-def blobprotovector_str_to_arraylist(serialized):
+def blobprotovector_str_to_arraylist(serialized: bytes) -> list[np.ndarray]:
     vec = caffe_pb2.BlobProtoVector()
     vec.ParseFromString(serialized)
     return [blobproto_to_array(blob) for blob in vec.blobs]
 
 
-def load_binaryproto(path):
+def load_binaryproto(path: str | os.PathLike[str]) -> np.ndarray:
     """A .binaryproto file (e.g. a mean image, 1 x C x H x W) as an array."""
     blob = caffe_pb2.BlobProto()
     try:
@@ -85,17 +90,20 @@ class Transformer:
     swap, raw scale, mean subtraction, input scale. deprocess undoes it.
     """
 
-    def __init__(self, inputs):
+    def __init__(self, inputs: Mapping[str, Sequence[int]]) -> None:
         self.inputs = {name: tuple(int(d) for d in shape) for name, shape in inputs.items()}
-        self.transpose, self.channel_swap = {}, {}
-        self.raw_scale, self.mean, self.input_scale = {}, {}, {}
+        self.transpose: dict[str, tuple[int, ...]] = {}
+        self.channel_swap: dict[str, tuple[int, ...]] = {}
+        self.raw_scale: dict[str, float] = {}
+        self.mean: dict[str, np.ndarray] = {}
+        self.input_scale: dict[str, float] = {}
 
-    def _check_input(self, in_):
+    def _check_input(self, in_: str) -> None:
         if in_ not in self.inputs:
             raise PreprocessError(f"'{in_}' is not one of the net inputs: "
                                   f"{', '.join(self.inputs)}", blob=in_)
 
-    def preprocess(self, in_, data):
+    def preprocess(self, in_: str, data: npt.ArrayLike) -> np.ndarray:
         """(H' x W' x K) image -> (K x H x W) float32 array for blob ``in_``."""
         self._check_input(in_)
         caffe_in = np.array(data, dtype=np.float32)      # a copy: never the caller's
@@ -125,7 +133,7 @@ class Transformer:
             caffe_in *= self.input_scale[in_]
         return caffe_in
 
-    def deprocess(self, in_, data):
+    def deprocess(self, in_: str, data: npt.ArrayLike) -> np.ndarray:
         """Invert preprocess (except the resize): (K x H x W) -> (H x W x K)."""
         self._check_input(in_)
         decaf_in = np.array(data).squeeze()
@@ -143,7 +151,7 @@ class Transformer:
             decaf_in = decaf_in.transpose(np.argsort(transpose))
         return decaf_in
 
-    def set_transpose(self, in_, order):
+    def set_transpose(self, in_: str, order: Sequence[int]) -> None:
         """Axis order from the image to the blob, e.g. (2, 0, 1): HxWxK -> KxHxW."""
         self._check_input(in_)
         if len(order) != len(self.inputs[in_]) - 1:
@@ -151,7 +159,7 @@ class Transformer:
                                   f"{len(self.inputs[in_]) - 1} axes", blob=in_)
         self.transpose[in_] = tuple(order)
 
-    def set_channel_swap(self, in_, order):
+    def set_channel_swap(self, in_: str, order: Sequence[int]) -> None:
         """Channel order after the transpose, e.g. (2, 1, 0): RGB -> BGR."""
         self._check_input(in_)
         if len(order) != self.inputs[in_][1]:
@@ -159,40 +167,40 @@ class Transformer:
                                   f"{self.inputs[in_][1]} channels", blob=in_)
         self.channel_swap[in_] = tuple(order)
 
-    def set_raw_scale(self, in_, scale):
+    def set_raw_scale(self, in_: str, scale: float) -> None:
         """Scale applied before the mean (255 for models trained on [0, 255])."""
         self._check_input(in_)
         self.raw_scale[in_] = scale
 
-    def set_mean(self, in_, mean):
+    def set_mean(self, in_: str, mean: npt.ArrayLike) -> None:
         """Mean to subtract: one value per channel (K,), or K x H x W (resized
         to the input's H x W when it differs, as pycaffe does)."""
         self._check_input(in_)
-        mean = np.asarray(mean)
+        values = np.asarray(mean)
         channels, in_hw = self.inputs[in_][1], self.inputs[in_][2:]
-        if mean.ndim == 1:
-            if mean.shape[0] != channels:
-                raise PreprocessError(f"mean has {mean.shape[0]} channels, the input "
+        if values.ndim == 1:
+            if values.shape[0] != channels:
+                raise PreprocessError(f"mean has {values.shape[0]} channels, the input "
                                       f"{channels}", blob=in_)
-            mean = mean[:, np.newaxis, np.newaxis]
+            values = values[:, np.newaxis, np.newaxis]
         else:
-            if mean.ndim == 2:
-                mean = mean[np.newaxis]
-            if mean.ndim != 3:
+            if values.ndim == 2:
+                values = values[np.newaxis]
+            if values.ndim != 3:
                 raise PreprocessError(f"mean must be K, H x W or K x H x W, got shape "
-                                      f"{mean.shape}", blob=in_)
-            if mean.shape[1:] != in_hw:
-                low, high = mean.min(), mean.max()
+                                      f"{values.shape}", blob=in_)
+            if values.shape[1:] != in_hw:
+                low, high = values.min(), values.max()
                 spread = (high - low) or 1
-                normal = (mean - low) / spread
-                mean = resize_image(normal.transpose(1, 2, 0), in_hw).transpose(2, 0, 1) \
+                normal = (values - low) / spread
+                values = resize_image(normal.transpose(1, 2, 0), in_hw).transpose(2, 0, 1) \
                     * spread + low
-            if mean.shape[0] not in (1, channels):
-                raise PreprocessError(f"mean has {mean.shape[0]} channels, the input "
+            if values.shape[0] not in (1, channels):
+                raise PreprocessError(f"mean has {values.shape[0]} channels, the input "
                                       f"{channels}", blob=in_)
-        self.mean[in_] = mean
+        self.mean[in_] = values
 
-    def set_input_scale(self, in_, scale):
+    def set_input_scale(self, in_: str, scale: float) -> None:
         """Scale applied after the mean (e.g. 0.017 for some models)."""
         self._check_input(in_)
         self.input_scale[in_] = scale

@@ -7,6 +7,11 @@ the one list of solver types.
     solver = caffe.get_solver("solver.prototxt")
     solver.step(100)             # or solver.solve()
 """
+from __future__ import annotations
+
+import os
+from typing import Any
+
 from ..errors import SolverError
 from .config import load_param
 from .solver import Solver
@@ -37,7 +42,7 @@ class AdamSolver(Solver):
     type_name = "Adam"
 
 
-def get_solver(solver, **kwargs) -> Solver:
+def get_solver(solver: str | os.PathLike[str] | Any, **kwargs: Any) -> Solver:
     """The solver class named by the file's (or SolverParameter's) ``type``."""
     param, source = load_param(solver, kwargs.get("source"))
     try:

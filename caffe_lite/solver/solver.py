@@ -8,11 +8,16 @@ norm; per param: scale by 1/iter_size, add weight decay (L2 or L1), turn the
 gradient into the update (the rule); subtract the updates; iter += 1; then a
 snapshot when due or asked for by a signal.
 """
+from __future__ import annotations
+
 import os
 import time
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
+from ..blob import Blob
+from ..net.net import Net
 from ..rng import set_random_seed
 from . import config, nets, snapshots, testing
 from .lr_policies import learning_rate
@@ -22,14 +27,18 @@ from .updates import rule_class
 
 f32 = np.float32
 
+#: a callback: called with no arguments
+Callback = Callable[[], Any]
+
 
 class Solver:
     """``Solver(solver_file or SolverParameter)``; the update rule is the
     class's ``type_name`` (SGDSolver, AdamSolver, ...) or else ``param.type``.
     ``source``: the file a SolverParameter came from (for relative paths)."""
-    type_name = None
+    type_name: str | None = None
 
-    def __init__(self, solver, *, source=None, allow_python_layers=None):
+    def __init__(self, solver: str | os.PathLike[str] | Any, *, source: str | None = None,
+                 allow_python_layers: bool | None = None) -> None:
         param, self.source = config.load_param(solver, source)
         self._base_dir = (os.path.dirname(os.path.abspath(self.source))
                           if self.source else None)
@@ -39,53 +48,54 @@ class Solver:
         config.check_param(param, rule, self.source)
         if param.random_seed >= 0:
             set_random_seed(param.random_seed)
-        self.net = nets.build_train_net(param, self._base_dir, self.source,
+        self.net: Net = nets.build_train_net(param, self._base_dir, self.source,
                                         allow_python_layers)
-        self.test_nets = nets.build_test_nets(param, self._base_dir, self.source,
+        self.test_nets: list[Net] = nets.build_test_nets(param, self._base_dir, self.source,
                                               allow_python_layers)
         nets.load_weights([self.net] + self.test_nets, param, self._base_dir,
                           self.source)
         self.iter = 0
         self.current_step = 0
         self._rule = rule(param, [b.shape for b in self.net.learnable_params])
-        self._callbacks = []
-        self._action_function = None
+        self._callbacks: list[Tuple[Optional[Callback], Optional[Callback]]] = []
+        self._action_function: Callable[[], str] | None = None
         self.requested_early_exit = False
         self.reporter = Reporter()
         self.smoothed_loss = 0.0
-        self._losses = []               # the window of average_loss losses
-        self.test_results = []          # per test net: {output: mean values}
+        self._losses: list[np.float32] = []    # the window of average_loss losses
+        self.test_results: list[dict[str, np.ndarray]] = []   # per test net: {output: mean values}
 
     # -- pycaffe surface -------------------------------------------------------
     @property
-    def history(self):
+    def history(self) -> list[np.ndarray]:
         """History arrays in Caffe's order (first blob of every param, then the
         second for AdaDelta / Adam)."""
         return self._rule.history
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         """pycaffe's SGDSolver.lr: the rate for the current iteration (like
         Caffe's GetLearningRate, reading it advances a multistep counter)."""
         rate, self.current_step = learning_rate(self.param, self.iter, self.current_step)
         return float(rate)
 
-    def add_callback(self, on_start, on_gradients_ready=None):
+    def add_callback(self, on_start: Any,
+                     on_gradients_ready: Callback | None = None) -> None:
         """Two callables, or one object with on_start / on_gradients_ready."""
         if on_gradients_ready is None and hasattr(on_start, "on_gradients_ready"):
             on_start, on_gradients_ready = (on_start.on_start,
                                             on_start.on_gradients_ready)
         self._callbacks.append((on_start, on_gradients_ready))
 
-    def set_action_function(self, function):
+    def set_action_function(self, function: Callable[[], str] | None) -> None:
         """function() -> 'none' | 'stop' | 'snapshot', asked after each iteration."""
         self._action_function = function
 
-    def share_weights(self, net):
+    def share_weights(self, net: Net) -> None:
         net.share_with(self.net)
 
     # -- training ------------------------------------------------------------------
-    def step(self, iters):
+    def step(self, iters: int) -> None:
         """Run ``iters`` iterations (see the module docstring for one iteration)."""
         p = self.param
         stop_iter = self.iter + int(iters)
@@ -124,7 +134,7 @@ class Solver:
                 self.requested_early_exit = True
                 break
 
-    def apply_update(self):
+    def apply_update(self) -> float:
         """Caffe's ApplyUpdate; returns the learning rate it used."""
         rate, self.current_step = learning_rate(self.param, self.iter, self.current_step)
         params = self.net.learnable_params
@@ -151,7 +161,7 @@ class Solver:
         self.iter += 1
         return float(rate)
 
-    def _clip_gradients(self, params):
+    def _clip_gradients(self, params: list[Blob]) -> None:
         clip = f32(self.param.clip_gradients)
         if clip < 0:
             return
@@ -167,7 +177,7 @@ class Solver:
             for blob in params:
                 blob.diff[...] *= scale
 
-    def _update_smoothed_loss(self, loss, start_iter):
+    def _update_smoothed_loss(self, loss: np.float32, start_iter: int) -> None:
         """Running mean of the last average_loss losses (Caffe's float arithmetic)."""
         n = self.param.average_loss
         if len(self._losses) < n:
@@ -181,10 +191,11 @@ class Solver:
                                        (loss - self._losses[idx]) / f32(n))
             self._losses[idx] = loss
 
-    def _requested_action(self):
+    def _requested_action(self) -> str:
         return self._action_function() if self._action_function else NONE
 
-    def solve(self, resume_file=None, *, sigint_effect=None, sighup_effect=None):
+    def solve(self, resume_file: str | os.PathLike[str] | None = None, *,
+              sigint_effect: str | None = None, sighup_effect: str | None = None) -> None:
         """Train to max_iter (resuming from a .solverstate when given), then
         snapshot unless snapshot_after_train is false. With sigint_effect /
         sighup_effect ('stop', 'snapshot', 'none') those signals act as in
@@ -204,7 +215,7 @@ class Solver:
         finally:
             self._action_function = previous
 
-    def _solve(self):
+    def _solve(self) -> None:
         p = self.param
         start_iter = self.iter
         self.step(p.max_iter - self.iter)
@@ -223,19 +234,19 @@ class Solver:
         self.reporter.message("Optimization Done.")
 
     # -- testing and snapshots ---------------------------------------------------
-    def test_all(self):
+    def test_all(self) -> list[dict[str, np.ndarray]]:
         """Run every test net (stops early when a STOP action arrives)."""
         return testing.run_all(self)
 
-    def test(self, net_id=0):
+    def test(self, net_id: int = 0) -> dict[str, np.ndarray]:
         """Mean of each test-net output over test_iter batches ({name: array})."""
         return testing.run_test(self, net_id)
 
-    def snapshot(self):
+    def snapshot(self) -> tuple[str, str]:
         """Write <prefix>_iter_N.caffemodel(.h5) and .solverstate(.h5), each
         atomically; returns both paths."""
         return snapshots.take_snapshot(self)
 
-    def restore(self, state_file):
+    def restore(self, state_file: str | os.PathLike[str]) -> None:
         """Continue from a .solverstate(.h5), ours or Caffe's."""
         snapshots.restore_snapshot(self, state_file)

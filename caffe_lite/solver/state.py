@@ -5,6 +5,8 @@ HDF5 layout (Caffe's SnapshotSolverStateToHDF5): int datasets ``iter`` and
 ``current_step`` of shape (1,), a NUL-terminated fixed string ``learned_net``,
 and a group ``history`` with float datasets "0", "1", ... in history order.
 """
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass, field
 
@@ -19,7 +21,7 @@ from ..proto import caffe_pb2
 class SolverStateData:
     iter: int
     current_step: int
-    learned_net: str = None              # None when the state names no weights
+    learned_net: str | None = None              # None when the state names no weights
     history: list = field(default_factory=list)   # float32 arrays
 
 

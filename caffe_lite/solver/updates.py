@@ -5,6 +5,8 @@ The arithmetic follows Caffe's sequence of float32 vector operations, one
 rounding per operation, in the same order, so trajectories match Caffe's.
 All work is in place on preallocated buffers: param arrays are (shape of the param).
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -12,7 +14,7 @@ import numpy as np
 from ..errors import SolverError
 
 f32 = np.float32
-_RULES = {}
+_RULES: dict[str, type[UpdateRule]] = {}
 
 
 def register_rule(type_name):
