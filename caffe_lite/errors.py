@@ -63,6 +63,10 @@ class ModelFileError(CaffeLiteError):
     """A binary weights / solverstate / mean file that is truncated or not Caffe's."""
 
 
+class BlobShapeError(ModelFileError, ValueError):
+    """A BlobProto whose values do not fit its shape (pycaffe: ValueError)."""
+
+
 class NetError(CaffeLiteError):
     """A network whose wiring is wrong: missing bottoms, bad in-place use, ..."""
 

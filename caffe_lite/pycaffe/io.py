@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from ..data.datum import array_to_datum, datum_to_array
 from ..data.image import load_image, oversample, resize_image
-from ..errors import ImageError, ModelFileError, PreprocessError
+from ..errors import BlobShapeError, ImageError, ModelFileError, PreprocessError
 from ..proto import caffe_pb2
 
 __all__ = ["Transformer", "load_image", "resize_image", "oversample",
@@ -36,7 +36,8 @@ def blobproto_to_array(blob: caffe_pb2.BlobProto, return_diff: bool = False) -> 
     else:
         shape = tuple(blob.shape.dim)
     if data.size != int(np.prod(shape, dtype=np.int64)):
-        raise ModelFileError(f"BlobProto holds {data.size} values for shape {shape}")
+        raise BlobShapeError(f"BlobProto holds {data.size} values for shape {shape}"
+                             + (" (it has no shape)" if not shape else ""))
     return data.reshape(shape)
 
 

@@ -1,0 +1,109 @@
+"""Unmodified pycaffe programs: ``caffe-lite pycaffe script.py args`` and
+``python -m caffe_lite.pycaffe`` make ``import caffe`` give caffe_lite, pass the
+script its own arguments untouched, and allow Python layers; a plain import of
+caffe_lite does not allow them, and says how to."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import caffe_lite as caffe
+from caffe_lite.errors import UnknownLayerError
+from caffe_lite.formats import parse_net_param
+
+SCRIPT = textwrap.dedent('''
+    import sys
+    import caffe
+    import caffe.io
+    from caffe import layers as L, params as P
+    from caffe.proto import caffe_pb2
+    from caffe.coord_map import crop
+
+    class Double(caffe.Layer):
+        def setup(self, bottom, top):
+            pass
+        def reshape(self, bottom, top):
+            top[0].reshape(*bottom[0].data.shape)
+        def forward(self, bottom, top):
+            top[0].data[...] = 2 * bottom[0].data
+        def backward(self, top, propagate_down, bottom):
+            bottom[0].diff[...] = 2 * top[0].diff
+
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 2]))
+    n.out = L.Python(n.data, module="__main__", layer="Double")
+    with open("net.prototxt", "w") as f:
+        f.write(str(n.to_proto()))
+    net = caffe.Net("net.prototxt", caffe.TEST)
+    print("out", net.forward(data=[[1.5, 2.0]])["out"].tolist())
+    print("argv", sys.argv[1:])
+    print("names", caffe.__name__, caffe.io.__name__, caffe_pb2.TEST == caffe.TEST)
+''')
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "program.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+def _run(args, cwd):
+    env = dict(os.environ)
+    env.pop("CAFFE_LITE_ALLOW_PYTHON_LAYERS", None)
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("launcher", [["caffe_lite", "pycaffe"], ["caffe_lite.pycaffe"]])
+def test_an_unmodified_script_runs_with_its_arguments(launcher, script, tmp_path):
+    result = _run(launcher + [str(script), "-solver", "x.prototxt", "--flag"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "out [[3.0, 4.0]]" in lines
+    assert "argv ['-solver', 'x.prototxt', '--flag']" in lines
+    assert "names caffe_lite caffe_lite.pycaffe.io True" in lines
+
+
+def test_a_module_runs_with_dash_m(tmp_path):
+    (tmp_path / "pycaffe_user.py").write_text(
+        "import sys, caffe\nprint('module', sys.argv[1:], caffe.layer_type_list()[:1])\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "caffe_lite", "pycaffe", "-m",
+                             "pycaffe_user", "a"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "module ['a'] ['AbsVal']" in result.stdout
+
+
+def test_the_script_exit_code_is_kept(tmp_path):
+    (tmp_path / "fails.py").write_text("import sys\nsys.exit(3)\n")
+    assert _run(["caffe_lite", "pycaffe", "fails.py"], tmp_path).returncode == 3
+
+
+PYTHON_NET = '''
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }
+layer { name: "py" type: "Python" bottom: "data" top: "out"
+        python_param { module: "no_such_module" layer: "X" } }
+'''
+
+
+def test_python_layers_are_refused_by_default_naming_both_ways(monkeypatch):
+    monkeypatch.delenv("CAFFE_LITE_ALLOW_PYTHON_LAYERS", raising=False)
+    with pytest.raises(UnknownLayerError) as info:
+        caffe.Net(parse_net_param(PYTHON_NET), caffe.TEST)
+    message = str(info.value)
+    assert "allow_python_layers=True" in message
+    assert "CAFFE_LITE_ALLOW_PYTHON_LAYERS=1" in message
+
+
+def test_the_environment_variable_allows_them(monkeypatch):
+    monkeypatch.setenv("CAFFE_LITE_ALLOW_PYTHON_LAYERS", "1")
+    with pytest.raises(caffe.CaffeLiteError) as info:      # allowed: now it imports
+        caffe.Net(parse_net_param(PYTHON_NET), caffe.TEST)
+    assert "no_such_module" in str(info.value)
+    assert not isinstance(info.value, UnknownLayerError)
+    with pytest.raises(UnknownLayerError):                  # an explicit no wins
+        caffe.Net(parse_net_param(PYTHON_NET), caffe.TEST, allow_python_layers=False)
