@@ -15,6 +15,8 @@ from .errors import CaffeLiteError
 def _commands():
     found = {}
     for info in pkgutil.iter_modules(commands.__path__):
+        if info.name.startswith("_"):             # helpers the commands share
+            continue
         found[info.name.replace("_", "-")] = importlib.import_module(
             f"{commands.__name__}.{info.name}")
     return found
@@ -39,7 +41,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in sorted(_commands().items()):
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        aliases = [name.replace("-", "_")] if "-" in name else []    # Caffe's spelling
+        p = sub.add_parser(name, aliases=aliases, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -47,7 +50,7 @@ def build_parser():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = _commands().get(argv[0]) if argv else None
+    command = _commands().get(argv[0].replace("_", "-")) if argv else None
     if getattr(command, "RAW_ARGUMENTS", False):     # the arguments are a program's
         return command.run_raw(argv[1:])
     args = build_parser().parse_args(_caffe_style(argv))

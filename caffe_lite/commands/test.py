@@ -1,27 +1,22 @@
 """``caffe-lite test``: Caffe's ``caffe test`` (score a model over N batches)."""
 import numpy as np
 
+from ._caffe_flags import add_caffe_flags, note_gpu, stages
+
 HELP = "score a model: mean of each output over --iterations batches"
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, help="the net definition (.prototxt)")
-    parser.add_argument("--weights", required=True, help="trained weights (.caffemodel)")
-    parser.add_argument("--iterations", type=int, default=50,
-                        help="number of batches to run (default 50)")
-    parser.add_argument("--level", type=int, default=0, help="network level")
-    parser.add_argument("--stage", default="", help="network stages, comma-separated")
-    parser.add_argument("--allow_python_layers", action="store_true", default=None,
-                        help="run Python layers the prototxt names (executes their code)")
+    add_caffe_flags(parser, required=("model", "weights"))
     parser.add_argument("--quiet", action="store_true",
                         help="print only the means, not every batch")
 
 
 def run(args):
     from ..net.net import TEST, Net
-    stages = [s for s in args.stage.split(",") if s]
-    net = Net(args.model, TEST, level=args.level, stages=stages, weights=args.weights,
-              allow_python_layers=args.allow_python_layers)
+    note_gpu(args)
+    net = Net(args.model, TEST, level=args.level, stages=stages(args),
+              weights=args.weights, allow_python_layers=args.allow_python_layers)
     total, loss = None, 0.0
     for i in range(args.iterations):
         loss += net.forward_range()

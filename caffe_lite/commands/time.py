@@ -1,41 +1,48 @@
 """``caffe-lite time``: Caffe's ``caffe time`` (per-layer forward/backward ms)."""
 import time
 
+from ._caffe_flags import add_caffe_flags, note_gpu, stages
+
 HELP = "benchmark a model: average forward and backward time per layer"
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, help="the net definition (.prototxt)")
-    parser.add_argument("--iterations", type=int, default=50,
-                        help="number of forward-backward passes (default 50)")
-    parser.add_argument("--phase", default="TRAIN", choices=("TRAIN", "TEST"),
-                        help="network phase (default TRAIN, as in Caffe)")
-    parser.add_argument("--level", type=int, default=0, help="network level")
-    parser.add_argument("--stage", default="", help="network stages, comma-separated")
-    parser.add_argument("--allow_python_layers", action="store_true", default=None,
-                        help="run Python layers the prototxt names (executes their code)")
+    add_caffe_flags(parser, required=("model",))
+    parser.add_argument("--quiet", action="store_true",
+                        help="no line per iteration")
 
 
-def time_layers(net, iterations):
+def _backward(net, i):
+    """Layer i's backward called directly, as Caffe's ``time`` does, so a deploy
+    net (no loss, nothing needs backward) is timed too."""
+    layer = net.layers[i]
+    if layer.has_backward:
+        layer.backward(net.top_vecs[i], net.bottom_need_backward[i], net.bottom_vecs[i])
+
+
+def time_layers(net, iterations, progress=None):
     """(forward ms per layer, backward ms per layer, ms per whole pass), averaged.
 
     Like Caffe's ``time``: one untimed pass first, then each layer's forward in
-    order and each backward in reverse (layers that need no backward are skipped)."""
+    order and each layer's backward in reverse; ``progress(it, ms)`` after each."""
     net.forward_range()
     net.backward_range()
     n = len(net.layers)
     fwd, bwd = [0.0] * n, [0.0] * n
     clock = time.perf_counter
     start = clock()
-    for _ in range(iterations):
+    for it in range(iterations):
+        begin = clock()
         for i in range(n):
             t = clock()
             net.forward_range(i, i)
             fwd[i] += clock() - t
         for i in reversed(range(n)):
             t = clock()
-            net.backward_range(i, i)
+            _backward(net, i)
             bwd[i] += clock() - t
+        if progress:
+            progress(it + 1, (clock() - begin) * 1000.0)
     total = clock() - start
     k = 1000.0 / max(iterations, 1)
     return [f * k for f in fwd], [b * k for b in bwd], total * k
@@ -43,11 +50,15 @@ def time_layers(net, iterations):
 
 def run(args):
     from ..net.net import Net
-    stages = [s for s in args.stage.split(",") if s]
-    net = Net(args.model, args.phase, level=args.level, stages=stages,
-              allow_python_layers=args.allow_python_layers)
+    note_gpu(args)
+    net = Net(args.model, args.phase or "TRAIN", level=args.level, stages=stages(args),
+              weights=args.weights, allow_python_layers=args.allow_python_layers)
     print(f"Testing for {args.iterations} iterations.")
-    fwd, bwd, per_pass = time_layers(net, args.iterations)
+
+    def progress(it, ms):
+        if not args.quiet:
+            print(f"Iteration: {it} forward-backward time: {ms:.5g} ms.", flush=True)
+    fwd, bwd, per_pass = time_layers(net, args.iterations, progress)
     print("Average time per layer: ")
     for name, f, b in zip(net._layer_names, fwd, bwd):
         print(f"{name:>10}\tforward: {f:.5g} ms.")

@@ -64,6 +64,7 @@ class Solver:
         self.smoothed_loss = 0.0
         self._losses: list[np.float32] = []    # the window of average_loss losses
         self.test_results: list[dict[str, np.ndarray]] = []   # per test net: {output: mean values}
+        self.test_results_iter: int | None = None              # the iteration they are from
 
     # -- pycaffe surface -------------------------------------------------------
     @property

@@ -17,6 +17,7 @@ def outputs(net):
 def run_all(solver):
     """Every test net in turn into solver.test_results (stops at a STOP action)."""
     solver.test_results = []
+    solver.test_results_iter = solver.iter
     for net_id in range(len(solver.test_nets)):
         if solver.requested_early_exit:
             break
