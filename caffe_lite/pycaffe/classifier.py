@@ -2,6 +2,7 @@
 ``image_dims``, crops (centre, or ten crops averaged) and returns class scores."""
 import numpy as np
 
+from ..errors import PreprocessError
 from ..net.net import TEST, Net
 from . import io
 
@@ -40,11 +41,17 @@ class Classifier(Net):
         self.crop_dims = np.array(self.blobs[self.inputs[0]].data.shape[2:])
         self.image_dims = self.crop_dims if image_dims is None else image_dims
 
-    def predict(self, inputs, oversample=True):
+    def predict(self, inputs, oversample=True, *, blob=None):
         """(N, classes) scores for N images (H x W x K arrays); with
         ``oversample`` the ten crops' scores are averaged, else the centre
-        crop is used."""
+        crop is used. ``blob``: the output to read (pycaffe: the first)."""
         image_dims = tuple(int(d) for d in self.image_dims)
+        for ix, image in enumerate(inputs):
+            if np.ndim(image) != 3:
+                raise PreprocessError(
+                    f"image {ix} has shape {np.shape(image)}: Classifier.predict takes "
+                    f"H x W x K images (a grayscale one as H x W x 1, e.g. "
+                    f"caffe.io.load_image(path, color=False))")
         # (N, H, W, K): every image scaled to image_dims
         scaled = np.zeros((len(inputs),) + image_dims + (np.shape(inputs[0])[2],),
                           np.float32)
@@ -59,7 +66,8 @@ class Classifier(Net):
             crops = scaled[:, box[0]:box[2], box[1]:box[3], :]
         in_ = self.inputs[0]
         caffe_in = np.stack([self.transformer.preprocess(in_, crop) for crop in crops])
-        predictions = self.forward_all(**{in_: caffe_in})[self.outputs[0]]
+        blob = blob or self.outputs[0]
+        predictions = self.forward_all(blobs=[blob], **{in_: caffe_in})[blob]
         if oversample:
             predictions = predictions.reshape((len(predictions) // 10, 10, -1)).mean(1)
         return predictions
