@@ -129,6 +129,10 @@ class DependencyError(CaffeLiteError):
     """An optional dependency (extra) that is needed but not installed."""
 
 
+class DuplicateLayerNameWarning(UserWarning):
+    """A net whose layers share a name: Caffe runs it, and so do we."""
+
+
 def require(module_name: str, extra: str, purpose: str) -> Any:
     """Import an optional dependency, or explain which extra installs it."""
     import importlib

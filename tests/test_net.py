@@ -133,12 +133,10 @@ def before_loss(extra):
     return head + extra + '\nlayer { name: "loss"' + tail
 
 
-def test_duplicate_producer_and_layer_name():
+def test_duplicate_producer():
     with pytest.raises(NetError, match="more than one layer"):
         make_net(before_loss('layer { name: "dup" type: "InnerProduct" bottom: "ip2" '
                              'top: "data" inner_product_param { num_output: 3 } }'))
-    with pytest.raises(NetError, match="duplicate layer name"):
-        make_net(MLP.replace('name: "ip2"', 'name: "ip1"'))
 
 
 def test_shared_params_sum_their_gradients():

@@ -119,13 +119,22 @@ layers { name: "conv" type: CONVOLUTION bottom: "i" top: "o"
 
 def test_v1_fork_types_and_params_carry_over():
     net = parse_net_param(V1_FORK_NET)
-    assert [l.type for l in net.layer] == ["Unpooling", "BN", "Crop", "Interp",
+    assert [l.type for l in net.layer] == ["Unpooling", "BN", "GeometricCrop", "Interp",
                                            "Convolution"]
     assert net.layer[0].unpooling_param.unpool_size == 14
     assert net.layer[1].bn_param.bn_mode == caffe_pb2.BNParameter.INFERENCE
     assert net.layer[3].interp_param.zoom_factor == 8
     conv = net.layer[4].convolution_param
     assert list(conv.dilation) == [4] and not conv.HasField("hole")
+
+
+def test_v1_crop_without_params_is_the_geometric_crop_and_says_so():
+    import caffe_lite as caffe
+    from caffe_lite.errors import UnknownLayerError
+    deploy = ('input: "a" input_dim: 1 input_dim: 1 input_dim: 4 input_dim: 4\n'
+              'layers { name: "crop" type: CROP bottom: "a" bottom: "a" top: "c" }')
+    with pytest.raises(UnknownLayerError, match=r"'crop'.*early fork.*crop_param"):
+        caffe.Net(parse_net_param(deploy), caffe.TEST)
 
 
 @pytest.mark.parametrize("ceil_mode, round_mode", [("false", "FLOOR"), ("true", "CEIL")])

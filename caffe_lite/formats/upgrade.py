@@ -37,7 +37,11 @@ V1_TYPE_NAMES = {
     "SLICE": "Slice", "TANH": "TanH", "WINDOW_DATA": "WindowData",
     "THRESHOLD": "Threshold",
     # forks (DeconvNet, DeepLab-v1)
-    "UNPOOLING": "Unpooling", "BN": "BN", "CROP": "Crop",
+    "UNPOOLING": "Unpooling", "BN": "BN",
+    # upstream never had a V1 CROP: this is the early FCN fork's, which took no
+    # parameters and computed its offsets from the net's geometry. It keeps a name
+    # of its own, so a net using it says so instead of cropping at offset 0.
+    "CROP": "GeometricCrop",
     "ELTWISE_ACCURACY": "EltwiseAccuracy", "IMAGE_SEG_DATA": "ImageSegData",
     "WINDOW_SEG_DATA": "WindowSegData", "INTERP": "Interp", "MAT_WRITE": "MatWrite",
     "SEG_ACCURACY": "SegAccuracy", "DENSE_CRF": "DenseCRF",

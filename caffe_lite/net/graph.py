@@ -6,7 +6,8 @@ parameters by ParamSpec name) and returns one ``NetGraph``. Everything else in
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+import warnings
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..blob import Blob
-from ..errors import CaffeLiteError, NetError, UnknownLayerError
+from ..errors import CaffeLiteError, DuplicateLayerNameWarning, NetError, UnknownLayerError
 from ..layers.base import Layer, layer_class, layer_types
 from ..proto import caffe_pb2
 
@@ -63,6 +64,14 @@ def build_graph(param: caffe_pb2.NetParameter, source: str | None = None,
 
 ALLOW_PYTHON_LAYERS_VARIABLE = "CAFFE_LITE_ALLOW_PYTHON_LAYERS"
 
+#: what to do about a type that nobody implements, where there is something to say
+UNSUPPORTED_TYPE_HINTS = {
+    "GeometricCrop": "the V1 CROP of FCN's early fork, which computed its offsets "
+                     "from the net's geometry; write it as a Crop layer with "
+                     "crop_param axis and offset (caffe.coord_map.crop computes them "
+                     "for a NetSpec)",
+}
+
 
 def python_layers_allowed(allow_python_layers: bool | None = None) -> bool:
     """The caller's choice, or else the environment's (set to 1 by the pycaffe
@@ -77,7 +86,7 @@ def check_layer_types(param: caffe_pb2.NetParameter, source: str | None,
     """One error listing every layer this net cannot build, not just the first."""
     known = set(layer_types())
     allowed = python_layers_allowed(allow_python_layers)
-    problems = []
+    problems, hints = [], {}
     for lp in param.layer:
         if lp.type == "Python" and not allowed:
             problems.append(f"'{lp.name}' (Python layer importing module "
@@ -86,10 +95,13 @@ def check_layer_types(param: caffe_pb2.NetParameter, source: str | None,
                             f"{ALLOW_PYTHON_LAYERS_VARIABLE}=1 to run it)")
         elif lp.type not in known:
             problems.append(f"'{lp.name}' (type '{lp.type}')")
+            if lp.type in UNSUPPORTED_TYPE_HINTS:
+                hints[lp.type] = UNSUPPORTED_TYPE_HINTS[lp.type]
     if problems:
+        notes = "".join(f" {kind}: {hint}." for kind, hint in hints.items())
         raise UnknownLayerError(
             f"cannot build {len(problems)} layer(s): " + "; ".join(problems) +
-            f". Known types: {', '.join(sorted(known))}", file=source)
+            f".{notes} Known types: {', '.join(sorted(known))}", file=source)
 
 
 class _Wiring:
@@ -110,9 +122,6 @@ def wire_layers(graph: NetGraph, dtype: np.dtype[Any]) -> None:
     for lp in graph.param.layer:
         if not lp.HasField("phase"):
             lp.phase = phase
-        if lp.name in graph.layer_names:
-            raise graph.error(NetError, lp, "duplicate layer name (weights are "
-                              "matched by layer name, so names must be unique)")
         layer = layer_class(lp.type, lp.name)(lp)
         layer.net_file = graph.source          # resolves relative file params
         bottoms, bottom_need = _connect_bottoms(wiring, lp)
@@ -143,6 +152,20 @@ def wire_layers(graph: NetGraph, dtype: np.dtype[Any]) -> None:
         graph.param_specs.append(specs)
     # outputs: produced and never consumed, in name order (Caffe keeps a std::set)
     graph.outputs = sorted(wiring.available)
+    _warn_duplicate_names(graph)
+
+
+def _warn_duplicate_names(graph: NetGraph) -> None:
+    """Caffe accepts layers that share a name; so do we, saying which: weights go
+    to the first of them (CopyTrainedLayersFrom), and pycaffe's name-keyed views
+    (params, layer_dict) show the last under the first one's position."""
+    counts = Counter(graph.layer_names)
+    repeated = sorted(name for name, count in counts.items() if count > 1)
+    if repeated:
+        where = f"{graph.source}: " if graph.source else ""
+        warnings.warn(f"{where}layer names used more than once: {', '.join(repeated)} "
+                      f"(weights are copied into the first layer of each name)",
+                      DuplicateLayerNameWarning, stacklevel=4)
 
 
 def _connect_bottoms(wiring: _Wiring, lp: Any) -> tuple[list[Blob], list[bool]]:

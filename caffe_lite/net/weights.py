@@ -9,6 +9,7 @@ from typing import Iterable
 from ..blob import Blob
 from ..errors import WeightsError
 from ..formats import SavedBlob, SavedLayer, blob_to_proto, read_weights, write_weights
+from ..layers.base import Layer
 from ..proto import caffe_pb2
 from .graph import NetGraph
 
@@ -22,11 +23,13 @@ def copy_from(graph: NetGraph, weights_file: str | os.PathLike[str]) -> None:
 def copy_from_layers(graph: NetGraph, saved_layers: Iterable[SavedLayer],
                      source: str | None = None) -> None:
     """Copy saved layers' blobs into the graph's layers of the same name."""
-    layers = dict(zip(graph.layer_names, graph.layers))
+    layers: dict[str, Layer] = {}
+    for name, layer in zip(graph.layer_names, graph.layers):
+        layers.setdefault(name, layer)       # the first of a name, as Caffe
     for saved in saved_layers:
-        layer = layers.get(saved.name)
-        if layer is None:
+        if saved.name not in layers:
             continue                         # unknown source layers are ignored
+        layer = layers[saved.name]
         if len(saved.blobs) != len(layer.blobs):
             raise WeightsError(
                 f"the weights have {len(saved.blobs)} blob(s) for this layer, "
