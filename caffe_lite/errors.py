@@ -133,12 +133,15 @@ class DuplicateLayerNameWarning(UserWarning):
     """A net whose layers share a name: Caffe runs it, and so do we."""
 
 
-def require(module_name: str, extra: str, purpose: str) -> Any:
-    """Import an optional dependency, or explain which extra installs it."""
+def require(module_name: str, extra: str, purpose: str,
+            file: str | os.PathLike[str] | None = None) -> Any:
+    """Import an optional dependency, or explain which extra installs it (and
+    which file needed it, when one did)."""
     import importlib
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
         raise DependencyError(
             f"{purpose} needs the Python package '{module_name}', which is not "
-            f"installed; install it with: pip install 'caffe-lite[{extra}]'") from exc
+            f"installed; install it with: pip install 'caffe-lite[{extra}]'",
+            file=os.fspath(file) if file is not None else None) from exc

@@ -107,3 +107,29 @@ def test_the_environment_variable_allows_them(monkeypatch):
     assert not isinstance(info.value, UnknownLayerError)
     with pytest.raises(UnknownLayerError):                  # an explicit no wins
         caffe.Net(parse_net_param(PYTHON_NET), caffe.TEST, allow_python_layers=False)
+
+
+# -- bad input that a new user hit -------------------------------------------------
+def test_weights_given_where_the_level_goes_is_explained(tmp_path):
+    from conftest import ROOT
+    with pytest.raises(caffe.CaffeLiteError, match=r"level \(an int\).*weights="):
+        caffe.Net(str(ROOT / "models/lenet/deploy.prototxt"), caffe.TEST, "w.caffemodel")
+
+
+def test_forward_with_an_unknown_blob_name_names_it_before_running():
+    from conftest import ROOT
+
+    from caffe_lite.errors import NetError
+    net = caffe.Net(str(ROOT / "models/lenet/deploy.prototxt"), caffe.TEST)
+    with pytest.raises(NetError, match=r"no blob named 'nope'.*blobs: data, conv1"):
+        net.forward(blobs=["nope"])
+    with pytest.raises(NetError, match=r"no blob named 'nope'"):
+        net.backward(diffs=["nope"])
+
+
+def test_a_missing_extra_names_the_file_that_needed_it(monkeypatch, tmp_path):
+    from caffe_lite.errors import DependencyError
+    from caffe_lite.formats import read_weights
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(DependencyError, match=r"w\.caffemodel\.h5.*caffe-lite\[hdf5\]"):
+        read_weights(str(tmp_path / "w.caffemodel.h5"))

@@ -70,11 +70,11 @@ def _open_shared(path, backend):
     key = (backend, os.path.realpath(path))
     if key not in _OPEN:
         if backend == "lmdb":
-            lmdb = require("lmdb", "lmdb", "reading LMDB databases")
+            lmdb = require("lmdb", "lmdb", "reading LMDB databases", file=path)
             handle = lmdb.open(path, readonly=True, lock=False, readahead=False,
                                subdir=os.path.isdir(path))
         else:
-            plyvel = require("plyvel", "leveldb", "reading LevelDB databases")
+            plyvel = require("plyvel", "leveldb", "reading LevelDB databases", file=path)
             handle = plyvel.DB(path, create_if_missing=False)
         _OPEN[key] = [handle, 0]
     _OPEN[key][1] += 1

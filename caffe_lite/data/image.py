@@ -47,7 +47,7 @@ def decode_image(data, mode=UNCHANGED, name="<encoded image>"):
     """Encoded bytes -> uint8 (H, W, C): ``mode`` color (BGR), gray, or unchanged
     (the file's own channels: gray stays 1, colour is BGR, alpha kept as BGRA)."""
     try:
-        image = _pillow().open(BytesIO(data))
+        image = _pillow(name).open(BytesIO(data))
         if mode == GRAY and image.format == "JPEG" and image.mode != "L":
             image.draft("L", image.size)            # the decoder's own luma
         image.load()
@@ -129,14 +129,14 @@ def parse_list_line(line):
 
 
 # -- pycaffe's caffe.io: scikit-image's way -------------------------------------
-def _pillow():
-    return require("PIL.Image", "image", "reading and resizing images")
+def _pillow(name=None):
+    return require("PIL.Image", "image", "reading and resizing images", file=name)
 
 
 def decode_image_bytes(data, name="<encoded image>"):
     """Encoded JPEG/PNG bytes as a uint8 array (H x W or H x W x C, RGB)."""
     try:
-        image = _pillow().open(BytesIO(data))
+        image = _pillow(name).open(BytesIO(data))
     except Exception as exc:
         raise ImageError(f"not an image Pillow can read ({exc})", file=name) from None
     return np.asarray(_open_image(image, name))
@@ -169,7 +169,7 @@ def load_image(filename: str | os.PathLike[str] | Any, color: bool = True) -> np
     """An image as float32 in [0, 1]: H x W x 3 RGB, or H x W x 1 when
     ``color=False`` (colour images are converted with scikit-image's
     rgb2gray weights, as pycaffe does)."""
-    Image = _pillow()
+    Image = _pillow(filename)
     try:
         image = Image.open(filename)
     except FileNotFoundError:

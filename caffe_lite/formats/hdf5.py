@@ -10,14 +10,14 @@ from .atomic import atomic_write
 from .blobs import SavedBlob, SavedLayer
 
 
-def _h5py():
-    return require("h5py", "hdf5", "reading or writing HDF5 weights")
+def _h5py(path):
+    return require("h5py", "hdf5", "reading or writing HDF5 weights", file=path)
 
 
 def read_weights_hdf5(path):
     """[SavedLayer] from a .caffemodel.h5; types are not stored, so type is ""."""
-    h5py = _h5py()
     path = os.fspath(path)
+    h5py = _h5py(path)
     try:
         with h5py.File(path, "r") as handle:
             if "data" not in handle or not isinstance(handle["data"], h5py.Group):
@@ -52,7 +52,7 @@ def _blobs(datasets, layer):
 
 def write_weights_hdf5(path, layers):
     """[(LayerParameter, [arrays])] -> Caffe's layout (float32 datasets)."""
-    h5py = _h5py()
+    h5py = _h5py(path)
     with atomic_write(path, "w+b") as raw, h5py.File(raw, "w") as handle:
         data = handle.create_group("data")
         for layer_param, arrays in layers:

@@ -43,7 +43,7 @@ class HDF5DataLayer(DataLayer):
             blob.reshape((self.batch_size,) + array.shape[1:])
 
     def load(self, path):
-        h5py = require("h5py", "hdf5", "the HDF5Data layer")
+        h5py = require("h5py", "hdf5", "the HDF5Data layer", file=path)
         try:
             with h5py.File(path, "r") as f:
                 missing = [name for name in self.param.top if name not in f]
@@ -103,8 +103,8 @@ class HDF5OutputLayer(DataLayer):
     exact_num_top = 0
 
     def layer_setup(self, bottom, top):
-        h5py = require("h5py", "hdf5", "the HDF5Output layer")
         self.file_name = self.param.hdf5_output_param.file_name
+        h5py = require("h5py", "hdf5", "the HDF5Output layer", file=self.file_name)
         try:
             h5py.File(self.file_name, "w").close()
         except OSError as exc:

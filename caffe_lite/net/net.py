@@ -105,6 +105,14 @@ class Net:
             stages = args.pop(0)
         if args:
             raise CaffeLiteError("Net() takes network_file, phase[, level, stages]")
+        if isinstance(level, (str, os.PathLike)) and not str(level).lstrip("-").isdigit():
+            raise CaffeLiteError(
+                f"Net()'s argument after the phase is the level (an int), got "
+                f"{str(level)!r}: pass weights by name, Net(prototxt, phase, "
+                f"weights={str(level)!r}), or in pycaffe's legacy order "
+                f"Net(prototxt, weights, phase)")
+        if isinstance(stages, str):
+            stages = [stages]
         if phase is None:
             raise CaffeLiteError("Net() needs a phase: caffe.TRAIN or caffe.TEST")
         param, source = _load_net_param(network_file)
