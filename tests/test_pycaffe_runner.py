@@ -133,3 +133,28 @@ def test_a_missing_extra_names_the_file_that_needed_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(DependencyError, match=r"w\.caffemodel\.h5.*caffe-lite\[hdf5\]"):
         read_weights(str(tmp_path / "w.caffemodel.h5"))
+
+
+def test_an_fcn_style_pycaffe_flow_runs_unmodified(tmp_path):
+    """models/fcn_pycaffe: NetSpec with coord_map.crop, bilinear surgery on the
+    Deconvolution weights, a Python data layer, solver.step and scoring, written
+    for pycaffe and run by the runner; it must learn beyond chance."""
+    import re
+    import shutil
+
+    from conftest import ROOT
+    folder = tmp_path / "fcn"
+    shutil.copytree(ROOT / "models" / "fcn_pycaffe", folder)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env.pop("CAFFE_LITE_ALLOW_PYTHON_LAYERS", None)
+    result = subprocess.run([sys.executable, "-m", "caffe_lite", "pycaffe", "solve.py",
+                             "40"], cwd=folder, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    accuracy, chance = map(float, re.search(
+        r"pixel accuracy ([\d.]+) chance ([\d.]+)", result.stdout).groups())
+    assert accuracy > chance + 0.03, result.stdout
+    train = (folder / "train.prototxt").read_text()
+    # by hand: pad 20 shifts by 19, the pools and fc3 give (x + 19) / 4 - 1.375,
+    # the k8 s4 deconvolution 4y + 3.5: x + 17
+    assert 'type: "Crop"' in train and "offset: 17" in train
