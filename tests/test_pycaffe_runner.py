@@ -158,3 +158,13 @@ def test_an_fcn_style_pycaffe_flow_runs_unmodified(tmp_path):
     # by hand: pad 20 shifts by 19, the pools and fc3 give (x + 19) / 4 - 1.375,
     # the k8 s4 deconvolution 4y + 3.5: x + 17
     assert 'type: "Crop"' in train and "offset: 17" in train
+
+
+def test_the_notebook_line_installs_caffe(tmp_path):
+    code = ("import caffe_lite.pycaffe; caffe_lite.pycaffe.install_as_caffe()\n"
+            "import os, caffe, caffe.io\nfrom caffe.proto import caffe_pb2\n"
+            "print(caffe.__name__, os.environ['CAFFE_LITE_ALLOW_PYTHON_LAYERS'])\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["caffe_lite", "1"]

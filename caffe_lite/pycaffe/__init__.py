@@ -15,7 +15,8 @@ from . import io
 from .classifier import Classifier
 from .detector import Detector
 from .net_spec import NetSpec, layers, params, to_proto
+from .runner import install_as_caffe
 
 __all__ = ["Net", "SGDSolver", "NesterovSolver", "AdaGradSolver", "RMSPropSolver",
            "AdaDeltaSolver", "AdamSolver", "get_solver", "io", "Classifier",
-           "Detector", "NetSpec", "layers", "params", "to_proto"]
+           "Detector", "NetSpec", "layers", "params", "to_proto", "install_as_caffe"]

@@ -20,13 +20,13 @@ PYCAFFE_MODULES = ("io", "net_spec", "coord_map", "classifier", "detector", "dra
 
 def install_as_caffe(allow_python_layers=True):
     """Make ``import caffe`` and pycaffe's submodules give caffe_lite's."""
-    import caffe_lite
-    sys.modules["caffe"] = caffe_lite
+    top = __name__.split(".")[0]          # caffe_lite, imported before this module
+    sys.modules["caffe"] = sys.modules[top]
     for name in PYCAFFE_MODULES:
-        sys.modules[f"caffe.{name}"] = sys.modules[f"caffe_lite.{name}"]
+        sys.modules[f"caffe.{name}"] = sys.modules[f"{top}.{name}"]
     if allow_python_layers:
         os.environ[ALLOW_PYTHON_LAYERS_VARIABLE] = "1"
-    return caffe_lite
+    return sys.modules[top]
 
 
 def run(argv):

@@ -4,9 +4,8 @@ labels (0 background, 1 disc, 2 square). param_str is a dict literal:
 {'batch': 8, 'size': 32, 'seed': 1}."""
 import ast
 
-import numpy as np
-
 import caffe
+import numpy as np
 
 
 def make_shapes(rng, batch, size):

@@ -1,7 +1,8 @@
 """The net, written as FCN's net.py files are: NetSpec, a Python data layer,
 and the score map cropped to the input with caffe.coord_map.crop."""
 import caffe
-from caffe import layers as L, params as P
+from caffe import layers as L
+from caffe import params as P
 from caffe.coord_map import crop
 
 

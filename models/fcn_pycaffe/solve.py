@@ -7,10 +7,9 @@ surgery (surgery.py), steps the solver and scores the held-out batch by
 per-pixel accuracy and mean IU from a confusion matrix (fast_hist)."""
 import sys
 
-import numpy as np
-
 import caffe
 import net
+import numpy as np
 import surgery
 
 
