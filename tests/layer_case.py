@@ -95,6 +95,7 @@ class LayerCase:
         layer.set_up(bottom, top)
         for blob, value in zip(layer.blobs, self.params or []):
             blob.data[...] = value
+        self.layer = layer                  # the last one set up, for tests that inspect it
         return layer, bottom, top
 
     def forward(self, dtype=np.float32):
@@ -114,7 +115,7 @@ class LayerCase:
             r = np.random.default_rng(self.seed + 1)
             top_diffs = [r.standard_normal(t.shape) for t in top]
         for t, d in zip(top, top_diffs):
-            t.diff[...] = d
+            t.diff[...] = np.reshape(d, t.shape)
         if propagate_down is None:
             propagate_down = [True] * len(bottom)
         layer.backward(top, propagate_down, bottom)
@@ -125,9 +126,9 @@ class LayerCase:
         the tops for further checks."""
         assert self.reference is not None, "check_forward needs a reference"
         layer, bottom, top = self.setup(np.float32)
+        inputs = [b.data.copy() for b in bottom + list(layer.blobs)]  # before forward moves them
         layer.run_forward(bottom, top)
-        expected = self.reference(*(b.data.copy() for b in bottom),
-                                  *(b.data.copy() for b in layer.blobs))
+        expected = self.reference(*inputs)
         if not isinstance(expected, (list, tuple)):
             expected = [expected]
         assert len(expected) <= len(top)

@@ -8,14 +8,11 @@ import ref_neuron as ref
 from caffe_lite.blob import Blob
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.layers.normalization import channel_window_sums
-from caffe_lite.proto import caffe_pb2
-from gradcheck import check_gradient, forward, make_layer
-
-TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
+from layer_case import TEST, TRAIN, LayerCase, forward, make_layer, proto
 
 
 def text(layer_type, params=""):
-    return f'name: "n" type: "{layer_type}" bottom: "x" top: "y" {params}'
+    return proto(layer_type, params, name="n")
 
 
 def randn(seed, *shape):
@@ -24,18 +21,9 @@ def randn(seed, *shape):
 
 def run(layer_text, x, dy, in_place=False, phase=TEST, params=None):
     """Forward + backward; returns (layer, top data, bottom diff)."""
-    layer = make_layer(layer_text, phase)
-    bottom = Blob(x.shape)
-    bottom.data[...] = x
-    top = bottom if in_place else Blob()
-    layer.set_up([bottom], [top])
-    for blob, value in zip(layer.blobs, params or []):
-        blob.data[...] = value
-    layer.run_forward([bottom], [top])
-    y = top.data.copy()
-    top.diff[...] = np.reshape(dy, top.shape)
-    layer.backward([top], [True], [bottom])
-    return layer, y, bottom.diff.copy()
+    case = LayerCase(layer_text, [x], phase=phase, params=params, rng_seed=None)
+    (y,), (dx,), _ = case.run([dy], in_place=in_place)
+    return case.layer, y, dx
 
 
 # ---- LRN ------------------------------------------------------------------------
@@ -61,22 +49,20 @@ LRN_CASES = [
 
 @pytest.mark.parametrize("params,kw", LRN_CASES)
 def test_lrn_across_channels(params, kw):
-    x = randn(1, 2, 5, 3, 4)
-    y = forward(text("LRN", params), [x.astype(np.float32)])[0]
-    np.testing.assert_allclose(y, ref.lrn_across(x.astype(np.float32), **kw), rtol=1e-5,
-                               atol=1e-7)
-    check_gradient(text("LRN", params), [x])
+    case = LayerCase(text("LRN", params), [(2, 5, 3, 4)], seed=1, forward_atol=1e-7,
+                     reference=lambda x: ref.lrn_across(x, **kw))
+    case.check_forward()
+    case.check_gradient()
 
 
 @pytest.mark.parametrize("size,alpha,beta", [(3, 0.5, 0.9), (5, 2.0, 0.75)])
 def test_lrn_within_channel_ignores_k(size, alpha, beta):
     params = (f"lrn_param {{ norm_region: WITHIN_CHANNEL local_size: {size} "
               f"alpha: {alpha} beta: {beta} k: 7 }}")
-    x = randn(2, 2, 2, 5, 6)
-    y = forward(text("LRN", params), [x.astype(np.float32)])[0]
-    np.testing.assert_allclose(y, ref.lrn_within(x.astype(np.float32), size, alpha, beta),
-                               rtol=1e-5, atol=1e-7)
-    check_gradient(text("LRN", params), [x])
+    case = LayerCase(text("LRN", params), [(2, 2, 5, 6)], seed=2, forward_atol=1e-7,
+                     reference=lambda x: ref.lrn_within(x, size, alpha, beta))
+    case.check_forward()
+    case.check_gradient()
 
 
 @pytest.mark.parametrize("params,shape", [("lrn_param { local_size: 4 }", (1, 3, 2, 2)),
@@ -101,11 +87,11 @@ def test_mvn(variance, across, eps):
     params = (f"mvn_param {{ normalize_variance: {str(variance).lower()} "
               f"across_channels: {str(across).lower()} eps: {eps} }}")
     x = randn(3, 2, 3, 3, 4) * 2 + 1
-    y = forward(text("MVN", params), [x.astype(np.float32)])[0]
-    np.testing.assert_allclose(y, ref.mvn(x.astype(np.float32), variance, across, eps),
-                               rtol=1e-5, atol=1e-6)
+    case = LayerCase(text("MVN", params), [x],
+                     reference=lambda x: ref.mvn(x, variance, across, eps))
+    case.check_forward()
     if eps < 1e-6:              # Caffe's backward treats eps as 0 (see below)
-        check_gradient(text("MVN", params), [x])
+        case.check_gradient()
     dy = randn(4, *x.shape)
     apart, same = run(text("MVN", params), x, dy), run(text("MVN", params), x, dy, True)
     for a, b in zip(apart[1:], same[1:]):
@@ -151,16 +137,18 @@ def test_batch_norm_forward_and_statistics(phase, params, shape):
     use_global = p.use_global_stats if p.HasField("use_global_stats") else phase == TEST
     x = (randn(7, *shape) * 3 + 1).astype(np.float32)
     blobs = [b.astype(np.float32) for b in stats(shape[1])]
-    layer, y, _ = run(text("BatchNorm", params), x, np.zeros(shape), phase=phase,
-                      params=blobs)
-    y_ref, mean_sum, var_sum, factor = ref.batch_norm(
+    case = LayerCase(text("BatchNorm", params), [x], phase=phase, params=blobs,
+                     check_params=False, forward_atol=1e-5,
+                     reference=lambda x, mean, var, factor: ref.batch_norm(
+                         x, mean, var, float(factor[0]), use_global,
+                         p.moving_average_fraction, p.eps)[0])
+    case.check_forward()
+    _, mean_sum, var_sum, factor = ref.batch_norm(
         x, *blobs[:2], float(blobs[2][0]), use_global, p.moving_average_fraction, p.eps)
-    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(layer.blobs[0].data, mean_sum, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.blobs[1].data, var_sum, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.blobs[2].data, [factor], rtol=1e-6)
-    check_gradient(text("BatchNorm", params), [x.astype(np.float64)], phase=phase,
-                   params=blobs, check_params=False)
+    np.testing.assert_allclose(case.layer.blobs[0].data, mean_sum, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(case.layer.blobs[1].data, var_sum, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(case.layer.blobs[2].data, [factor], rtol=1e-6)
+    case.check_gradient()
 
 
 def test_batch_norm_zero_factor_uses_zero_statistics():
