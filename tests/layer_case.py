@@ -89,8 +89,10 @@ class LayerCase:
             blob = Blob(a.shape, dtype=dtype)
             blob.data[...] = a
             bottom.append(blob)
-        num_top = self.num_top or (len(layer.param.top) or layer.exact_num_top
-                                   or layer.min_top or 1)
+        num_top = self.num_top
+        if num_top is None:                 # as many as the prototxt names, else the least
+            num_top = next(n for n in (len(layer.param.top) or None, layer.exact_num_top,
+                                       layer.min_top, 1) if n is not None)
         top = bottom[:1] if in_place else [Blob(dtype=dtype) for _ in range(num_top)]
         layer.set_up(bottom, top)
         for blob, value in zip(layer.blobs, self.params or []):
