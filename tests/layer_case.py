@@ -100,11 +100,15 @@ class LayerCase:
         self.layer = layer                  # the last one set up, for tests that inspect it
         return layer, bottom, top
 
+    def forward_blobs(self, dtype=np.float32, in_place=False):
+        """(layer, bottom, top) after one forward pass, for tests that go on by hand."""
+        layer, bottom, top = self.setup(dtype, in_place)
+        layer.run_forward(bottom, top)
+        return layer, bottom, top
+
     def forward(self, dtype=np.float32):
         """Tops' data (copies) after one forward pass."""
-        layer, bottom, top = self.setup(dtype)
-        layer.run_forward(bottom, top)
-        return [t.data.copy() for t in top]
+        return [t.data.copy() for t in self.forward_blobs(dtype)[2]]
 
     def run(self, top_diffs=None, dtype=np.float32, in_place=False, propagate_down=None):
         """Forward, then backward from ``top_diffs`` (default: seeded normal); returns
