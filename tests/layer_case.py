@@ -22,7 +22,7 @@ from google.protobuf import text_format
 
 import caffe_lite
 from caffe_lite.blob import Blob
-from caffe_lite.layers.base import layer_class
+from caffe_lite.layers.base import layer_class, layer_types
 from caffe_lite.proto import caffe_pb2
 
 TEST, TRAIN = caffe_pb2.TEST, caffe_pb2.TRAIN
@@ -38,6 +38,13 @@ def rand(*shape, seed=0, low=None, high=None):
     """Seeded float64 inputs: standard normal, or uniform in [low, high)."""
     r = np.random.default_rng(seed)
     return r.standard_normal(shape) if low is None else r.uniform(low, high, shape)
+
+
+def assert_registered(types, why=""):
+    """Fail, naming them, when layer types are missing from the registry. A test that
+    needs a layer must never skip for its absence: a broken registry would pass."""
+    missing = sorted(set(types) - set(layer_types()))
+    assert not missing, f"layer types missing from the registry: {missing} {why}".rstrip()
 
 
 def layer_param(text, phase=TEST):

@@ -9,8 +9,8 @@ import pytest
 
 import caffe_lite as caffe
 from caffe_lite import cli
-from caffe_lite.layers.base import layer_types
 from conftest import ROOT
+from layer_case import assert_registered
 from solver_testnet import net_text
 
 SOLVER = """net: "net.prototxt"
@@ -141,12 +141,9 @@ def test_classify_prints_top_classes(tmp_path, capsys):
         assert [ln.split()[1] for ln in lines[:3]] == order
 
 
-HAVE_DATA_LAYER = "HDF5Data" in layer_types()
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not HAVE_DATA_LAYER, reason="HDF5Data layer not implemented yet")
 def test_lenet_example_trains_to_97_percent(tmp_path, capsys, monkeypatch):
+    assert_registered(["HDF5Data"], "(models/lenet reads its digits with it)")
     pytest.importorskip("h5py")
     monkeypatch.chdir(ROOT)
     solver = ROOT / "models" / "lenet" / "solver.prototxt"

@@ -7,16 +7,14 @@ import pytest
 
 import caffe_lite as caffe
 from caffe_lite.cli import main as cli_main
-from caffe_lite.layers.base import layer_types
 from caffe_lite.summary import summarize_file
 from conftest import zoo_file
+from layer_case import assert_registered
 from ref_pycaffe import conv_out, pool_out
 
 
 def _need(*types):
-    missing = sorted(set(types) - set(layer_types()))
-    if missing:
-        pytest.skip(f"layer types not implemented yet: {', '.join(missing)}")
+    assert_registered(types)
 
 
 def caffenet_costs():
