@@ -72,7 +72,7 @@ class LayerCase:
     def __init__(self, text, bottoms, *, reference=None, params=None, phase=TEST, seed=0,
                  rng_seed=0, fill=None, num_top=None, check_bottoms=None, check_params=True,
                  kink=None, kink_range=-1.0, step=1e-5, rtol=1e-5, atol=1e-7,
-                 forward_rtol=1e-5, forward_atol=1e-6):
+                 forward_rtol=1e-5, forward_atol=1e-6, forward_dtype=np.float32):
         r = np.random.default_rng(seed)
         self.text, self.phase, self.seed, self.rng_seed = text, phase, seed, rng_seed
         self.bottoms = [np.asarray(b) if not isinstance(b, tuple) else
@@ -85,6 +85,7 @@ class LayerCase:
         self.kinks = () if kink is None else np.atleast_1d(kink)
         self.kink_range, self.step, self.rtol, self.atol = kink_range, step, rtol, atol
         self.forward_rtol, self.forward_atol = forward_rtol, forward_atol
+        self.forward_dtype = forward_dtype
 
     def setup(self, dtype=np.float64, in_place=False):
         """Set the layer up over fresh blobs of ``dtype``; returns (layer, bottom, top)."""
@@ -135,10 +136,10 @@ class LayerCase:
         return tops, [b.diff.copy() for b in bottom], [b.diff.copy() for b in layer.blobs]
 
     def check_forward(self):
-        """The float32 layer against the reference on the same float32 inputs; returns
-        the tops for further checks."""
+        """The layer (float32 unless ``forward_dtype``) against the reference on the same
+        inputs as the layer saw; returns the tops for further checks."""
         assert self.reference is not None, "check_forward needs a reference"
-        layer, bottom, top = self.setup(np.float32)
+        layer, bottom, top = self.setup(self.forward_dtype)
         inputs = [b.data.copy() for b in bottom + list(layer.blobs)]  # before forward moves them
         layer.run_forward(bottom, top)
         expected = self.reference(*inputs)

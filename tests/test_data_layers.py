@@ -9,7 +9,7 @@ from caffe_lite.data_transform import DataTransformer
 from caffe_lite.errors import LayerError
 from caffe_lite.formats import parse_net_param
 from caffe_lite.proto import caffe_pb2
-from gradcheck import layer_param
+from layer_case import layer_param
 from ref_data import ref_epoch_order, ref_transform
 
 
