@@ -68,7 +68,8 @@ SOFTMAX_LOSS = [  # params, scores shape, labels shape, axis, ignore, mode
 def test_softmax_loss_against_reference(params, shape, label_shape, axis, ignore, mode):
     labels = labels_for(label_shape, shape[axis], ignore)
     case = LayerCase(layer_text("SoftmaxWithLoss", params), [shape, labels], check_bottoms=[0],
-                     forward_atol=0, reference=lambda x, t: ref_softmax_loss(x, t, axis, ignore, mode)[0])
+                     forward_atol=0,
+                     reference=lambda x, t: ref_softmax_loss(x, t, axis, ignore, mode)[0])
     case.check_forward()
     x = case.bottoms[0].astype(np.float32)
     _, (dx, dlabel), _ = case.run(LOSS_WEIGHT, propagate_down=first_only(2))

@@ -7,7 +7,7 @@ import pytest
 import ref_neuron as ref
 from caffe_lite.blob import Blob
 from caffe_lite.errors import CaffeLiteError
-from layer_case import LayerCase, make_layer, proto
+from layer_case import LayerCase, make_layer, proto, rand
 
 X_SHAPE = (2, 3, 4, 2)
 
@@ -18,10 +18,6 @@ def learned(layer_type, params):
 
 def two_bottom(layer_type, params):
     return proto(layer_type, params, name="n", bottoms=("x", "s"))
-
-
-def randn(seed, *shape):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 # (params, axis used by the reference, operand shape)
@@ -39,7 +35,8 @@ FORMS = [
 @pytest.mark.parametrize("params,axis,shape", FORMS)
 def test_learned_scale_with_bias(params, axis, shape):
     p = f"scale_param {{ {params} bias_term: true }}"
-    case = LayerCase(learned("Scale", p), [X_SHAPE], params=[randn(1, *shape), randn(2, *shape)],
+    case = LayerCase(learned("Scale", p), [X_SHAPE],
+                     params=[rand(*shape, seed=1), rand(*shape, seed=2)],
                      reference=lambda x, s, b: ref.scale(x, s, axis, b), forward_rtol=1e-6)
     case.check_forward()
     assert [blob.shape for blob in case.layer.blobs] == [shape, shape]
@@ -49,7 +46,7 @@ def test_learned_scale_with_bias(params, axis, shape):
 @pytest.mark.parametrize("params,axis,shape", FORMS)
 def test_learned_bias(params, axis, shape):
     p = f"bias_param {{ {params} }}"
-    case = LayerCase(learned("Bias", p), [X_SHAPE], seed=3, params=[randn(4, *shape)],
+    case = LayerCase(learned("Bias", p), [X_SHAPE], seed=3, params=[rand(*shape, seed=4)],
                      reference=lambda x, b: ref.bias(x, b, axis), forward_rtol=1e-6)
     case.check_forward()
     case.check_gradient()
@@ -71,7 +68,8 @@ def test_two_bottom_scale_with_learned_bias_and_gradients():
     layer = make_layer(two_bottom("Scale", p))
     layer.set_up([Blob(X_SHAPE), Blob((3,))], [Blob()])
     assert len(layer.blobs) == 1 and np.all(layer.blobs[0].data == 0.5)
-    x, s, b, dy = randn(7, *X_SHAPE), randn(8, 3), randn(9, 3), randn(10, *X_SHAPE)
+    x, s, b = rand(*X_SHAPE, seed=7), rand(3, seed=8), rand(3, seed=9)
+    dy = rand(*X_SHAPE, seed=10)
     case = LayerCase(two_bottom("Scale", p), [x, s], params=[b])
     case.check_gradient()
     dx, ds, db = ref.scale_grads(x, s, dy)
@@ -97,13 +95,13 @@ def test_default_fillers():
 
 
 @pytest.mark.parametrize("layer_text,params", [
-    (learned("Scale", "scale_param { bias_term: true }"), [randn(12, 3), randn(13, 3)]),
-    (learned("Scale", "scale_param { num_axes: -1 }"), [randn(14, 3, 4, 2)]),
-    (learned("Bias", ""), [randn(15, 3)]),
+    (learned("Scale", "scale_param { bias_term: true }"), [rand(3, seed=12), rand(3, seed=13)]),
+    (learned("Scale", "scale_param { num_axes: -1 }"), [rand(3, 4, 2, seed=14)]),
+    (learned("Bias", ""), [rand(3, seed=15)]),
 ])
 def test_in_place_equals_separate_blobs(layer_text, params):
     case = LayerCase(layer_text, [X_SHAPE], seed=16, params=params)
-    dy = [randn(11, *X_SHAPE)]
+    dy = [rand(*X_SHAPE, seed=11)]
     for a, b in zip(case.run(dy, in_place=False), case.run(dy, in_place=True)):
         for a_i, b_i in zip(a, b):
             np.testing.assert_array_equal(a_i, b_i)

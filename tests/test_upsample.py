@@ -82,7 +82,8 @@ def test_unpool_max_with_mask(shape, k, s, out):
     size = f"unpool_size: {out[0]}" if out[0] == out[1] else \
         f"unpool_h: {out[0]} unpool_w: {out[1]}"
     case = LayerCase(unpool_text(f"unpool: MAX kernel_size: {k} stride: {s} {size}"), [x, mask],
-                     forward_rtol=0, forward_atol=0, reference=lambda x, m: ref_unpool_max(x, m, out))
+                     forward_rtol=0, forward_atol=0,
+                     reference=lambda x, m: ref_unpool_max(x, m, out))
     (y,) = case.check_forward()
     dy = rand(*y.shape, seed=1).astype(np.float32)
     _, (dx, dmask), _ = case.run([dy], propagate_down=first_only(2))
