@@ -193,6 +193,8 @@ def test_conv_nd(case):
         np.testing.assert_allclose(np.vdot(ref_conv(xp, w, None, **kw), dy), np.vdot(xp, dx), rtol=1e-10)
         np.testing.assert_allclose(np.vdot(ref_conv(x, wp, None, **kw), dy), np.vdot(wp, dw), rtol=1e-10)
     np.testing.assert_allclose(db, dy.sum(axis=tuple(i for i in range(dy.ndim) if i != 1)), rtol=1e-12)
+    for got, ref in zip((dx, dw, db), ref_conv_backward(x, w, dy, **kw)):    # and directly
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
 
 
 # ==== adjointness ============================================================
@@ -252,7 +254,10 @@ def test_deconv_nd_is_conv_transpose(case):
     xd = deconv_forward(y, w, None, **kw)
     x = randn(r, *xd.shape, dtype=np.float64)
     np.testing.assert_allclose(np.vdot(ref_conv(x, w, None, **kw), y), np.vdot(x, xd), rtol=1e-12)
+    np.testing.assert_allclose(xd, ref_deconv(y, w, None, **kw), rtol=1e-10, atol=1e-10)
     dx, dw, db = deconv_backward(y, w, x, **kw)                    # x as the top gradient
+    for got, ref in zip((dx, dw, db), ref_deconv_backward(y, w, x, **kw)):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
     yp, wp = randn(r, *y.shape, dtype=np.float64), randn(r, *w.shape, dtype=np.float64)
     np.testing.assert_allclose(np.vdot(deconv_forward(yp, w, None, **kw), x), np.vdot(yp, dx), rtol=1e-12)
     np.testing.assert_allclose(np.vdot(deconv_forward(y, wp, None, **kw), x), np.vdot(wp, dw), rtol=1e-12)
