@@ -39,22 +39,26 @@ def conv_out_shape(x_shape, w_shape, stride=1, pad=0, dilation=1):
 
 def taps(x_shape, w_shape, stride=1, pad=0, dilation=1, group=1):
     """Yield (x index, w index, y index) for every product a convolution sums:
-    x (N, C, *S), w (Cout, C/G, *K), y (N, Cout, *O); taps reading the zero padding
-    are left out."""
+    x (N, C, *S), w (Cout, C/G, *K), y (N, Cout, *O), with input position
+    i = o*s - p + k*d on each axis; taps reading the zero padding are left out."""
     N, C, *S = x_shape
     Cout, Cg, *K = w_shape
     nd = len(S)
     s, p, d = _geometry(nd, stride, pad, dilation)
     O = conv_out_shape(x_shape, w_shape, stride, pad, dilation)[2:]
+    # per axis and output position: the (kernel offset, input position) pairs inside S
+    inside = [[[(k, o * s[a] - p[a] + k * d[a]) for k in range(K[a])
+                if 0 <= o * s[a] - p[a] + k * d[a] < S[a]] for o in range(O[a])]
+              for a in range(nd)]
     Og = Cout // group
-    for n, co in itertools.product(range(N), range(Cout)):
-        g = co // Og
-        for o in itertools.product(*(range(v) for v in O)):
+    for o in itertools.product(*(range(v) for v in O)):
+        window = [tuple(zip(*pairs)) for pairs in
+                  itertools.product(*(inside[a][o[a]] for a in range(nd)))]   # [(k, i)]
+        for n, co in itertools.product(range(N), range(Cout)):
+            g = co // Og
             for c in range(Cg):
-                for k in itertools.product(*(range(v) for v in K)):
-                    i = tuple(o[a] * s[a] - p[a] + k[a] * d[a] for a in range(nd))
-                    if all(0 <= i[a] < S[a] for a in range(nd)):
-                        yield (n, g * Cg + c, *i), (co, c, *k), (n, co, *o)
+                for k, i in window:
+                    yield (n, g * Cg + c, *i), (co, c, *k), (n, co, *o)
 
 
 def _add_bias(y, b):
