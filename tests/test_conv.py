@@ -20,8 +20,8 @@ def conv(kind, params, n_bottoms=1):
 
 # (params, input shape, reference keyword arguments)
 CONV_CASES = [
-    ("num_output: 3 kernel_size: 3", (2, 2, 5, 6), {}),
-    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (2, 3, 7, 6), dict(stride=2, pad=1)),
+    ("num_output: 3 kernel_size: 3", (2, 2, 4, 5), {}),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (2, 3, 5, 6), dict(stride=2, pad=1)),
     ("num_output: 4 kernel_size: 3 group: 2 pad: 1", (1, 4, 5, 5), dict(group=2, pad=1)),
     ("num_output: 4 kernel_size: 3 group: 4", (2, 4, 5, 4), dict(group=4)),
     ("num_output: 2 kernel_size: 3 dilation: 2 pad: 2", (1, 2, 7, 8), dict(dilation=2, pad=2)),
@@ -47,11 +47,11 @@ def test_convolution(params, shape, kw):
 def test_convolution_axis_multiple_bottoms_and_no_bias():
     """axis 2: leading axes fold into the batch; every bottom uses the same weights."""
     def reference(x0, x1, w):
-        return [ref_conv(x.reshape(6, 2, 5, 4), w).reshape(2, 3, 3, 4, 3) for x in (x0, x1)]
+        return [ref_conv(x.reshape(4, 2, 4, 3), w).reshape(2, 2, 3, 3, 2) for x in (x0, x1)]
 
     case = LayerCase(conv("Convolution", f"num_output: 3 kernel_size: 2 axis: 2 "
                                          f"bias_term: false {FILL}", 2),
-                     [(2, 3, 2, 5, 4)] * 2, reference=reference, forward_atol=1e-5)
+                     [(2, 2, 2, 4, 3)] * 2, reference=reference, forward_atol=1e-5)
     case.check_forward()
     case.check_gradient()
 
