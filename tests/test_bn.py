@@ -2,20 +2,17 @@
 references, float64 gradient checks, layout choice, errors."""
 import numpy as np
 import pytest
-from gradcheck import check_gradient, setup_layer
+from layer_case import TEST, TRAIN, LayerCase, proto, setup_layer
 from ref_pooling import ref_bn
 
 from caffe_lite.errors import LayerError
-from caffe_lite.proto import caffe_pb2
 
-TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 SHAPE = (3, 2, 4, 5)
 
 
 def bn_text(params="", tops=1, specs=0):
-    top = "".join(f' top: "t{i}"' for i in range(tops))
-    param = " param { lr_mult: 1 }" * specs
-    return f'name: "bn" type: "BN" bottom: "x"{top}{param} bn_param {{ {params} }}'
+    return proto("BN", "param { lr_mult: 1 } " * specs + f"bn_param {{ {params} }}",
+                 name="bn", tops=[f"t{i}" for i in range(tops)])
 
 
 def data(seed=0, shape=SHAPE):
@@ -28,20 +25,13 @@ def channel_params(seed, c=SHAPE[1]):
     return [r.uniform(0.5, 1.5, (1, c, 1, 1)), r.standard_normal((1, c, 1, 1))]
 
 
-def run(text, x, params, phase=TEST, tops=None):
-    layer, bottom, top = setup_layer(text, [x], num_top=tops, phase=phase, dtype=np.float32)
-    for blob, value in zip(layer.blobs, params):
-        blob.data[...] = value
-    layer.run_forward(bottom, top)
-    return layer, bottom, top
-
-
 # ==== SegNet layout ==========================================================
 
 @pytest.mark.parametrize("phase", [TRAIN, TEST])
 def test_segnet_learn_uses_batch_statistics_in_any_phase(phase):
     x, (scale, shift) = data(), channel_params(1)
-    layer, bottom, top = run(bn_text("bn_mode: LEARN", tops=3), x, [scale, shift], phase, 3)
+    layer, bottom, top = LayerCase(bn_text("bn_mode: LEARN", tops=3), [x], params=[scale, shift],
+                                   phase=phase).forward_blobs()
     y, mean, var = ref_bn(x, scale.ravel(), shift.ravel())
     np.testing.assert_allclose(top[0].data, y, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(top[1].data.ravel(), mean, rtol=1e-5, atol=1e-6)
@@ -51,45 +41,37 @@ def test_segnet_learn_uses_batch_statistics_in_any_phase(phase):
 
 def test_segnet_inference_is_affine():
     x, (scale, shift) = data(2), channel_params(3)
-    _, _, top = run(bn_text("bn_mode: INFERENCE"), x, [scale, shift])
-    np.testing.assert_allclose(top[0].data, scale * x + shift, rtol=1e-6, atol=1e-6)
+    LayerCase(bn_text("bn_mode: INFERENCE"), [x], params=[scale, shift], forward_rtol=1e-6,
+              reference=lambda x, scale, shift: scale * x + shift).check_forward()
 
 
 def test_segnet_default_fillers_are_zero_and_fillers_apply():
-    layer, _, top = run(bn_text(), data(), [])
-    assert not top[0].data.any()                  # scale 0, shift 0
-    layer, _, _ = run(bn_text("scale_filler { type: 'constant' value: 2 } "
-                              "shift_filler { type: 'constant' value: 0.5 }"), data(), [])
+    (y,) = LayerCase(bn_text(), [data()]).forward()
+    assert not y.any()                            # scale 0, shift 0
+    layer, _, _ = LayerCase(bn_text("scale_filler { type: 'constant' value: 2 } "
+                                    "shift_filler { type: 'constant' value: 0.5 }"),
+                            [data()]).forward_blobs()
     assert (layer.blobs[0].data == 2).all() and (layer.blobs[1].data == 0.5).all()
 
 
 @pytest.mark.parametrize("mode", ["LEARN", "INFERENCE"])
 def test_segnet_gradient(mode):
-    check_gradient(bn_text(f"bn_mode: {mode}"), [data(4, (2, 2, 3, 3))],
-                   params=channel_params(5), rtol=1e-4)
+    LayerCase(bn_text(f"bn_mode: {mode}"), [data(4, (2, 2, 3, 3))], params=channel_params(5),
+              rtol=1e-4).check_gradient()
 
 
 def test_segnet_learn_in_place_matches_out_of_place():
-    x, params = data(6), channel_params(7)
-    dy = np.random.default_rng(8).standard_normal(x.shape).astype(np.float32)
-    results = []
-    for in_place in (False, True):
-        layer, bottom, top = setup_layer(bn_text("bn_mode: LEARN"), [x], dtype=np.float32)
-        for blob, value in zip(layer.blobs, params):
-            blob.data[...] = value
-        top = [bottom[0]] if in_place else top
-        layer.run_forward(bottom, top)
-        y = top[0].data.copy()
-        top[0].diff[...] = dy
-        layer.backward(top, [True], bottom)
-        results.append((y, bottom[0].diff.copy(), layer.blobs[0].diff.copy()))
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    case = LayerCase(bn_text("bn_mode: LEARN"), [data(6)], params=channel_params(7))
+    dy = [np.random.default_rng(8).standard_normal(SHAPE).astype(np.float32)]
+    for a, b in zip(case.run(dy), case.run(dy, in_place=True)):
+        for a_i, b_i in zip(a, b):
+            np.testing.assert_array_equal(a_i, b_i)
 
 
 def test_param_diffs_accumulate():
     x = data(9)
-    layer, bottom, top = run(bn_text("bn_mode: INFERENCE"), x, channel_params(10))
+    layer, bottom, top = LayerCase(bn_text("bn_mode: INFERENCE"), [x],
+                                   params=channel_params(10)).forward_blobs()
     top[0].diff[...] = 1
     layer.backward(top, [True], bottom)
     once = layer.blobs[1].diff.copy()
@@ -113,7 +95,8 @@ def psp_params(seed):
                                           ("frozen: true", TEST)])
 def test_pspnet_global_statistics(extra, phase):
     x, params = data(11), psp_params(12)
-    layer, bottom, top = run(bn_text(f"{PSP} eps: 1e-4 {extra}"), x, params, phase)
+    layer, bottom, top = LayerCase(bn_text(f"{PSP} eps: 1e-4 {extra}"), [x], params=params,
+                                   phase=phase).forward_blobs()
     y, _, _ = ref_bn(x, params[0].ravel(), params[1].ravel(), params[2].ravel(),
                      params[3].ravel(), eps=1e-4)
     np.testing.assert_allclose(top[0].data, y, rtol=1e-5, atol=1e-5)
@@ -122,7 +105,8 @@ def test_pspnet_global_statistics(extra, phase):
 
 def test_pspnet_train_uses_batch_statistics_and_updates_running_ones():
     x, params = data(13), psp_params(14)
-    layer, _, top = run(bn_text(f"{PSP} momentum: 0.9"), x, params, TRAIN)
+    layer, _, top = LayerCase(bn_text(f"{PSP} momentum: 0.9"), [x], params=params,
+                              phase=TRAIN).forward_blobs()
     y, mean, var = ref_bn(x, params[0].ravel(), params[1].ravel(), eps=1e-5)
     np.testing.assert_allclose(top[0].data, y, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(layer.blobs[2].data.ravel(),
@@ -132,10 +116,10 @@ def test_pspnet_train_uses_batch_statistics_and_updates_running_ones():
 
 
 def test_pspnet_blobs_and_param_specs():
-    layer, _, _ = run(bn_text(PSP), data(), [])
+    layer, _, _ = LayerCase(bn_text(PSP), [data()]).forward_blobs()
     assert len(layer.blobs) == 4 and not layer.blobs[3].data.any()
     assert [s.lr_mult for s in layer.param.param] == [1, 1, 0, 0]
-    layer, _, _ = run(bn_text(PSP + " frozen: true"), data(), [])
+    layer, _, _ = LayerCase(bn_text(PSP + " frozen: true"), [data()]).forward_blobs()
     assert (layer.blobs[3].data == 1).all()                 # frozen starts with var 1
     assert [s.lr_mult for s in layer.param.param] == [0, 0, 0, 0]
 
@@ -143,13 +127,13 @@ def test_pspnet_blobs_and_param_specs():
 @pytest.mark.parametrize("extra, phase, check_params", [
     ("", TRAIN, True), ("", TEST, False), ("frozen: true", TRAIN, False)])
 def test_pspnet_gradient(extra, phase, check_params):
-    check_gradient(bn_text(f"{PSP} {extra}"), [data(15, (2, 2, 3, 3))], params=psp_params(16),
-                   phase=phase, check_params=check_params, rtol=1e-4)
+    LayerCase(bn_text(f"{PSP} {extra}"), [data(15, (2, 2, 3, 3))], params=psp_params(16),
+              phase=phase, check_params=check_params, rtol=1e-4).check_gradient()
 
 
 def test_pspnet_test_phase_param_diffs():
     x, params = data(17), psp_params(18)
-    layer, bottom, top = run(bn_text(PSP), x, params, TEST)
+    layer, bottom, top = LayerCase(bn_text(PSP), [x], params=params).forward_blobs()
     dy = np.random.default_rng(19).standard_normal(x.shape).astype(np.float32)
     top[0].diff[...] = dy
     layer.param_propagate_down = [True] * 4

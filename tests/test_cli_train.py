@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 from conftest import ROOT
+from layer_case import assert_registered
 from solver_testnet import net_text
 
 import caffe_lite as caffe
 from caffe_lite import cli
-from caffe_lite.layers.base import layer_types
 
 SOLVER = """net: "net.prototxt"
 type: "SGD"
@@ -109,12 +109,11 @@ def test_time_command_prints_caffes_table(solver_file, tmp_path, capsys):
     assert "Average Forward-Backward:" in out
 
 
-HAVE_DATA_LAYER = "HDF5Data" in layer_types()
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAVE_DATA_LAYER, reason="HDF5Data layer not implemented yet")
 def test_lenet_example_trains_to_97_percent(tmp_path, capsys, monkeypatch):
+    assert_registered(["HDF5Data"], "(models/lenet reads its digits with it)")
     pytest.importorskip("h5py")
     monkeypatch.chdir(ROOT)
     solver = ROOT / "models" / "lenet" / "solver.prototxt"

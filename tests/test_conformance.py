@@ -3,8 +3,7 @@ forks) replays with Caffe's numbers."""
 import pytest
 from conformance import load_case, replay
 from conftest import CONFORMANCE
-
-from caffe_lite.layers.base import layer_types
+from layer_case import assert_registered
 
 GROUPS = ("layers", "nets", "forks")
 CASES = sorted(p for g in GROUPS for p in (CONFORMANCE / g).glob("*") if p.is_dir())
@@ -20,9 +19,7 @@ GEMM_TIE_CASES = {"nets/fcn8s_tiny": "a pool3 argmax near-tie flipped by GEMM ro
 @pytest.mark.parametrize("case_dir", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_case(case_dir):
     meta, _ = load_case(case_dir)
-    missing = sorted(set(meta["layer_types"]) - set(layer_types()))
-    if missing:
-        pytest.skip(f"layer types not implemented yet: {', '.join(missing)}")
+    assert_registered(meta["layer_types"])
     name = f"{case_dir.parent.name}/{case_dir.name}"
     if name not in GEMM_TIE_CASES:
         replay(case_dir)

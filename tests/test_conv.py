@@ -3,10 +3,10 @@ ref_conv.py, float64 numerical gradients, adjointness, the bilinear fast path, e
 import numpy as np
 import pytest
 from google.protobuf import text_format
-from gradcheck import check_gradient, setup_layer
+from layer_case import LayerCase, proto, rand, setup_layer
 from ref_conv import ref_conv, ref_deconv, ref_im2col
 
-from caffe_lite import CaffeLiteError, set_random_seed
+from caffe_lite import CaffeLiteError
 from caffe_lite.formats import upgrade_net
 from caffe_lite.ops import deconv_fast
 from caffe_lite.proto import caffe_pb2
@@ -14,29 +14,17 @@ from caffe_lite.proto import caffe_pb2
 FILL = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "uniform" min: -1 max: 1 }'
 
 
-def proto(kind, params, bottoms=("x",), name="L"):
-    bottom = " ".join(f'bottom: "{b}"' for b in bottoms)
-    top = " ".join(f'top: "{b}_out"' for b in bottoms)
-    return f'name: "{name}" type: "{kind}" {bottom} {top} convolution_param {{ {params} }}'
-
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
-def run(kind, params, xs, dtype=np.float32, seed=0):
-    """Forward the layer; return (tops, param arrays)."""
-    set_random_seed(seed)
-    layer, bottom, top = setup_layer(proto(kind, params, [f"x{i}" for i in range(len(xs))]),
-                                     xs, dtype=dtype)
-    layer.run_forward(bottom, top)
-    return [t.data.copy() for t in top], [b.data.astype(np.float64) for b in layer.blobs]
+def conv(kind, params, n_bottoms=1):
+    """Layer 'L' of ``kind`` over bottoms x0, x1, ..."""
+    return proto(kind, f"convolution_param {{ {params} }}",
+                 bottoms=[f"x{i}" for i in range(n_bottoms)],
+                 tops=[f"y{i}" for i in range(n_bottoms)])
 
 
 # (params, input shape, reference keyword arguments)
 CONV_CASES = [
-    ("num_output: 3 kernel_size: 3", (2, 2, 5, 6), {}),
-    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (2, 3, 7, 6), dict(stride=2, pad=1)),
+    ("num_output: 3 kernel_size: 3", (2, 2, 4, 5), {}),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (2, 3, 5, 6), dict(stride=2, pad=1)),
     ("num_output: 4 kernel_size: 3 group: 2 pad: 1", (1, 4, 5, 5), dict(group=2, pad=1)),
     ("num_output: 4 kernel_size: 3 group: 4", (2, 4, 5, 4), dict(group=4)),
     ("num_output: 2 kernel_size: 3 dilation: 2 pad: 2", (1, 2, 7, 8), dict(dilation=2, pad=2)),
@@ -52,27 +40,23 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize("params,shape,kw", CONV_CASES)
-def test_convolution_matches_loops(params, shape, kw):
-    x = rand(*shape)
-    (y,), (w, b) = run("Convolution", f"{params} {FILL}", [x])
-    np.testing.assert_allclose(y, ref_conv(x, w, b, **kw), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("params,shape,kw", CONV_CASES)
-def test_convolution_gradient(params, shape, kw):
-    check_gradient(proto("Convolution", f"{params} {FILL}"), [rand(*shape)])
+def test_convolution(params, shape, kw):
+    case = LayerCase(conv("Convolution", f"{params} {FILL}"), [shape], forward_atol=1e-5,
+                     reference=lambda x, w, b: ref_conv(x, w, b, **kw))
+    case.check_forward()
+    case.check_gradient()
 
 
 def test_convolution_axis_multiple_bottoms_and_no_bias():
     """axis 2: leading axes fold into the batch; every bottom uses the same weights."""
-    x0, x1 = rand(2, 3, 2, 5, 4, seed=1), rand(2, 3, 2, 5, 4, seed=2)
-    params = f"num_output: 3 kernel_size: 2 axis: 2 bias_term: false {FILL}"
-    (y0, y1), params_out = run("Convolution", params, [x0, x1])
-    assert len(params_out) == 1 and y0.shape == (2, 3, 3, 4, 3)
-    for x, y in ((x0, y0), (x1, y1)):
-        ref = ref_conv(x.reshape(6, 2, 5, 4), params_out[0]).reshape(y.shape)
-        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
-    check_gradient(proto("Convolution", params, ["a", "b"]), [x0, x1])
+    def reference(x0, x1, w):
+        return [ref_conv(x.reshape(4, 2, 4, 3), w).reshape(2, 2, 3, 3, 2) for x in (x0, x1)]
+
+    case = LayerCase(conv("Convolution", f"num_output: 3 kernel_size: 2 axis: 2 "
+                                         f"bias_term: false {FILL}", 2),
+                     [(2, 2, 2, 4, 3)] * 2, reference=reference, forward_atol=1e-5)
+    case.check_forward()
+    case.check_gradient()
 
 
 DECONV_CASES = [
@@ -87,15 +71,11 @@ DECONV_CASES = [
 
 
 @pytest.mark.parametrize("params,shape,kw", DECONV_CASES)
-def test_deconvolution_matches_loops(params, shape, kw):
-    x = rand(*shape)
-    (y,), (w, b) = run("Deconvolution", f"{params} {FILL}", [x])
-    np.testing.assert_allclose(y, ref_deconv(x, w, b, **kw), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("params,shape,kw", DECONV_CASES)
-def test_deconvolution_gradient(params, shape, kw):
-    check_gradient(proto("Deconvolution", f"{params} {FILL}"), [rand(*shape)])
+def test_deconvolution(params, shape, kw):
+    case = LayerCase(conv("Deconvolution", f"{params} {FILL}"), [shape], forward_atol=1e-5,
+                     reference=lambda x, w, b: ref_deconv(x, w, b, **kw))
+    case.check_forward()
+    case.check_gradient()
 
 
 @pytest.mark.parametrize("cout,params,shape", [
@@ -106,15 +86,15 @@ def test_deconvolution_gradient(params, shape, kw):
 def test_adjointness(cout, params, shape):
     """<conv(x), y> == <x, deconv(y)> when both read the same weights without bias."""
     x = rand(*shape, seed=3)
-    (cy,), (w,) = run("Convolution", f"num_output: {cout} {params} bias_term: false {FILL}",
-                      [x], np.float64)
-    y = rand(*cy.shape, seed=4)
     layer, bottom, top = setup_layer(
-        proto("Deconvolution", f"num_output: {shape[1]} {params} bias_term: false"), [y])
-    layer.blobs[0].data[...] = w
+        conv("Convolution", f"num_output: {cout} {params} bias_term: false {FILL}"), [x])
     layer.run_forward(bottom, top)
-    assert top[0].shape == x.shape
-    np.testing.assert_allclose(np.vdot(cy, y), np.vdot(x, top[0].data), rtol=1e-12)
+    cy, w = top[0].data.copy(), layer.blobs[0].data.copy()
+    y = rand(*cy.shape, seed=4)
+    (dy,) = LayerCase(conv("Deconvolution", f"num_output: {shape[1]} {params} bias_term: false"),
+                      [y], params=[w]).forward(np.float64)
+    assert dy.shape == x.shape
+    np.testing.assert_allclose(np.vdot(cy, y), np.vdot(x, dy), rtol=1e-12)
 
 
 @pytest.mark.parametrize("params,shape,kw", [
@@ -126,16 +106,15 @@ def test_adjointness(cout, params, shape):
     ("kernel_size: 2 stride: 2 pad: 1", (1, 2, 3, 4, 3), dict(kernel=2, stride=2, pad=1)),
 ])
 def test_im2col(params, shape, kw):
-    x = rand(*shape).astype(np.float32)
-    (cols,), _ = run("Im2col", params, [x])
-    ref = ref_im2col(x, **kw)
-    np.testing.assert_allclose(cols, ref.reshape(cols.shape), rtol=0, atol=0)
-    check_gradient(proto("Im2col", params), [x])
+    case = LayerCase(conv("Im2col", params), [shape], forward_rtol=0, forward_atol=0,
+                     reference=lambda x: ref_im2col(x, **kw))
+    case.check_forward()
+    case.check_gradient()
 
 
 def test_param_diffs_accumulate_and_propagate_down():
     x = rand(1, 2, 4, 4)
-    layer, bottom, top = setup_layer(proto("Convolution", f"num_output: 2 kernel_size: 3 {FILL}"),
+    layer, bottom, top = setup_layer(conv("Convolution", f"num_output: 2 kernel_size: 3 {FILL}"),
                                      [x])
     layer.run_forward(bottom, top)
     top[0].diff[...] = rand(*top[0].shape, seed=5)
@@ -153,22 +132,18 @@ def test_param_diffs_accumulate_and_propagate_down():
 def test_fork_hole_is_dilation():
     """Loading upgrades the fork's hole to dilation (every Net runs upgrade_net); the layer
     itself refuses a param that skipped the upgrade."""
-    x = rand(1, 1, 9, 9)
-    text = proto("Convolution", f"num_output: 1 kernel_size: 3 hole: 2 {FILL}", ["x0"])
+    text = conv("Convolution", f"num_output: 1 kernel_size: 3 hole: 2 {FILL}")
     net = text_format.Parse(f"layer {{ {text} }}", caffe_pb2.NetParameter())
     upgrade_net(net)
-    set_random_seed(0)
-    layer, bottom, top = setup_layer(text_format.MessageToString(net.layer[0]), [x],
-                                     dtype=np.float32)
-    layer.run_forward(bottom, top)
-    w, b = (blob.data.astype(np.float64) for blob in layer.blobs)
-    np.testing.assert_allclose(top[0].data, ref_conv(x, w, b, dilation=2), rtol=1e-5, atol=1e-5)
+    LayerCase(text_format.MessageToString(net.layer[0]), [(1, 1, 9, 9)],
+              reference=lambda x, w, b: ref_conv(x, w, b, dilation=2),
+              forward_atol=1e-5).check_forward()
     with pytest.raises(CaffeLiteError, match="hole"):
-        run("Convolution", f"num_output: 1 kernel_size: 3 hole: 2 {FILL}", [x])
+        setup_layer(text, [rand(1, 1, 9, 9)])
 
 
 def test_reshape_to_new_spatial_size():
-    layer, bottom, top = setup_layer(proto("Convolution", f"num_output: 2 kernel_size: 3 {FILL}"),
+    layer, bottom, top = setup_layer(conv("Convolution", f"num_output: 2 kernel_size: 3 {FILL}"),
                                      [rand(1, 2, 5, 5)])
     bottom[0].reshape(3, 2, 8, 6)
     bottom[0].data[...] = x = rand(3, 2, 8, 6)
@@ -195,13 +170,13 @@ def test_reshape_to_new_spatial_size():
 ])
 def test_errors_name_the_layer(kind, params, shape, message):
     with pytest.raises(CaffeLiteError, match=message) as info:
-        setup_layer(proto(kind, params), [np.zeros(shape)], dtype=np.float32)
+        setup_layer(conv(kind, params), [np.zeros(shape)], dtype=np.float32)
     assert "layer 'L'" in str(info.value)
 
 
 def test_input_changes_are_rejected():
     layer, bottom, top = setup_layer(
-        proto("Convolution", "num_output: 2 kernel_size: 1", ["a", "b"]),
+        conv("Convolution", "num_output: 2 kernel_size: 1", 2),
         [np.zeros((1, 3, 4, 4)), np.zeros((1, 3, 4, 4))])
     bottom[1].reshape(1, 3, 4, 5)
     with pytest.raises(CaffeLiteError, match="shape of bottom 0"):
@@ -223,7 +198,7 @@ def upscore(x, k, s, channels, group, dtype=np.float32, bias=False):
     params = (f"num_output: {channels} kernel_size: {k} stride: {s} group: {group} "
               f"bias_term: {str(bias).lower()} weight_filler {{ type: \"bilinear\" }} "
               f"bias_filler {{ type: \"uniform\" min: -1 max: 1 }}")
-    return setup_layer(proto("Deconvolution", params), [x], dtype=dtype)
+    return setup_layer(conv("Deconvolution", params), [x], dtype=dtype)
 
 
 def generic_forward(layer, bottom, top):

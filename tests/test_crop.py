@@ -1,15 +1,15 @@
 """Crop layer: naive loop reference, float64 gradient check, errors."""
 import numpy as np
 import pytest
-from gradcheck import check_gradient, setup_layer
+from layer_case import LayerCase, proto, setup_layer
 from ref_pooling import ref_crop
 
 from caffe_lite.errors import LayerError
 
 
 def crop_text(params=""):
-    param = f" crop_param {{ {params} }}" if params else ""
-    return f'name: "crop" type: "Crop" bottom: "x" bottom: "ref" top: "y"{param}'
+    return proto("Crop", f"crop_param {{ {params} }}" if params else "", name="crop",
+                 bottoms=("x", "ref"))
 
 
 CASES = [  # params, data shape, reference shape, axis, offsets
@@ -25,20 +25,18 @@ CASES = [  # params, data shape, reference shape, axis, offsets
 
 @pytest.mark.parametrize("params, shape, ref_shape, axis, offsets", CASES)
 def test_forward_backward_against_reference(params, shape, ref_shape, axis, offsets):
-    r = np.random.default_rng(0)
-    x = r.standard_normal(shape).astype(np.float32)
-    layer, bottom, top = setup_layer(crop_text(params), [x, np.zeros(ref_shape)],
-                                     dtype=np.float32)
+    case = LayerCase(crop_text(params), [shape, np.zeros(ref_shape)], forward_rtol=0,
+                     forward_atol=0, reference=lambda x, _: ref_crop(x, ref_shape, axis, offsets))
+    (y,) = case.check_forward()
+    layer, bottom, top = case.setup(np.float32)
     layer.run_forward(bottom, top)
-    expect = ref_crop(x, ref_shape, axis, offsets)
-    np.testing.assert_array_equal(top[0].data, expect)
-    dy = r.standard_normal(expect.shape).astype(np.float32)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
     top[0].diff[...] = dy
     bottom[0].diff[...] = 7                       # stale values must be cleared
     layer.backward(top, [True, False], bottom)
     dx = np.zeros(shape)
     np.add.at(dx, tuple(np.ix_(*[np.arange(s) + o for s, o in zip(
-        expect.shape, _offsets(len(shape), axis, offsets))])), dy)
+        y.shape, _offsets(len(shape), axis, offsets))])), dy)
     np.testing.assert_array_equal(bottom[0].diff, dx)
     assert not bottom[1].diff.any()
 
@@ -50,10 +48,8 @@ def _offsets(ndim, axis, offsets):
 
 
 def test_gradient():
-    r = np.random.default_rng(1)
-    check_gradient(crop_text("axis: 1 offset: 1 offset: 2 offset: 0"),
-                   [r.standard_normal((2, 4, 6, 5)), np.zeros((2, 2, 3, 5))],
-                   check_bottoms=[0])
+    LayerCase(crop_text("axis: 1 offset: 1 offset: 2 offset: 0"),
+              [(2, 4, 6, 5), np.zeros((2, 2, 3, 5))], check_bottoms=[0]).check_gradient()
 
 
 def test_reference_gets_no_forced_gradient():

@@ -3,7 +3,7 @@ HDF5Output layers, on small files made here (Data / ImageData and the image
 tools are in test_data_db.py)."""
 import numpy as np
 import pytest
-from gradcheck import layer_param
+from layer_case import layer_param
 from ref_data import ref_epoch_order, ref_transform
 
 import caffe_lite as caffe

@@ -2,17 +2,15 @@
 reference, float64 gradient checks, errors."""
 import numpy as np
 import pytest
-from gradcheck import check_gradient, forward, setup_layer
+from layer_case import LayerCase, forward, proto, setup_layer
 from ref_shape import ref_eltwise, ref_eltwise_backward
 
 from caffe_lite.errors import LayerError
 
-rng = np.random.default_rng(3)
-
 
 def eltwise_text(params="", n=3):
-    bottoms = " ".join(f'bottom: "x{i}"' for i in range(n))
-    return f'name: "e" type: "Eltwise" {bottoms} top: "y" eltwise_param {{ {params} }}'
+    return proto("Eltwise", f"eltwise_param {{ {params} }}", name="e",
+                 bottoms=[f"x{i}" for i in range(n)])
 
 
 CASES = [("operation: PROD", "PROD", None), ("operation: SUM", "SUM", None),
@@ -25,14 +23,18 @@ CASES = [("operation: PROD", "PROD", None), ("operation: SUM", "SUM", None),
 @pytest.mark.parametrize("integers", [False, True])
 def test_forward_backward_against_reference(params, op, coeffs, integers):
     # integer data makes exact ties everywhere for MAX (and keeps PROD away from 0)
-    shape = (2, 3, 4)
+    shape, rng = (2, 3, 4), np.random.default_rng(3)
     xs = [(rng.integers(1, 4, shape) * rng.choice([-1, 1], shape) if integers
            else rng.standard_normal(shape)).astype(np.float32) for _ in range(3)]
-    layer, bottom, top = setup_layer(eltwise_text(params), xs, dtype=np.float32)
+
+    def reference(*xs):
+        expect = ref_eltwise(op, xs, coeffs)
+        return expect[0] if op == "MAX" else expect
+
+    case = LayerCase(eltwise_text(params), xs, reference=reference, forward_rtol=1e-6)
+    case.check_forward()
+    layer, bottom, top = case.setup(np.float32)
     layer.run_forward(bottom, top)
-    expect = ref_eltwise(op, xs, coeffs)
-    expect = expect[0] if op == "MAX" else expect
-    np.testing.assert_allclose(top[0].data, expect, rtol=1e-6, atol=1e-6)
     dy = rng.standard_normal(shape).astype(np.float32)
     top[0].diff[...] = dy
     for b in bottom:
@@ -60,13 +62,13 @@ def test_max_tie_rule():
                                     "operation: SUM coeff: 0.3 coeff: -2 coeff: 1",
                                     "operation: MAX"])
 def test_gradient(params):
+    rng = np.random.default_rng(4)
     xs = [rng.uniform(0.5, 2, (2, 3)) * rng.choice([-1, 1], (2, 3)) for _ in range(3)]
-    check_gradient(eltwise_text(params), xs)
+    LayerCase(eltwise_text(params), xs).check_gradient()
 
 
 def test_two_bottom_prod_gradient():
-    check_gradient(eltwise_text("operation: PROD", 2),
-                   [rng.standard_normal((3, 2)) for _ in range(2)])
+    LayerCase(eltwise_text("operation: PROD", 2), [(3, 2), (3, 2)], seed=5).check_gradient()
 
 
 @pytest.mark.parametrize("params, shapes, match", [

@@ -11,6 +11,7 @@ import caffe_lite as caffe
 from caffe_lite import layers as L
 from caffe_lite import params as P
 from caffe_lite.errors import CaffeLiteError
+from caffe_lite.formats import read_net_param
 from caffe_lite.proto import caffe_pb2
 
 
@@ -130,11 +131,9 @@ def test_prototxt_text_reads_back(build, expected, tmp_path):
     net = build()
     again = text_format.Parse(str(net), caffe_pb2.NetParameter())
     assert again == net
-    formats = pytest.importorskip("caffe_lite.formats.prototxt",
-                                  reason="prototxt reader not written yet")
     path = tmp_path / "net.prototxt"
     path.write_text(str(net))
-    assert formats.read_net_param(str(path)) == net
+    assert read_net_param(str(path)) == net
 
 
 def test_top_to_proto_and_net_from_spec():
@@ -143,7 +142,6 @@ def test_top_to_proto_and_net_from_spec():
     assert n.data.to_proto().layer[0].top == ["Input1"]     # automatic, as pycaffe
     assert n.to_proto().layer[0].top == ["data"]
     assert 'data' in n and n['data'] is n.data
-    pytest.importorskip("caffe_lite.formats.upgrade", reason="upgrade not written yet")
     net = caffe.Net(n.to_proto(), caffe.TEST)
     assert net.blobs['data'].shape == (2, 3)
 

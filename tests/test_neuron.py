@@ -6,28 +6,25 @@ import math
 import numpy as np
 import pytest
 import ref_neuron as ref
-from gradcheck import check_gradient, forward, make_layer
+from layer_case import LayerCase, forward, make_layer, proto, rand
 
 from caffe_lite.blob import Blob
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.ops.libm import tanhf
 from caffe_lite.proto import caffe_pb2
-from caffe_lite.rng import set_random_seed
 
 SHAPE = (2, 3, 3, 4)
 
 
 def text(layer_type, params=""):
-    return f'name: "n" type: "{layer_type}" bottom: "x" top: "y" {params}'
+    return proto(layer_type, params, name="n")
 
 
-def inputs(seed=0, shape=SHAPE, low=-2.0, high=2.0, avoid=(0.0,), margin=0.05):
-    """Uniform inputs kept at least ``margin`` away from the kinks in ``avoid``."""
-    x = np.random.default_rng(seed).uniform(low, high, shape)
-    for point in avoid:
-        near = np.abs(x - point) < margin
-        x[near] = point + np.where(x[near] < point, -margin, margin)
-    return x
+def run_layer(layer_text, x, dy, in_place, phase=caffe_pb2.TEST, params=None, rng_seed=None):
+    """(top data, bottom diff, param diffs) over separate blobs or one shared blob."""
+    (y,), (dx,), dparams = LayerCase(layer_text, [x], phase=phase, params=params,
+                                     rng_seed=rng_seed).run([dy], in_place=in_place)
+    return y, dx, dparams
 
 
 # (id, type, params, scalar reference, input range, kinks to avoid)
@@ -71,37 +68,17 @@ IDS = [c[0] for c in CASES]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_forward_matches_reference(case):
-    _, layer_type, params, fn, (low, high), avoid = case
-    x = inputs(1, low=low, high=high, avoid=avoid).astype(np.float32)
-    y = forward(text(layer_type, params), [x])[0]
-    assert y.dtype == np.float32 and y.shape == x.shape
-    np.testing.assert_allclose(y, ref.elementwise(fn, x), rtol=2e-6, atol=1e-7)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c[1] != "Threshold"],
-                         ids=[c[0] for c in CASES if c[1] != "Threshold"])
-def test_gradient(case):
-    _, layer_type, params, _, (low, high), avoid = case
-    check_gradient(text(layer_type, params), [inputs(2, low=low, high=high, avoid=avoid)])
-
-
-def run_layer(layer_text, x, dy, in_place, phase=caffe_pb2.TEST, params=None):
-    """Forward + backward over separate blobs or one shared blob (in place); returns
-    (top data, bottom diff, param diffs)."""
-    layer = make_layer(layer_text, phase)
-    bottom = Blob(x.shape)
-    bottom.data[...] = x
-    top = bottom if in_place else Blob()
-    layer.set_up([bottom], [top])
-    for blob, value in zip(layer.blobs, params or []):
-        blob.data[...] = value
-    layer.param_propagate_down = [True] * len(layer.blobs)
-    layer.run_forward([bottom], [top])
-    y = top.data.copy()
-    top.diff[...] = dy
-    layer.backward([top], [True], [bottom])
-    return y, bottom.diff.copy(), [b.diff.copy() for b in layer.blobs]
+def test_forward_and_gradient(case):
+    """Uniform inputs over the whole range; the gradient check skips points next to
+    the kinks as Caffe's GradientChecker does."""
+    _, layer_type, params, fn, fill, kinks = case
+    lc = LayerCase(text(layer_type, params), [SHAPE], fill=fill, seed=1, kink=kinks,
+                   kink_range=0.05, reference=lambda x: ref.elementwise(fn, x),
+                   forward_rtol=2e-6, forward_atol=1e-7)
+    (y,) = lc.check_forward()
+    assert y.dtype == np.float32 and y.shape == SHAPE
+    if layer_type != "Threshold":                     # no backward, like Caffe
+        lc.check_gradient()
 
 
 IN_PLACE = [c for c in CASES if c[1] != "Threshold"] + [
@@ -117,8 +94,8 @@ IN_PLACE = [c for c in CASES if c[1] != "Threshold"] + [
 @pytest.mark.parametrize("case", IN_PLACE, ids=[c[0] for c in IN_PLACE])
 def test_in_place_equals_separate_blobs(case):
     _, layer_type, params, _, (low, high), avoid = case
-    x = inputs(3, low=low, high=high, avoid=avoid).astype(np.float32)
-    dy = np.random.default_rng(4).standard_normal(x.shape).astype(np.float32)
+    x = rand(*SHAPE, seed=3, low=low, high=high).astype(np.float32)
+    dy = rand(*SHAPE, seed=4).astype(np.float32)
     layer_text = text(layer_type, params)
     slopes = None
     if layer_type == "PReLU":
@@ -202,14 +179,12 @@ def test_dropout_train_drops_and_rescales_with_a_repeatable_mask():
     x = np.ones((4, 50, 10), np.float32)
     dy = np.full(x.shape, 2, np.float32)
     layer_text = text("Dropout", "dropout_param { dropout_ratio: 0.25 }")
-    set_random_seed(7)
-    y, dx, _ = run_layer(layer_text, x, dy, False, phase=caffe_pb2.TRAIN)
+    y, dx, _ = run_layer(layer_text, x, dy, False, phase=caffe_pb2.TRAIN, rng_seed=7)
     kept = y != 0
     assert set(np.unique(y)) == {0, np.float32(1 / 0.75)}
     assert abs(kept.mean() - 0.75) < 0.03
     np.testing.assert_array_equal(dx, np.where(kept, np.float32(2 / 0.75), 0))
-    set_random_seed(7)
-    again, _, _ = run_layer(layer_text, x, dy, True, phase=caffe_pb2.TRAIN)
+    again, _, _ = run_layer(layer_text, x, dy, True, phase=caffe_pb2.TRAIN, rng_seed=7)
     np.testing.assert_array_equal(again, y)
 
 
@@ -234,18 +209,17 @@ def test_dropout_fork_fields():
                                           ((4, 5), False)])
 def test_prelu_against_reference(shape, shared):
     p = f"prelu_param {{ channel_shared: {str(shared).lower()} }}"
-    x = inputs(6, shape)
-    slopes = np.random.default_rng(7).uniform(-1, 1, () if shared else shape[1])
-    y = forward(text("PReLU", p), [x.astype(np.float32)], params=[slopes])[0]
-    np.testing.assert_allclose(y, ref.prelu(x.astype(np.float32), slopes.astype(np.float32)),
-                               rtol=1e-6)
-    dy = np.random.default_rng(8).standard_normal(shape)
-    _, dx, (da,) = run_layer(text("PReLU", p), x, dy, False, params=[slopes])
-    ref_dx, ref_da = ref.prelu_grads(x.astype(np.float32), slopes.astype(np.float32),
-                                     dy.astype(np.float32))
+    slopes = rand(*(() if shared else shape[1:2]), seed=7, low=-1, high=1)
+    case = LayerCase(text("PReLU", p), [shape], fill=(-2, 2), seed=6, params=[slopes], kink=0,
+                     kink_range=0.05, reference=ref.prelu, forward_rtol=1e-6)
+    case.check_forward()
+    dy = rand(*shape, seed=8).astype(np.float32)
+    _, (dx,), (da,) = case.run([dy])
+    x32 = case.bottoms[0].astype(np.float32)
+    ref_dx, ref_da = ref.prelu_grads(x32, slopes.astype(np.float32), dy)
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-6)
     np.testing.assert_allclose(da, ref_da, rtol=1e-5)
-    check_gradient(text("PReLU", p), [x], params=[slopes])
+    case.check_gradient()
 
 
 def test_prelu_default_filler_and_blob_shapes():

@@ -4,45 +4,22 @@ and errors for bad input."""
 import numpy as np
 import pytest
 import ref_neuron as ref
-from gradcheck import check_gradient, forward, make_layer
+from layer_case import TEST, TRAIN, LayerCase, forward, make_layer, proto, rand
 
 from caffe_lite.blob import Blob
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.layers.normalization import channel_window_sums
-from caffe_lite.proto import caffe_pb2
-
-TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 
 
 def text(layer_type, params=""):
-    return f'name: "n" type: "{layer_type}" bottom: "x" top: "y" {params}'
-
-
-def randn(seed, *shape):
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
-def run(layer_text, x, dy, in_place=False, phase=TEST, params=None):
-    """Forward + backward; returns (layer, top data, bottom diff)."""
-    layer = make_layer(layer_text, phase)
-    bottom = Blob(x.shape)
-    bottom.data[...] = x
-    top = bottom if in_place else Blob()
-    layer.set_up([bottom], [top])
-    for blob, value in zip(layer.blobs, params or []):
-        blob.data[...] = value
-    layer.run_forward([bottom], [top])
-    y = top.data.copy()
-    top.diff[...] = np.reshape(dy, top.shape)
-    layer.backward([top], [True], [bottom])
-    return layer, y, bottom.diff.copy()
+    return proto(layer_type, params, name="n")
 
 
 # ---- LRN ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("size,channels", [(1, 4), (3, 6), (5, 7), (5, 3), (7, 2)])
 def test_channel_window_sums_are_zero_padded_window_sums(size, channels):
-    v = randn(0, 2, channels, 3)
+    v = rand(2, channels, 3, seed=0)
     got = channel_window_sums(v, size, start=0.5)
     half = (size - 1) // 2
     for c in range(channels):
@@ -61,22 +38,20 @@ LRN_CASES = [
 
 @pytest.mark.parametrize("params,kw", LRN_CASES)
 def test_lrn_across_channels(params, kw):
-    x = randn(1, 2, 5, 3, 4)
-    y = forward(text("LRN", params), [x.astype(np.float32)])[0]
-    np.testing.assert_allclose(y, ref.lrn_across(x.astype(np.float32), **kw), rtol=1e-5,
-                               atol=1e-7)
-    check_gradient(text("LRN", params), [x])
+    case = LayerCase(text("LRN", params), [(2, 5, 3, 4)], seed=1, forward_atol=1e-7,
+                     reference=lambda x: ref.lrn_across(x, **kw))
+    case.check_forward()
+    case.check_gradient()
 
 
 @pytest.mark.parametrize("size,alpha,beta", [(3, 0.5, 0.9), (5, 2.0, 0.75)])
 def test_lrn_within_channel_ignores_k(size, alpha, beta):
     params = (f"lrn_param {{ norm_region: WITHIN_CHANNEL local_size: {size} "
               f"alpha: {alpha} beta: {beta} k: 7 }}")
-    x = randn(2, 2, 2, 5, 6)
-    y = forward(text("LRN", params), [x.astype(np.float32)])[0]
-    np.testing.assert_allclose(y, ref.lrn_within(x.astype(np.float32), size, alpha, beta),
-                               rtol=1e-5, atol=1e-7)
-    check_gradient(text("LRN", params), [x])
+    case = LayerCase(text("LRN", params), [(2, 2, 5, 6)], seed=2, forward_atol=1e-7,
+                     reference=lambda x: ref.lrn_within(x, size, alpha, beta))
+    case.check_forward()
+    case.check_gradient()
 
 
 @pytest.mark.parametrize("params,shape", [("lrn_param { local_size: 4 }", (1, 3, 2, 2)),
@@ -100,22 +75,22 @@ MVN_CASES = [(True, False, 1e-9), (True, True, 1e-9), (False, False, 1e-9),
 def test_mvn(variance, across, eps):
     params = (f"mvn_param {{ normalize_variance: {str(variance).lower()} "
               f"across_channels: {str(across).lower()} eps: {eps} }}")
-    x = randn(3, 2, 3, 3, 4) * 2 + 1
-    y = forward(text("MVN", params), [x.astype(np.float32)])[0]
-    np.testing.assert_allclose(y, ref.mvn(x.astype(np.float32), variance, across, eps),
-                               rtol=1e-5, atol=1e-6)
+    x = rand(2, 3, 3, 4, seed=3) * 2 + 1
+    case = LayerCase(text("MVN", params), [x],
+                     reference=lambda x: ref.mvn(x, variance, across, eps))
+    case.check_forward()
     if eps < 1e-6:              # Caffe's backward treats eps as 0 (see below)
-        check_gradient(text("MVN", params), [x])
-    dy = randn(4, *x.shape)
-    apart, same = run(text("MVN", params), x, dy), run(text("MVN", params), x, dy, True)
-    for a, b in zip(apart[1:], same[1:]):
-        np.testing.assert_array_equal(a, b)
+        case.check_gradient()
+    dy = rand(*x.shape, seed=4)
+    apart, same = case.run([dy]), case.run([dy], in_place=True)
+    for a, b in zip(apart[:2], same[:2]):           # tops, bottom diffs
+        np.testing.assert_array_equal(a[0], b[0])
 
 
 def test_mvn_backward_is_caffes_formula_which_ignores_eps():
     """dx = (dy - mean(dy) - mean(dy y) y) / (std + eps): exact only for eps -> 0."""
-    x, dy = randn(15, 2, 3, 4, 4), randn(16, 2, 3, 4, 4)
-    _, y, dx = run(text("MVN", "mvn_param { eps: 0.5 }"), x, dy)
+    x, dy = rand(2, 3, 4, 4, seed=15), rand(2, 3, 4, 4, seed=16)
+    (y,), (dx,), _ = LayerCase(text("MVN", "mvn_param { eps: 0.5 }"), [x]).run([dy])
     rows = lambda a: a.reshape(6, 16)
     std = rows(x).std(axis=1, keepdims=True) + 0.5
     expected = (rows(dy) - rows(dy).mean(1, keepdims=True)
@@ -124,7 +99,7 @@ def test_mvn_backward_is_caffes_formula_which_ignores_eps():
 
 
 def test_mvn_top_takes_the_legacy_4d_shape():
-    y = forward(text("MVN"), [randn(5, 3, 4).astype(np.float32)])[0]
+    y = forward(text("MVN"), [rand(3, 4, seed=5).astype(np.float32)])[0]
     assert y.shape == (3, 4, 1, 1)
     with pytest.raises(CaffeLiteError, match="at most 4 axes"):
         make_layer(text("MVN")).set_up([Blob((1, 2, 3, 4, 5))], [Blob()])
@@ -149,22 +124,24 @@ def stats(channels, seed=6, factor=2.5):
 def test_batch_norm_forward_and_statistics(phase, params, shape):
     p = make_layer(text("BatchNorm", params), phase).param.batch_norm_param
     use_global = p.use_global_stats if p.HasField("use_global_stats") else phase == TEST
-    x = (randn(7, *shape) * 3 + 1).astype(np.float32)
+    x = (rand(*shape, seed=7) * 3 + 1).astype(np.float32)
     blobs = [b.astype(np.float32) for b in stats(shape[1])]
-    layer, y, _ = run(text("BatchNorm", params), x, np.zeros(shape), phase=phase,
-                      params=blobs)
-    y_ref, mean_sum, var_sum, factor = ref.batch_norm(
+    case = LayerCase(text("BatchNorm", params), [x], phase=phase, params=blobs,
+                     check_params=False, forward_atol=1e-5,
+                     reference=lambda x, mean, var, factor: ref.batch_norm(
+                         x, mean, var, float(factor[0]), use_global,
+                         p.moving_average_fraction, p.eps)[0])
+    case.check_forward()
+    _, mean_sum, var_sum, factor = ref.batch_norm(
         x, *blobs[:2], float(blobs[2][0]), use_global, p.moving_average_fraction, p.eps)
-    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(layer.blobs[0].data, mean_sum, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.blobs[1].data, var_sum, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.blobs[2].data, [factor], rtol=1e-6)
-    check_gradient(text("BatchNorm", params), [x.astype(np.float64)], phase=phase,
-                   params=blobs, check_params=False)
+    np.testing.assert_allclose(case.layer.blobs[0].data, mean_sum, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(case.layer.blobs[1].data, var_sum, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(case.layer.blobs[2].data, [factor], rtol=1e-6)
+    case.check_gradient()
 
 
 def test_batch_norm_zero_factor_uses_zero_statistics():
-    x = randn(8, 2, 3, 2).astype(np.float32)
+    x = rand(2, 3, 2, seed=8).astype(np.float32)
     blobs = [np.ones(3), np.ones(3), np.zeros(1)]
     y = forward(text("BatchNorm", "batch_norm_param { eps: 0.01 }"), [x], params=blobs)[0]
     np.testing.assert_allclose(y, x / np.sqrt(np.float32(0.01)), rtol=1e-6)
@@ -173,11 +150,11 @@ def test_batch_norm_zero_factor_uses_zero_statistics():
 def test_batch_norm_never_learns_its_statistics():
     layer = make_layer(text("BatchNorm"), TRAIN)
     bottom, top = Blob((4, 3)), Blob()
-    bottom.data[...] = randn(9, 4, 3)
+    bottom.data[...] = rand(4, 3, seed=9)
     layer.set_up([bottom], [top])
     assert [s.lr_mult for s in layer.param.param] == [0, 0, 0]
     layer.run_forward([bottom], [top])
-    top.diff[...] = randn(10, 4, 3)
+    top.diff[...] = rand(4, 3, seed=10)
     layer.param_propagate_down = [True] * 3          # as force_backward sets it
     layer.backward([top], [True], [bottom])
     assert bottom.diff.any()
@@ -193,19 +170,21 @@ def test_batch_norm_never_learns_its_statistics():
 
 @pytest.mark.parametrize("phase", [TRAIN, TEST])
 def test_batch_norm_in_place_equals_separate_blobs(phase):
-    x, dy = randn(11, 3, 2, 4) * 2, randn(12, 3, 2, 4)
+    x, dy = rand(3, 2, 4, seed=11) * 2, rand(3, 2, 4, seed=12)
     blobs = stats(2)
-    apart = run(text("BatchNorm"), x, dy, phase=phase, params=blobs)
-    same = run(text("BatchNorm"), x, dy, True, phase=phase, params=blobs)
-    for a, b in zip(apart[1:], same[1:]):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(apart[0].blobs, same[0].blobs):
-        np.testing.assert_array_equal(a.data, b.data)
+    case = LayerCase(text("BatchNorm"), [x], phase=phase, params=blobs)
+    apart = case.run([dy])
+    apart_stats = [b.data.copy() for b in case.layer.blobs]
+    same = case.run([dy], in_place=True)
+    for a, b in zip(apart[:2], same[:2]):           # tops, bottom diffs
+        np.testing.assert_array_equal(a[0], b[0])
+    for a, b in zip(apart_stats, case.layer.blobs):
+        np.testing.assert_array_equal(a, b.data)
 
 
 def test_batch_norm_backward_uses_its_own_copy_of_the_output():
     """A later in-place layer may overwrite the top; backward must not read it."""
-    x, dy = randn(13, 4, 3, 2), randn(14, 4, 3, 2)
+    x, dy = rand(4, 3, 2, seed=13), rand(4, 3, 2, seed=14)
     layer = make_layer(text("BatchNorm"), TRAIN)
     bottom, top = Blob(x.shape), Blob()
     bottom.data[...] = x

@@ -1,14 +1,11 @@
-"""caffe_lite.ops kernels against the naive loop references in tests/reference.py."""
+"""caffe_lite.ops kernels against the naive loop references in tests/ref_conv.py and
+tests/reference.py."""
 import numpy as np
 import pytest
+from ref_conv import ref_conv, ref_conv_backward, ref_deconv, ref_deconv_backward
 from reference import (
     ref_ave_pool,
     ref_ave_pool_backward,
-    ref_conv2d,
-    ref_conv2d_backward,
-    ref_conv_nd,
-    ref_deconv2d,
-    ref_deconv2d_backward,
     ref_max_pool,
     ref_max_pool_backward,
     ref_pool_out_size,
@@ -112,8 +109,8 @@ def test_conv_forward_2d(case):
     x, w, b, kw = conv_case(case, 1, np.float32)
     y = conv_forward(x, w, b, **kw)
     assert y.dtype == np.float32
-    np.testing.assert_allclose(y, ref_conv2d(x, w, b, **kw), rtol=RTOL32, atol=ATOL32)
-    np.testing.assert_allclose(conv_forward(x, w, None, **kw), ref_conv2d(x, w, None, **kw),
+    np.testing.assert_allclose(y, ref_conv(x, w, b, **kw), rtol=RTOL32, atol=ATOL32)
+    np.testing.assert_allclose(conv_forward(x, w, None, **kw), ref_conv(x, w, None, **kw),
                                rtol=RTOL32, atol=ATOL32)
 
 
@@ -123,7 +120,7 @@ def test_conv_backward_2d(case):
     y = conv_forward(x, w, b, **kw)
     dy = randn(rng(3), *y.shape, dtype=np.float64)
     dx, dw, db = conv_backward(x, w, dy, **kw)
-    rdx, rdw, rdb = ref_conv2d_backward(x, w, dy, **kw)
+    rdx, rdw, rdb = ref_conv_backward(x, w, dy, **kw)
     np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-10)
@@ -165,7 +162,7 @@ def test_deconv_forward_2d(case):
     x, w, b, kw = deconv_case(case, 4, np.float32)
     y = deconv_forward(x, w, b, **kw)
     assert y.dtype == np.float32
-    np.testing.assert_allclose(y, ref_deconv2d(x, w, b, **kw), rtol=RTOL32, atol=ATOL32)
+    np.testing.assert_allclose(y, ref_deconv(x, w, b, **kw), rtol=RTOL32, atol=ATOL32)
 
 
 @pytest.mark.parametrize("case", DECONV2D)
@@ -174,7 +171,7 @@ def test_deconv_backward_2d(case):
     y = deconv_forward(x, w, b, **kw)
     dy = randn(rng(6), *y.shape, dtype=np.float64)
     got = deconv_backward(x, w, dy, **kw)
-    for a, ref in zip(got, ref_deconv2d_backward(x, w, dy, **kw)):
+    for a, ref in zip(got, ref_deconv_backward(x, w, dy, **kw)):
         np.testing.assert_allclose(a, ref, rtol=1e-10, atol=1e-10)
 
 
@@ -196,7 +193,7 @@ def test_conv_nd(case):
     x, w, b = randn(r, N, C, *S), randn(r, Cout, C // g, *k), randn(r, Cout)
     kw = dict(stride=s, pad=p, dilation=d, group=g)
     y = conv_forward(x, w, b, **kw)
-    np.testing.assert_allclose(y, ref_conv_nd(x, w, b, **kw), rtol=RTOL32, atol=ATOL32)
+    np.testing.assert_allclose(y, ref_conv(x, w, b, **kw), rtol=RTOL32, atol=ATOL32)
     # gradients in float64: conv is linear in x and in w, so <conv(x', w), dy> == <x', dx>
     # and <conv(x, w'), dy> == <w', dw> for any probes x', w' (the reference does the conv).
     x, w = x.astype(np.float64), w.astype(np.float64)
@@ -204,9 +201,11 @@ def test_conv_nd(case):
     dx, dw, db = conv_backward(x, w, dy, **kw)
     for _ in range(2):
         xp, wp = randn(r, *x.shape, dtype=np.float64), randn(r, *w.shape, dtype=np.float64)
-        np.testing.assert_allclose(np.vdot(ref_conv_nd(xp, w, None, **kw), dy), np.vdot(xp, dx), rtol=1e-10)
-        np.testing.assert_allclose(np.vdot(ref_conv_nd(x, wp, None, **kw), dy), np.vdot(wp, dw), rtol=1e-10)
+        np.testing.assert_allclose(np.vdot(ref_conv(xp, w, None, **kw), dy), np.vdot(xp, dx), rtol=1e-10)
+        np.testing.assert_allclose(np.vdot(ref_conv(x, wp, None, **kw), dy), np.vdot(wp, dw), rtol=1e-10)
     np.testing.assert_allclose(db, dy.sum(axis=tuple(i for i in range(dy.ndim) if i != 1)), rtol=1e-12)
+    for got, ref in zip((dx, dw, db), ref_conv_backward(x, w, dy, **kw)):    # and directly
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
 
 
 # ==== adjointness ============================================================
@@ -262,11 +261,14 @@ def test_deconv_nd_is_conv_transpose(case):
     r = rng(10)
     w = randn(r, Cout, C // g, *k, dtype=np.float64)               # conv C -> Cout = deconv Cout -> C
     kw = dict(stride=s, pad=p, dilation=d, group=g)
-    y = randn(r, *ref_conv_nd(randn(r, N, C, *S), w, None, **kw).shape, dtype=np.float64)
+    y = randn(r, *ref_conv(randn(r, N, C, *S), w, None, **kw).shape, dtype=np.float64)
     xd = deconv_forward(y, w, None, **kw)
     x = randn(r, *xd.shape, dtype=np.float64)
-    np.testing.assert_allclose(np.vdot(ref_conv_nd(x, w, None, **kw), y), np.vdot(x, xd), rtol=1e-12)
+    np.testing.assert_allclose(np.vdot(ref_conv(x, w, None, **kw), y), np.vdot(x, xd), rtol=1e-12)
+    np.testing.assert_allclose(xd, ref_deconv(y, w, None, **kw), rtol=1e-10, atol=1e-10)
     dx, dw, db = deconv_backward(y, w, x, **kw)                    # x as the top gradient
+    for got, ref in zip((dx, dw, db), ref_deconv_backward(y, w, x, **kw)):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
     yp, wp = randn(r, *y.shape, dtype=np.float64), randn(r, *w.shape, dtype=np.float64)
     np.testing.assert_allclose(np.vdot(deconv_forward(yp, w, None, **kw), x), np.vdot(yp, dx), rtol=1e-12)
     np.testing.assert_allclose(np.vdot(deconv_forward(y, wp, None, **kw), x), np.vdot(wp, dw), rtol=1e-12)
@@ -301,14 +303,14 @@ def test_workspace_and_out():
     ws = Workspace()
     for case in (CONV2D[0], CONV2D[5], CONV2D[0]):                 # shapes change, buffers reused
         x, w, b, kw = conv_case(case, 11, np.float32)
-        y = np.empty_like(ref_conv2d(x, w, b, **kw), dtype=np.float32)
+        y = np.empty_like(ref_conv(x, w, b, **kw), dtype=np.float32)
         assert conv_forward(x, w, b, out=y, workspace=ws, **kw) is y
-        np.testing.assert_allclose(y, ref_conv2d(x, w, b, **kw), rtol=RTOL32, atol=ATOL32)
+        np.testing.assert_allclose(y, ref_conv(x, w, b, **kw), rtol=RTOL32, atol=ATOL32)
         dy = randn(rng(12), *y.shape)
         dx_out = np.empty_like(x)
         dx, dw, db = conv_backward(x, w, dy, dx_out=dx_out, workspace=ws, **kw)
         assert dx is dx_out
-        ref = ref_conv2d_backward(x, w, dy, **kw)
+        ref = ref_conv_backward(x, w, dy, **kw)
         np.testing.assert_allclose(dx, ref[0], rtol=RTOL32, atol=ATOL32)
         np.testing.assert_allclose(dw, ref[1], rtol=RTOL32, atol=1e-4)
     assert ws.get("cols", (2, 3), np.float32).shape == (2, 3)

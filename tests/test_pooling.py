@@ -3,20 +3,16 @@ import numpy as np
 import pytest
 from conformance import load_case, replay
 from conftest import SHARED_CONFORMANCE, zoo_file
-from gradcheck import check_gradient, forward, setup_layer
+from layer_case import TEST, TRAIN, LayerCase, proto, rand, setup_layer
 from ref_pooling import ref_spp, ref_spp_ave_backward, ref_stochastic_test
 from reference import ref_ave_pool, ref_ave_pool_backward, ref_max_pool, ref_max_pool_backward
 
 from caffe_lite.errors import LayerError
-from caffe_lite.proto import caffe_pb2
-
-TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 
 
 def pool_text(params, tops=1, name="pool"):
-    top = "".join(f' top: "t{i}"' for i in range(tops))
-    return (f'name: "{name}" type: "Pooling" bottom: "x"{top} '
-            f'pooling_param {{ {params} }}')
+    return proto("Pooling", f"pooling_param {{ {params} }}", name=name,
+                 tops=[f"t{i}" for i in range(tops)])
 
 
 def distinct(shape, seed=0):
@@ -39,67 +35,62 @@ CASES = [  # params, (kernel, stride, pad) for the reference, ceil
 @pytest.mark.parametrize("params, geometry, ceil", CASES)
 def test_max_forward_backward_against_reference(params, geometry, ceil):
     x = np.random.default_rng(1).integers(-3, 4, (2, 3, 7, 9)).astype(np.float32)  # ties
-    y, mask = forward(pool_text("pool: MAX " + params, tops=2), [x])
-    ref_y, ref_mask = ref_max_pool(x, *geometry, ceil=ceil)
-    np.testing.assert_array_equal(y, ref_y)
-    np.testing.assert_array_equal(mask, ref_mask)
+    LayerCase(pool_text("pool: MAX " + params, tops=2), [x], forward_rtol=0, forward_atol=0,
+              reference=lambda x: ref_max_pool(x, *geometry, ceil=ceil)).check_forward()
+    _, ref_mask = ref_max_pool(x, *geometry, ceil=ceil)
     for tops in (1, 2):                         # mask from the top, or kept internally
-        layer, bottom, top = setup_layer(pool_text("pool: MAX " + params, tops), [x],
-                                         dtype=np.float32)
-        layer.run_forward(bottom, top)
-        dy = np.random.default_rng(2).standard_normal(top[0].shape).astype(np.float32)
-        top[0].diff[...] = dy
-        layer.backward(top, [True], bottom)
-        np.testing.assert_allclose(bottom[0].diff, ref_max_pool_backward(dy, ref_mask, x.shape),
+        case = LayerCase(pool_text("pool: MAX " + params, tops), [x])
+        dy = rand(*ref_mask.shape, seed=2).astype(np.float32)
+        _, (dx,), _ = case.run([dy] * tops)
+        np.testing.assert_allclose(dx, ref_max_pool_backward(dy, ref_mask, x.shape),
                                    rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("params, geometry, ceil", CASES)
 def test_ave_forward_backward_against_reference(params, geometry, ceil):
-    x = np.random.default_rng(3).standard_normal((2, 2, 8, 7)).astype(np.float32)
-    layer, bottom, top = setup_layer(pool_text("pool: AVE " + params), [x], dtype=np.float32)
-    layer.run_forward(bottom, top)
-    np.testing.assert_allclose(top[0].data, ref_ave_pool(x, *geometry, ceil=ceil),
-                               rtol=1e-6, atol=1e-6)
-    dy = np.random.default_rng(4).standard_normal(top[0].shape).astype(np.float32)
-    top[0].diff[...] = dy
-    layer.backward(top, [True], bottom)
-    np.testing.assert_allclose(bottom[0].diff, ref_ave_pool_backward(dy, *geometry, x.shape),
+    case = LayerCase(pool_text("pool: AVE " + params), [(2, 2, 8, 7)], seed=3,
+                     reference=lambda x: ref_ave_pool(x, *geometry, ceil=ceil),
+                     forward_rtol=1e-6)
+    (y,) = case.check_forward()
+    dy = rand(*y.shape, seed=4).astype(np.float32)
+    _, (dx,), _ = case.run([dy])
+    np.testing.assert_allclose(dx, ref_ave_pool_backward(dy, *geometry, (2, 2, 8, 7)),
                                rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("pool", ["MAX", "AVE"])
 def test_global_pooling(pool):
-    x = np.random.default_rng(5).standard_normal((2, 3, 4, 5)).astype(np.float32)
-    (y,) = forward(pool_text(f"pool: {pool} global_pooling: true"), [x])
-    expect = x.max(axis=(2, 3)) if pool == "MAX" else x.mean(axis=(2, 3))
-    np.testing.assert_allclose(y[:, :, 0, 0], expect, rtol=1e-6)
+    def reference(x):
+        return (x.max(axis=(2, 3)) if pool == "MAX" else x.mean(axis=(2, 3)))[:, :, None, None]
+
+    LayerCase(pool_text(f"pool: {pool} global_pooling: true"), [(2, 3, 4, 5)], seed=5,
+              reference=reference, forward_rtol=1e-6, forward_atol=0).check_forward()
 
 
 @pytest.mark.parametrize("params", [p for p, _, _ in CASES] + ["global_pooling: true"])
 @pytest.mark.parametrize("pool", ["MAX", "AVE"])
 def test_gradient(pool, params):
-    check_gradient(pool_text(f"pool: {pool} {params}"), [distinct((2, 2, 5, 6))])
+    LayerCase(pool_text(f"pool: {pool} {params}"), [distinct((2, 2, 5, 6))]).check_gradient()
 
 
 def test_max_gradient_with_mask_top():
-    check_gradient(pool_text("pool: MAX kernel_size: 3 stride: 2", tops=2),
-                   [distinct((1, 2, 5, 5))])
+    LayerCase(pool_text("pool: MAX kernel_size: 3 stride: 2", tops=2),
+              [distinct((1, 2, 5, 5))]).check_gradient()
 
 
 # ==== STOCHASTIC ============================================================
 
 def test_stochastic_test_phase_against_reference():
-    x = np.random.default_rng(6).uniform(-0.2, 1, (2, 3, 7, 6)).astype(np.float32)
+    x = rand(2, 3, 7, 6, seed=6, low=-0.2, high=1)
     x[0, 0, :3, :3] = -1                        # a window with sum <= 0 gives 0
-    (y,) = forward(pool_text("pool: STOCHASTIC kernel_size: 3 stride: 2"), [x], phase=TEST)
-    np.testing.assert_allclose(y, ref_stochastic_test(x, 3, 2), rtol=1e-5, atol=1e-6)
+    (y,) = LayerCase(pool_text("pool: STOCHASTIC kernel_size: 3 stride: 2"), [x], phase=TEST,
+                     reference=lambda x: ref_stochastic_test(x, 3, 2)).check_forward()
     assert y[0, 0, 0, 0] == 0
 
 
 def test_stochastic_test_phase_gradient():
-    x = np.random.default_rng(7).uniform(0.5, 2, (1, 2, 5, 5))
-    check_gradient(pool_text("pool: STOCHASTIC kernel_size: 2 stride: 2"), [x], phase=TEST)
+    LayerCase(pool_text("pool: STOCHASTIC kernel_size: 2 stride: 2"), [(1, 2, 5, 5)], seed=7,
+              fill=(0.5, 2), phase=TEST).check_gradient()
 
 
 def test_stochastic_train_samples_window_values():
@@ -121,29 +112,26 @@ def test_stochastic_train_samples_window_values():
 # ==== SPP ===================================================================
 
 def spp_text(height, pool):
-    return (f'name: "spp" type: "SPP" bottom: "x" top: "y" '
-            f'spp_param {{ pyramid_height: {height} pool: {pool} }}')
+    return proto("SPP", f"spp_param {{ pyramid_height: {height} pool: {pool} }}", name="spp")
 
 
 @pytest.mark.parametrize("height, shape", [(1, (2, 3, 5, 7)), (3, (2, 3, 7, 9)),
                                            (2, (1, 2, 4, 4))])
 @pytest.mark.parametrize("pool", ["MAX", "AVE"])
 def test_spp_against_reference(height, shape, pool):
-    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
-    layer, bottom, top = setup_layer(spp_text(height, pool), [x], dtype=np.float32)
-    layer.run_forward(bottom, top)
-    np.testing.assert_allclose(top[0].data, ref_spp(x, height, pool), rtol=1e-6, atol=1e-6)
+    case = LayerCase(spp_text(height, pool), [shape], seed=9, forward_rtol=1e-6,
+                     reference=lambda x: ref_spp(x, height, pool))
+    (y,) = case.check_forward()
     if pool == "AVE":
-        dy = np.random.default_rng(10).standard_normal(top[0].shape).astype(np.float32)
-        top[0].diff[...] = dy
-        layer.backward(top, [True], bottom)
-        np.testing.assert_allclose(bottom[0].diff, ref_spp_ave_backward(dy, x.shape, height),
+        dy = rand(*y.shape, seed=10).astype(np.float32)
+        _, (dx,), _ = case.run([dy])
+        np.testing.assert_allclose(dx, ref_spp_ave_backward(dy, shape, height),
                                    rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("pool", ["MAX", "AVE"])
 def test_spp_gradient(pool):
-    check_gradient(spp_text(3, pool), [distinct((1, 2, 6, 7))])
+    LayerCase(spp_text(3, pool), [distinct((1, 2, 6, 7))]).check_gradient()
 
 
 def test_spp_reshapes_with_input():
@@ -188,7 +176,7 @@ def test_spp_too_tall_pyramid():
 
 def test_max_gradient_train_phase_keeps_mask():
     text = pool_text("pool: MAX kernel_size: 3 stride: 2 pad: 1")
-    check_gradient(text, [distinct((1, 2, 5, 5))], phase=TRAIN)
+    LayerCase(text, [distinct((1, 2, 5, 5))], phase=TRAIN).check_gradient()
 
 
 @pytest.mark.parametrize("case", ["opencv_layer_pooling_ave", "opencv_layer_pooling_max"])

@@ -4,7 +4,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from gradcheck import check_gradient
+from layer_case import LayerCase, proto
 
 import caffe_lite as caffe
 from caffe_lite.errors import CaffeLiteError, LayerError, UnknownLayerError
@@ -179,9 +179,12 @@ def test_bad_module_or_class_is_a_clear_error(module, cls, message):
     assert isinstance(info.value, CaffeLiteError)
 
 
-def test_gradient_check():
-    x = np.random.default_rng(0).normal(size=(2, 3, 4))
-    check_gradient("type: 'Python' name: 'p' python_param { module: "
-                   "'pylayers_under_test' layer: 'WithParam' }", [x])
-    check_gradient("type: 'Python' name: 'p' python_param { module: "
-                   "'pylayers_under_test' layer: 'TimesTen' }", [x])
+def test_gradient_check_and_forward():
+    """A user layer goes through the same test base as the built-in ones."""
+    for cls, reference in (("WithParam", None), ("TimesTen", lambda x: 10 * x)):
+        case = LayerCase(proto("Python", f"python_param {{ module: 'pylayers_under_test' "
+                                         f"layer: '{cls}' }}", name="p"), [(2, 3, 4)],
+                         reference=reference)
+        if reference:
+            case.check_forward()
+        case.check_gradient()

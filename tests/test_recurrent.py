@@ -3,7 +3,7 @@ Caffe's quirks (state carried across forwards, no gradient into h_0/c_0).
 The conformance cases lstm_* / rnn_* in test_conformance.py pin the numerics."""
 import numpy as np
 import pytest
-from gradcheck import check_gradient, setup_layer
+from layer_case import LayerCase, setup_layer
 from ref_recurrent import ref_lstm, ref_lstm_unit, ref_rnn
 
 from caffe_lite.blob import Blob
@@ -33,42 +33,45 @@ def params_of(layer):
 @pytest.mark.parametrize("static", [False, True])
 def test_rnn_matches_reference(static):
     x, xs, h0, _ = inputs()
-    bottoms = [x, CONT, xs, h0] if static else [x, CONT, h0]
-    layer, bottom, top = setup_layer(spec("RNN", expose=True), bottoms, num_top=2)
-    assert [b.shape for b in layer.blobs] == \
+
+    def reference(x, cont, *rest):
+        xs, (h0,), params = (rest[0], rest[1:2], rest[2:]) if static else (None, rest[:1],
+                                                                           rest[1:])
+        o, h_last = ref_rnn(x, cont, list(params), h0=h0[0], x_static=xs)
+        return [o, h_last[None]]
+
+    case = LayerCase(spec("RNN", expose=True), [x, CONT, xs, h0] if static else [x, CONT, h0],
+                     num_top=2, reference=reference, forward_dtype=np.float64,
+                     forward_rtol=0, forward_atol=1e-12)
+    case.check_forward()
+    assert [b.shape for b in case.layer.blobs] == \
         [(H, D), (H,)] + [(H, S)] * static + [(H, H), (H, H), (H,)]
-    layer.run_forward(bottom, top)
-    o, h_last = ref_rnn(x, CONT, params_of(layer), h0=h0[0],
-                        x_static=xs if static else None)
-    np.testing.assert_allclose(top[0].data, o, atol=1e-12)
-    np.testing.assert_allclose(top[1].data[0], h_last, atol=1e-12)
 
 
 @pytest.mark.parametrize("static", [False, True])
 def test_lstm_matches_reference(static):
     x, xs, h0, c0 = inputs(1)
-    bottoms = [x, CONT, xs, h0, c0] if static else [x, CONT, h0, c0]
-    layer, bottom, top = setup_layer(spec("LSTM", expose=True), bottoms, num_top=3)
-    assert [b.shape for b in layer.blobs] == \
+
+    def reference(x, cont, *rest):
+        xs, (h0, c0), params = (rest[0], rest[1:3], rest[3:]) if static else (None, rest[:2],
+                                                                              rest[2:])
+        h, h_last, c_last = ref_lstm(x, cont, list(params), h0=h0[0], c0=c0[0], x_static=xs)
+        return [h, h_last[None], c_last[None]]
+
+    case = LayerCase(spec("LSTM", expose=True),
+                     [x, CONT, xs, h0, c0] if static else [x, CONT, h0, c0], num_top=3,
+                     reference=reference, forward_dtype=np.float64, forward_rtol=0,
+                     forward_atol=1e-12)
+    case.check_forward()
+    assert [b.shape for b in case.layer.blobs] == \
         [(4 * H, D), (4 * H,)] + [(4 * H, S)] * static + [(4 * H, H)]
-    layer.run_forward(bottom, top)
-    h, h_last, c_last = ref_lstm(x, CONT, params_of(layer), h0=h0[0], c0=c0[0],
-                                 x_static=xs if static else None)
-    np.testing.assert_allclose(top[0].data, h, atol=1e-12)
-    np.testing.assert_allclose(top[1].data[0], h_last, atol=1e-12)
-    np.testing.assert_allclose(top[2].data[0], c_last, atol=1e-12)
 
 
 def test_lstm_unit_matches_reference():
-    rng = np.random.default_rng(2)
-    c_prev, gates = rng.normal(size=(1, N, H)), rng.normal(size=(1, N, 4 * H))
-    cont = np.array([[1.0, 0.0, 0.5]])
-    layer, bottom, top = setup_layer("type: 'LSTMUnit' name: 'u'",
-                                     [c_prev, gates, cont], num_top=2)
-    layer.run_forward(bottom, top)
-    c, h = ref_lstm_unit(c_prev[0], gates[0], cont[0])
-    np.testing.assert_allclose(top[0].data[0], c, atol=1e-12)
-    np.testing.assert_allclose(top[1].data[0], h, atol=1e-12)
+    LayerCase("type: 'LSTMUnit' name: 'u'", [(1, N, H), (1, N, 4 * H), np.array([[1.0, 0.0, 0.5]])],
+              seed=2, num_top=2, forward_dtype=np.float64, forward_rtol=0, forward_atol=1e-12,
+              reference=lambda c_prev, gates, cont: [
+                  v[None] for v in ref_lstm_unit(c_prev[0], gates[0], cont[0])]).check_forward()
 
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM"])
@@ -89,17 +92,15 @@ def test_state_carries_over_between_forwards(kind):
 
 
 def test_lstm_unit_gradient():
-    rng = np.random.default_rng(4)
-    check_gradient("type: 'LSTMUnit' name: 'u'",
-                   [rng.normal(size=(1, N, H)), rng.normal(size=(1, N, 4 * H)),
-                    np.array([[1.0, 0.0, 1.0]])], num_top=2, check_bottoms=[0, 1])
+    LayerCase("type: 'LSTMUnit' name: 'u'", [(1, N, H), (1, N, 4 * H), np.array([[1.0, 0.0, 1.0]])],
+              seed=4, num_top=2, check_bottoms=[0, 1]).check_gradient()
 
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM"])
 def test_recurrent_gradient(kind):
     # cont[0] = 0, so the state carried between the checker's forwards drops out
     x, xs, *_ = inputs(5)
-    check_gradient(spec(kind), [x[:3, :2], CONT[:3, :2], xs[:2]], check_bottoms=[0, 2])
+    LayerCase(spec(kind), [x[:3, :2], CONT[:3, :2], xs[:2]], check_bottoms=[0, 2]).check_gradient()
 
 
 @pytest.mark.parametrize("kind, num_state", [("RNN", 1), ("LSTM", 2)])

@@ -2,35 +2,32 @@
 ties and errors."""
 import numpy as np
 import pytest
-from gradcheck import check_gradient, forward, setup_layer
+from layer_case import LayerCase, forward, proto, setup_layer
 from ref_shape import ref_argmax, ref_reduction
 
 from caffe_lite.errors import LayerError
-
-rng = np.random.default_rng(11)
 
 
 def reduction_text(op, axis=None, coeff=None):
     extra = (f" axis: {axis}" if axis is not None else "") + \
         (f" coeff: {coeff}" if coeff is not None else "")
-    return (f'name: "r" type: "Reduction" bottom: "x" top: "y" '
-            f'reduction_param {{ operation: {op}{extra} }}')
+    return proto("Reduction", f"reduction_param {{ operation: {op}{extra} }}", name="r")
 
 
 @pytest.mark.parametrize("op", ["SUM", "ASUM", "SUMSQ", "MEAN"])
 @pytest.mark.parametrize("axis, coeff", [(None, None), (1, 0.5), (-1, 2.0), (2, -1.5)])
 def test_reduction_against_reference(op, axis, coeff):
-    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
-    y, = forward(reduction_text(op, axis, coeff), [x])
-    expect = ref_reduction(x, op, 0 if axis is None else axis, 1.0 if coeff is None else coeff)
-    assert y.shape == expect.shape
-    np.testing.assert_allclose(y, expect, rtol=1e-5, atol=1e-5)
+    LayerCase(reduction_text(op, axis, coeff), [(2, 3, 4)], seed=11, forward_atol=1e-5,
+              reference=lambda x: ref_reduction(x, op, 0 if axis is None else axis,
+                                                1.0 if coeff is None else coeff)).check_forward()
 
 
 @pytest.mark.parametrize("op", ["SUM", "ASUM", "SUMSQ", "MEAN"])
 def test_reduction_gradient(op):
-    check_gradient(reduction_text(op, 1, 0.7), [rng.standard_normal((2, 3, 2))])
-    check_gradient(reduction_text(op), [rng.standard_normal((3, 2))])
+    # ASUM has a kink at 0, as ReLU
+    LayerCase(reduction_text(op, 1, 0.7), [(2, 3, 2)], seed=12, kink=0,
+              kink_range=1e-3).check_gradient()
+    LayerCase(reduction_text(op), [(3, 2)], seed=13, kink=0, kink_range=1e-3).check_gradient()
 
 
 def test_reduction_axis_out_of_range():
@@ -40,8 +37,8 @@ def test_reduction_axis_out_of_range():
 
 def argmax_text(top_k=1, out_max_val=False, axis=None):
     extra = f" axis: {axis}" if axis is not None else ""
-    return (f'name: "a" type: "ArgMax" bottom: "x" top: "y" argmax_param {{ '
-            f'top_k: {top_k} out_max_val: {str(out_max_val).lower()}{extra} }}')
+    return proto("ArgMax", f"argmax_param {{ top_k: {top_k} "
+                           f"out_max_val: {str(out_max_val).lower()}{extra} }}", name="a")
 
 
 @pytest.mark.parametrize("shape, top_k, out_max_val, axis, out_shape", [
@@ -55,11 +52,12 @@ def argmax_text(top_k=1, out_max_val=False, axis=None):
     ((4, 3), 2, False, 0, (2, 3))])
 @pytest.mark.parametrize("integers", [False, True])
 def test_argmax_against_reference(shape, top_k, out_max_val, axis, out_shape, integers):
+    rng = np.random.default_rng(14)
     x = (rng.integers(0, 3, shape) if integers else rng.standard_normal(shape)
          ).astype(np.float32)
-    y, = forward(argmax_text(top_k, out_max_val, axis), [x])
+    (y,) = LayerCase(argmax_text(top_k, out_max_val, axis), [x], forward_rtol=0, forward_atol=0,
+                     reference=lambda x: ref_argmax(x, top_k, out_max_val, axis)).check_forward()
     assert y.shape == out_shape
-    np.testing.assert_array_equal(y, ref_argmax(x, top_k, out_max_val, axis))
 
 
 def test_argmax_ties_prefer_the_larger_index():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conformance import assert_close, split_param_key
 from conftest import CONFORMANCE
+from layer_case import assert_registered
 
 import caffe_lite as caffe
 from caffe_lite.formats import read_net_param
-from caffe_lite.layers.base import layer_types
 
 CASES = sorted(p for p in (CONFORMANCE / "solvers").glob("*") if p.is_dir())
 ITERS = 20
@@ -31,11 +31,8 @@ def load(case_dir):
     return meta, {k: z[k] for k in z.files}
 
 
-def skip_missing_layers(case_dir):
-    types = {lp.type for lp in read_net_param(case_dir / "net.prototxt").layer}
-    missing = sorted(types - set(layer_types()))
-    if missing:
-        pytest.skip(f"layer types not implemented yet: {', '.join(missing)}")
+def need_layers(case_dir):
+    assert_registered(lp.type for lp in read_net_param(case_dir / "net.prototxt").layer)
 
 
 def memory_data(meta):
@@ -102,7 +99,7 @@ def run(solver, feed, start, stop, z=None, rtol=None, atol=None, compare_until=I
 
 @pytest.mark.parametrize("case_dir", CASES, ids=lambda p: p.name)
 def test_trajectory(case_dir, tmp_path):
-    skip_missing_layers(case_dir)
+    need_layers(case_dir)
     meta, z = load(case_dir)
     rtol, atol = meta["rtol"], meta["atol"]
     solver = make_solver(case_dir, tmp_path)
@@ -125,7 +122,7 @@ def test_trajectory(case_dir, tmp_path):
 
 @pytest.mark.parametrize("case_dir", CASES, ids=lambda p: p.name)
 def test_resume_from_caffe_snapshot(case_dir, tmp_path):
-    skip_missing_layers(case_dir)
+    need_layers(case_dir)
     meta, z = load(case_dir)
     solver = make_solver(case_dir, tmp_path)
     solver.restore(str(case_dir / "snap_iter_10.solverstate"))
@@ -140,7 +137,7 @@ def test_resume_from_caffe_snapshot(case_dir, tmp_path):
 
 @pytest.mark.parametrize("case_dir", CASES, ids=lambda p: p.name)
 def test_our_resume_is_bit_identical(case_dir, tmp_path):
-    skip_missing_layers(case_dir)
+    need_layers(case_dir)
     meta, z = load(case_dir)
     straight = make_solver(case_dir, tmp_path)
     run(straight, feeder(straight, z, meta, 0), 0, ITERS)

@@ -5,18 +5,16 @@ lists with the MAC formulas (conv: output count x C_in/group x kh x kw; fc:
 inputs x outputs), independently of the summary code, and stated as numbers."""
 import pytest
 from conftest import zoo_file
+from layer_case import assert_registered
 from ref_pycaffe import conv_out, pool_out
 
 import caffe_lite as caffe
 from caffe_lite.cli import main as cli_main
 from caffe_lite.commands.summary import summarize_file
-from caffe_lite.layers.base import layer_types
 
 
 def _need(*types):
-    missing = sorted(set(types) - set(layer_types()))
-    if missing:
-        pytest.skip(f"layer types not implemented yet: {', '.join(missing)}")
+    assert_registered(types)
 
 
 def caffenet_costs():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conformance import build_net, load_case
 from conftest import CONFORMANCE, ZOO, zoo_file
-from gradcheck import check_gradient, setup_layer
+from layer_case import LayerCase, proto, rand, setup_layer
 from ref_pooling import (
     ref_interp,
     ref_interp_backward,
@@ -19,7 +19,7 @@ from ref_pooling import (
 from reference import ref_max_pool
 
 import caffe_lite
-from caffe_lite.errors import LayerError, NetError, UnknownLayerError
+from caffe_lite.errors import LayerError, UnknownLayerError
 from caffe_lite.formats import parse_net_param
 from caffe_lite.layers.base import layer_class, layer_types
 from caffe_lite.net.passes import filter_by_state
@@ -29,31 +29,22 @@ from caffe_lite.proto import caffe_pb2
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 
 
-def run(text, arrays, dy_seed=1):
-    """float32 forward + backward with random top diffs -> (top, bottom diffs, dy)."""
-    layer, bottom, top = setup_layer(text, arrays, dtype=np.float32)
-    layer.run_forward(bottom, top)
-    dy = np.random.default_rng(dy_seed).standard_normal(top[0].shape).astype(np.float32)
-    top[0].diff[...] = dy
-    for b in bottom:
-        b.diff[...] = 0
-    layer.backward(top, [True] + [False] * (len(bottom) - 1), bottom)
-    return top[0].data.copy(), [b.diff.copy() for b in bottom], dy
-
-
 def unpool_text(params, mask=True, name="unpool"):
-    second = ' bottom: "mask"' if mask else ""
-    return (f'name: "{name}" type: "Unpooling" bottom: "x"{second} top: "y" '
-            f'unpooling_param {{ {params} }}')
+    return proto("Unpooling", f"unpooling_param {{ {params} }}", name=name,
+                 bottoms=("x", "mask") if mask else ("x",))
 
 
 def upsample_text(params):
-    return ('name: "up" type: "Upsample" bottom: "x" bottom: "mask" top: "y" '
-            f'upsample_param {{ {params} }}')
+    return proto("Upsample", f"upsample_param {{ {params} }}", name="up", bottoms=("x", "mask"))
 
 
 def interp_text(params):
-    return f'name: "interp" type: "Interp" bottom: "x" top: "y" interp_param {{ {params} }}'
+    return proto("Interp", f"interp_param {{ {params} }}", name="interp")
+
+
+def first_only(n):
+    """propagate_down: the data, never the mask."""
+    return [True] + [False] * (n - 1)
 
 
 # ==== scatter kernel =========================================================
@@ -95,20 +86,25 @@ def test_unpool_max_with_mask(shape, k, s, out):
     x += np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)  # dups differ
     size = f"unpool_size: {out[0]}" if out[0] == out[1] else \
         f"unpool_h: {out[0]} unpool_w: {out[1]}"
-    y, (dx, dmask), dy = run(unpool_text(f"unpool: MAX kernel_size: {k} stride: {s} {size}"),
-                             [x, mask])
-    np.testing.assert_array_equal(y, ref_unpool_max(x, mask, out))
+    case = LayerCase(unpool_text(f"unpool: MAX kernel_size: {k} stride: {s} {size}"), [x, mask],
+                     forward_rtol=0, forward_atol=0,
+                     reference=lambda x, m: ref_unpool_max(x, m, out))
+    (y,) = case.check_forward()
+    dy = rand(*y.shape, seed=1).astype(np.float32)
+    _, (dx, dmask), _ = case.run([dy], propagate_down=first_only(2))
     np.testing.assert_array_equal(dx, ref_unpool_max_backward(dy, mask, x.shape))
     assert not dmask.any()
 
 
 def test_unpool_max_without_mask_clamps_and_collides():
-    x = np.random.default_rng(4).standard_normal((2, 2, 5, 5)).astype(np.float32)
     text = unpool_text("kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 3 unpool_h: 7 "
                        "unpool_w: 9", mask=False)
-    y, (dx,), dy = run(text, [x])
-    np.testing.assert_array_equal(y, ref_unpool_max(x, None, (7, 9), stride=(2, 3)))
-    np.testing.assert_array_equal(dx, ref_unpool_max_backward(dy, None, x.shape, (2, 3)))
+    case = LayerCase(text, [(2, 2, 5, 5)], seed=4, forward_rtol=0, forward_atol=0,
+                     reference=lambda x: ref_unpool_max(x, None, (7, 9), stride=(2, 3)))
+    (y,) = case.check_forward()
+    dy = rand(*y.shape, seed=1).astype(np.float32)
+    _, (dx,), _ = case.run([dy])
+    np.testing.assert_array_equal(dx, ref_unpool_max_backward(dy, None, (2, 2, 5, 5), (2, 3)))
 
 
 @pytest.mark.parametrize("method", ["AVE", "TILE"])
@@ -117,10 +113,11 @@ def test_unpool_max_without_mask_clamps_and_collides():
                                          ("kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 2 "
                                           "unpool_h: 6 unpool_w: 8", (6, 8))])
 def test_unpool_ave_and_tile(method, params, out):
-    x = np.random.default_rng(5).standard_normal((2, 3, 3, 4)).astype(np.float32)
     kernel, stride = _geometry(params)
-    layer, bottom, top = setup_layer(unpool_text(f"unpool: {method} {params}", mask=False),
-                                     [x], dtype=np.float32)
+    case = LayerCase(unpool_text(f"unpool: {method} {params}", mask=False), [(2, 3, 3, 4)],
+                     seed=5)
+    x = case.bottoms[0].astype(np.float32)
+    layer, bottom, top = case.setup(np.float32)
     for _ in range(2):                    # a second forward gives the same (fork: doubles)
         layer.run_forward(bottom, top)
         np.testing.assert_allclose(top[0].data, ref_unpool_window(
@@ -142,15 +139,13 @@ def _geometry(params):
 @pytest.mark.parametrize("params", ["unpool: AVE kernel_size: 3 stride: 2 unpool_size: 8",
                                     "unpool: MAX kernel_size: 2 stride: 2 unpool_h: 7 unpool_w: 9"])
 def test_unpool_gradient(params):
-    x = np.random.default_rng(7).standard_normal((1, 2, 4, 4))
-    check_gradient(unpool_text(params, mask=False), [x])
+    LayerCase(unpool_text(params, mask=False), [(1, 2, 4, 4)], seed=7).check_gradient()
 
 
 def test_unpool_max_mask_gradient():
     _, mask = pooled_with_mask((1, 2, 6, 6), 2, 2)       # no duplicate indices
-    x = np.random.default_rng(8).standard_normal(mask.shape)
-    check_gradient(unpool_text("kernel_size: 2 stride: 2 unpool_size: 6"), [x, mask],
-                   check_bottoms=[0])
+    LayerCase(unpool_text("kernel_size: 2 stride: 2 unpool_size: 6"), [mask.shape, mask],
+              seed=8, check_bottoms=[0]).check_gradient()
 
 
 @pytest.mark.parametrize("params, mask, message", [
@@ -205,9 +200,12 @@ def test_upsample(params, shape, out):
     x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
     pooled, mask = ref_max_pool(x, k, k, 0)
     pooled = pooled.astype(np.float32)
-    y, (dx, dmask), dy = run(upsample_text(params), [pooled, mask.astype(np.float32)])
+    case = LayerCase(upsample_text(params), [pooled, mask], forward_rtol=0, forward_atol=0,
+                     reference=lambda x, m: ref_unpool_max(x, m, out))
+    (y,) = case.check_forward()
     assert y.shape[2:] == out
-    np.testing.assert_array_equal(y, ref_unpool_max(pooled, mask, out))
+    dy = rand(*y.shape, seed=1).astype(np.float32)
+    _, (dx, dmask), _ = case.run([dy], propagate_down=first_only(2))
     np.testing.assert_array_equal(dx, ref_unpool_max_backward(dy, mask, pooled.shape))
     assert not dmask.any()
 
@@ -223,8 +221,8 @@ def test_upsample_follows_input_size():
 
 def test_upsample_gradient():
     _, mask = pooled_with_mask((1, 2, 6, 4), 2, 2)
-    x = np.random.default_rng(10).standard_normal(mask.shape)
-    check_gradient(upsample_text("scale: 2"), [x, mask], check_bottoms=[0])
+    LayerCase(upsample_text("scale: 2"), [mask.shape, mask], seed=10,
+              check_bottoms=[0]).check_gradient()
 
 
 @pytest.mark.parametrize("params, message", [
@@ -253,18 +251,20 @@ INTERP = [  # params, input shape, output shape, pad_beg, pad_end
 
 @pytest.mark.parametrize("params, shape, out, beg, end", INTERP)
 def test_interp_against_reference(params, shape, out, beg, end):
-    x = np.random.default_rng(11).standard_normal(shape).astype(np.float32)
-    y, (dx,), dy = run(interp_text(params), [x])
+    case = LayerCase(interp_text(params), [shape], seed=11,
+                     reference=lambda x: ref_interp(x, out, beg, end))
+    (y,) = case.check_forward()
     assert y.shape[2:] == out
-    np.testing.assert_allclose(y, ref_interp(x, out, beg, end), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(dx, ref_interp_backward(dy, x.shape, beg, end),
+    dy = rand(*y.shape, seed=1).astype(np.float32)
+    _, (dx,), _ = case.run([dy])
+    np.testing.assert_allclose(dx, ref_interp_backward(dy, shape, beg, end),
                                rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("params, shape", [("zoom_factor: 2 pad_beg: -1", (1, 2, 4, 5)),
                                            ("height: 3 width: 7", (1, 1, 5, 4))])
 def test_interp_gradient(params, shape):
-    check_gradient(interp_text(params), [np.random.default_rng(12).standard_normal(shape)])
+    LayerCase(interp_text(params), [shape], seed=12).check_gradient()
 
 
 @pytest.mark.parametrize("params, message", [
@@ -332,6 +332,26 @@ def _unbuildable(param, phase):
     return [lp for lp in kept if lp.type not in known or lp.type == "Python"]
 
 
+# Fork layers nobody implements (by design, not "yet"): sinks, metrics, the fork's data
+# readers and Python layers. Any other type missing from the registry fails the test.
+FORK_ONLY = {"Python", "EltwiseAccuracy", "MatWrite", "SegAccuracy", "ImageSegData",
+             "WindowSegData", "DenseImageData",
+             "GeometricCrop"}    # FCN's early V1 CROP (test_duplicate_layer_names.py)
+
+
+def _drop_sinks(param, missing):
+    """Drop the unbuildable layers that read blobs but feed nothing (metrics, writers);
+    the data readers among them are replaced by Input layers later. Returns the types
+    of the unbuildable layers that other layers read from."""
+    read = {b for lp in param.layer for b in lp.bottom if b not in lp.top}
+    inner = {lp.type for lp in missing if lp.bottom and set(lp.top) & read}
+    sinks = {lp.name for lp in missing if lp.bottom}
+    kept = [lp for lp in param.layer if lp.name not in sinks]
+    del param.layer[:]
+    param.layer.extend(kept)
+    return inner
+
+
 def _with_inputs(param, phase, layers, size):
     """The net for ``phase`` with its data readers replaced by Input layers: data
     (1, 3, H, W), labels (1, 1, H, W)."""
@@ -371,17 +391,15 @@ def test_zoo_net_names_every_layer_it_cannot_build(relative):
 def test_zoo_net_builds(relative):
     param, phase = _load_zoo(relative), _phase(relative)
     missing = _unbuildable(param, phase)
-    if any(lp.bottom for lp in missing):
-        pytest.skip("has fork-only layers that are not data readers: "
-                    + ", ".join(sorted({lp.type for lp in missing if lp.bottom})))
-    if relative == "deconvnet/FCN_fcn-8s-pascal-deploy.prototxt":
-        # Two layers named 'crop' (and two 'fuse'): Caffe tolerated duplicate names,
-        # our Net refuses them since weights are matched by name.
-        with pytest.raises(NetError, match="duplicate layer name"):
-            caffe_lite.Net(param, phase)
-        return
-    size = {"deconvnet": (224, 224), "segnet": (360, 480)}.get(relative.split("/")[0],
-                                                              (64, 64))
+    unknown = {lp.type for lp in missing} - FORK_ONLY
+    assert not unknown, f"layer types missing from the registry: {sorted(unknown)}"
+    inner = _drop_sinks(param, missing)
+    if inner:       # the registry is fine (above); the net needs a fork-only layer inside
+        pytest.skip(f"fork-only layer types inside the net, never implemented by design: "
+                    f"{sorted(inner)} (test_zoo_net_names_every_layer_it_cannot_build checks "
+                    f"the error)")
+    size = {"deconvnet": (224, 224), "segnet": (360, 480),
+            "deeplab_v1_largefov": (65, 65)}.get(relative.split("/")[0], (64, 64))
     net = caffe_lite.Net(_with_inputs(param, phase, missing, size), phase)
     assert net.layers and all(b.count > 0 for b in net.blobs.values())
 
@@ -392,13 +410,10 @@ def test_zoo_net_builds(relative):
 def test_deeplab_interp_builds_without_its_fork_sinks(relative, phase, blob, shape):
     """DeepLab-v1: drop MatWrite / SegAccuracy (sinks nobody implements) to build its
     Interp layers: fc8 zoomed by 8 at test time, the label shrunk by 8 for training."""
-    if phase == TRAIN and not layer_class("SoftmaxWithLoss").auto_top_blobs:
-        pytest.skip("its SOFTMAX_LOSS has no top: needs SoftmaxWithLoss.auto_top_blobs")
+    # its SOFTMAX_LOSS has no top
+    assert phase == TEST or layer_class("SoftmaxWithLoss").auto_top_blobs
     param = _load_zoo(relative)
     missing = _unbuildable(param, phase)
-    sinks = {lp.name for lp in missing if lp.bottom}
-    kept = [lp for lp in param.layer if lp.name not in sinks]
-    del param.layer[:]
-    param.layer.extend(kept)
+    _drop_sinks(param, missing)
     net = caffe_lite.Net(_with_inputs(param, phase, missing, (65, 65)), phase)
     assert net.blobs[blob].shape == shape

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from conformance import load_case, replay
 from conftest import SHARED_CONFORMANCE, ZOO
-
-from caffe_lite.layers.base import layer_types
+from layer_case import assert_registered
 
 ZOO_CASES = sorted((SHARED_CONFORMANCE / "zoo").glob("*")) if SHARED_CONFORMANCE.exists() else []
 
@@ -20,9 +19,7 @@ def _model_files(case_dir, meta):
 @pytest.mark.parametrize("case_dir", ZOO_CASES, ids=lambda p: p.name)
 def test_zoo_model_reproduces_caffe(case_dir):
     meta, _ = load_case(case_dir)
-    missing = sorted(set(meta["layer_types"]) - set(layer_types()))
-    if missing:
-        pytest.skip(f"layer types not implemented yet: {', '.join(missing)}")
+    assert_registered(meta["layer_types"])
     model, weights = _model_files(case_dir, meta)
     if not model.exists() or (weights is not None and not weights.exists()):
         pytest.skip("zoo files not available")
