@@ -15,6 +15,9 @@ def add_arguments(parser):
                         help="write the training curve here (needs matplotlib)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the final result")
+    parser.add_argument("--continue_on_nan", action="store_true",
+                        help="go on when the loss becomes NaN or infinite, as Caffe "
+                             "does (default: stop there, naming the layer)")
 
 
 def run(args):
@@ -34,7 +37,8 @@ def run(args):
         param.ClearField("weights")
     param.weights.extend(weights_list(args))
     solver = get_solver(param, source=args.solver,
-                        allow_python_layers=args.allow_python_layers)
+                        allow_python_layers=args.allow_python_layers,
+                        continue_on_nan=args.continue_on_nan)
     if args.snapshot:
         solver.restore(args.snapshot)
     reporter = ConsoleReporter(param.max_iter, solver.iter, quiet=args.quiet)

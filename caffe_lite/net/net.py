@@ -204,27 +204,29 @@ class Net:
         """Run layers start..end inclusive and return the summed loss."""
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
-        for li in range(start, end + 1):
-            layer = self.layers[li]
-            try:
-                loss += layer.run_forward(self.bottom_vecs[li], self.top_vecs[li])
-            except CaffeLiteError as exc:
-                exc.with_context(layer=layer.name, layer_type=layer.type)
-                raise
+        with np.errstate(all="ignore"):       # a non-finite result is data, not a warning
+            for li in range(start, end + 1):
+                layer = self.layers[li]
+                try:
+                    loss += layer.run_forward(self.bottom_vecs[li], self.top_vecs[li])
+                except CaffeLiteError as exc:
+                    exc.with_context(layer=layer.name, layer_type=layer.type)
+                    raise
         return loss
 
     def backward_range(self, start: int | None = None, end: int = 0) -> None:
         """Run backward for layers start..end inclusive, top to bottom."""
         start = len(self.layers) - 1 if start is None else start
-        for li in range(start, end - 1, -1):
-            if self.layer_need_backward[li]:
-                layer = self.layers[li]
-                try:
-                    layer.backward(self.top_vecs[li], self.bottom_need_backward[li],
-                                   self.bottom_vecs[li])
-                except CaffeLiteError as exc:
-                    exc.with_context(layer=layer.name, layer_type=layer.type)
-                    raise
+        with np.errstate(all="ignore"):
+            for li in range(start, end - 1, -1):
+                if self.layer_need_backward[li]:
+                    layer = self.layers[li]
+                    try:
+                        layer.backward(self.top_vecs[li], self.bottom_need_backward[li],
+                                       self.bottom_vecs[li])
+                    except CaffeLiteError as exc:
+                        exc.with_context(layer=layer.name, layer_type=layer.type)
+                        raise
 
     def forward_backward(self) -> float:
         """One training pass: forward, then backward; returns the loss."""

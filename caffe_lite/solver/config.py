@@ -29,6 +29,13 @@ def check_param(param, rule, source):
     except SolverError as exc:
         exc.with_context(**where)
         raise
+    if param.base_lr < 0:
+        raise SolverError(f"base_lr: must not be negative, got {param.base_lr:g} "
+                          f"(Caffe accepts it silently and training climbs the loss)",
+                          **where)
+    if param.momentum < 0:
+        raise SolverError(f"momentum: must not be negative, got {param.momentum:g} "
+                          f"(Caffe accepts it silently)", **where)
     if param.average_loss < 1:
         raise SolverError("average_loss must be >= 1", **where)
     if param.iter_size < 1:

@@ -66,8 +66,16 @@ def check_lr_policy(param):
     if policy in ("step", "sigmoid") and param.stepsize <= 0:
         raise SolverError(f"lr_policy '{policy}' needs stepsize > 0, got "
                           f"{param.stepsize}")
-    if policy in ("step", "exp", "inv", "multistep", "sigmoid") and param.gamma < 0:
-        raise SolverError(f"lr_policy '{policy}' needs gamma >= 0, got {param.gamma}")
+    if policy in ("step", "exp", "inv", "multistep") and param.gamma <= 0:
+        raise SolverError(f"gamma: lr_policy '{policy}' needs gamma > 0, got "
+                          f"{param.gamma:g} (Caffe accepts it silently and the rate "
+                          f"collapses to 0 or explodes)")
+    if policy == "multistep":
+        steps = list(param.stepvalue)
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise SolverError(f"stepvalue: lr_policy 'multistep' needs increasing "
+                              f"stepvalues, got {steps} (Caffe accepts them silently "
+                              f"and skips the later ones)")
     if policy == "poly" and param.max_iter <= 0:
         raise SolverError("lr_policy 'poly' needs max_iter > 0")
 

@@ -5,7 +5,7 @@ import os
 from ..errors import SolverError
 from ..formats.atomic import atomic_write
 from ..proto import caffe_pb2
-from . import nets
+from . import health, nets
 from . import state as state_io
 from .config import check_prefix_dir
 
@@ -20,15 +20,21 @@ def take_snapshot(solver):
                           file=solver.source)
     check_prefix_dir(p.snapshot_prefix, solver.source)
     hdf5 = p.snapshot_format == caffe_pb2.SolverParameter.HDF5
+    # weights that are NaN or infinite never take a snapshot's name: a finite
+    # snapshot written earlier under it stays as it was
+    mark = "" if health.params_finite(solver.net) else ".nonfinite"
     model = state_io.snapshot_filename(p.snapshot_prefix, solver.iter,
-                                       ".caffemodel.h5" if hdf5 else ".caffemodel")
+                                       mark + (".caffemodel.h5" if hdf5 else ".caffemodel"))
     if p.snapshot_diff and not hdf5:
         with atomic_write(model) as handle:
             handle.write(solver.net.to_proto(write_diff=True).SerializeToString())
     else:
         solver.net.save(model, fmt="hdf5" if hdf5 else "binary")     # atomic
     state = state_io.snapshot_filename(p.snapshot_prefix, solver.iter,
-                                       ".solverstate.h5" if hdf5 else ".solverstate")
+                                       mark + (".solverstate.h5" if hdf5 else ".solverstate"))
+    if mark:
+        solver.reporter.message(f"Warning: the weights are not finite; the snapshot "
+                                f"goes to {model} so no finite snapshot is replaced")
     state_io.write_state(state, state_io.SolverStateData(
         solver.iter, solver.current_step, model, list(solver.history)))
     solver.reporter.snapshot([model, state])

@@ -19,7 +19,7 @@ import numpy as np
 from ..blob import Blob
 from ..net.net import Net
 from ..rng import set_random_seed
-from . import config, nets, snapshots, testing
+from . import config, health, nets, snapshots, testing
 from .lr_policies import learning_rate
 from .report import Reporter
 from .signals import NONE, SNAPSHOT, STOP, SignalActions
@@ -38,7 +38,8 @@ class Solver:
     type_name: str | None = None
 
     def __init__(self, solver: str | os.PathLike[str] | Any, *, source: str | None = None,
-                 allow_python_layers: bool | None = None) -> None:
+                 allow_python_layers: bool | None = None,
+                 continue_on_nan: bool = False) -> None:
         param, self.source = config.load_param(solver, source)
         self._base_dir = (os.path.dirname(os.path.abspath(self.source))
                           if self.source else None)
@@ -65,6 +66,8 @@ class Solver:
         self._losses: list[np.float32] = []    # the window of average_loss losses
         self.test_results: list[dict[str, np.ndarray]] = []   # per test net: {output: mean values}
         self.test_results_iter: int | None = None              # the iteration they are from
+        # Caffe goes on through a NaN loss; by default we stop there and say where
+        self.continue_on_nan = continue_on_nan
 
     # -- pycaffe surface -------------------------------------------------------
     @property
@@ -97,7 +100,14 @@ class Solver:
 
     # -- training ------------------------------------------------------------------
     def step(self, iters: int) -> None:
-        """Run ``iters`` iterations (see the module docstring for one iteration)."""
+        """Run ``iters`` iterations (see the module docstring for one iteration).
+        A non-finite loss or output raises NonFiniteError naming the first layer
+        that produced one, unless ``continue_on_nan``; numpy's floating-point
+        warnings are silenced, since this check reports what they would."""
+        with np.errstate(all="ignore"):
+            self._step(iters)
+
+    def _step(self, iters: int) -> None:
         p = self.param
         stop_iter = self.iter + int(iters)
         self._losses, self.smoothed_loss = [], 0.0
@@ -117,6 +127,8 @@ class Solver:
             for _ in range(p.iter_size):
                 loss += f32(self.net.forward_backward())
             loss /= f32(p.iter_size)
+            if not health.outputs_finite(self.net, float(loss)):
+                self._non_finite(float(loss))
             self._update_smoothed_loss(loss, start_iter)
             for _, on_ready in self._callbacks:
                 if on_ready:
@@ -134,6 +146,14 @@ class Solver:
             if request == STOP:
                 self.requested_early_exit = True
                 break
+
+    def _non_finite(self, loss: float) -> None:
+        message = health.describe(self.net, self.iter, loss)
+        if not self.continue_on_nan:
+            raise health.NonFiniteError(
+                message + ". Training stopped (continue_on_nan=True, or "
+                "--continue_on_nan, goes on as Caffe does)", file=self.source)
+        self.reporter.message("Warning: " + message)
 
     def apply_update(self) -> float:
         """Caffe's ApplyUpdate; returns the learning rate it used."""
