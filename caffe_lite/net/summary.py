@@ -114,6 +114,54 @@ def set_input_shapes(net_param: Any, shapes: Sequence[Sequence[int]]) -> None:
         lp.input_param.shape[i].dim.extend(int(d) for d in shape)
 
 
+#: data layers that read files: summary stands Input layers in for them
+FILE_DATA_TYPES = {"Data": "data_param", "ImageData": "image_data_param",
+                   "HDF5Data": "hdf5_data_param", "WindowData": "window_data_param",
+                   "AnnotatedData": "data_param", "DenseImageData": "dense_image_data_param",
+                   "ImageSegData": "image_data_param", "WindowSegData": "window_data_param"}
+
+
+def _data_shapes(lp: Any) -> list[list[int]] | None:
+    """The tops' shapes a file-reading data layer will give, from its parameters
+    alone (3 channels unless is_color is false), or None when only its files say."""
+    param = getattr(lp, FILE_DATA_TYPES[lp.type])
+    batch = param.batch_size
+    crop = lp.transform_param.crop_size
+    size = (crop, crop) if crop else (getattr(param, "new_height", 0),
+                                      getattr(param, "new_width", 0))
+    if lp.type == "HDF5Data" or not batch or not all(size):
+        return None
+    channels = 1 if getattr(param, "is_color", True) is False else 3
+    shapes = [[batch, channels, *size]]
+    for _ in lp.top[1:]:
+        shapes.append([batch, 1, *size] if lp.type in ("DenseImageData", "ImageSegData",
+                                                       "WindowSegData") else [batch])
+    return shapes
+
+
+def data_layers_as_inputs(net_param: Any) -> list[str]:
+    """Replace every data layer that reads files by an Input layer of the shapes
+    its parameters give, so a summary opens no database, list or mean file.
+    Returns the names of those whose shapes only their files know (their Input
+    has no shape yet: --input-shape gives it)."""
+    unknown = []
+    for lp in net_param.layer:
+        if lp.type not in FILE_DATA_TYPES:
+            continue
+        shapes = _data_shapes(lp)
+        keep = (list(lp.top), list(lp.include), list(lp.exclude), lp.name)
+        lp.Clear()
+        lp.name, lp.type = keep[3], "Input"
+        lp.top.extend(keep[0])
+        lp.include.extend(keep[1])
+        lp.exclude.extend(keep[2])
+        for shape in shapes or []:
+            lp.input_param.shape.add().dim.extend(shape)
+        if shapes is None:
+            unknown.append(lp.name)
+    return unknown
+
+
 def _count(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
