@@ -8,7 +8,7 @@ switches. pycaffe's submodule names (``caffe.io``, ``caffe.net_spec``,
 import importlib as _importlib
 import sys as _sys
 
-from .blob import Blob
+from .blob import Blob, set_memory_limit
 from .errors import CaffeLiteError
 from .layers.base import Layer
 from .net import TEST, TRAIN, Net
@@ -65,4 +65,5 @@ __all__ = ["Blob", "CaffeLiteError", "Layer", "Net", "TRAIN", "TEST", "SGDSolver
            "params", "to_proto", "io", "set_random_seed", "set_mode_cpu",
            "set_mode_gpu", "set_device", "layer_type_list", "init_log", "log",
            "solver_count", "set_solver_count", "solver_rank", "set_solver_rank",
-           "set_multiprocess", "has_nccl", "NCCL", "Timer", "__version__"]
+           "set_multiprocess", "has_nccl", "NCCL", "Timer", "__version__",
+           "set_memory_limit"]

@@ -7,17 +7,88 @@ it grows. ``data`` and ``diff`` are numpy views into that memory, so
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+import contextlib
+import os
+from typing import Any, Iterator, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from .errors import CaffeLiteError
+from .errors import CaffeLiteError, MemoryLimitError
 
 MAX_AXES = 32
 
 #: what reshape takes: sizes as separate arguments or one sequence of them
 ShapeLike = Union[int, Sequence[int]]
+
+MEMORY_LIMIT_VARIABLE = "CAFFE_LITE_MEMORY_LIMIT"
+_limit: dict[str, int | None] = {"bytes": None}     # None: from the environment
+_budgets: list[list[int]] = []                     # [bytes so far] per open budget
+
+
+def set_memory_limit(limit: int | str | None) -> None:
+    """The most bytes a net's blobs may take (data and diff), checked as a net is
+    built, before its memory is taken. An int, a size such as "8G" or "512M", or
+    None for the default: CAFFE_LITE_MEMORY_LIMIT, else the available memory."""
+    _limit["bytes"] = None if limit is None else parse_size(limit)
+
+
+def memory_limit() -> int:
+    """The limit in force, in bytes."""
+    if _limit["bytes"] is not None:
+        return _limit["bytes"]
+    if os.environ.get(MEMORY_LIMIT_VARIABLE):
+        return parse_size(os.environ[MEMORY_LIMIT_VARIABLE])
+    return _available_memory()
+
+
+def parse_size(value: int | str) -> int:
+    """123, "123", "64K", "512M", "8G", "1T" (powers of 1024) -> bytes."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().upper().rstrip("B")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:], 1)
+    try:
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        raise CaffeLiteError(f"not a memory size: {value!r} (e.g. 8G, 512M)") from None
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62                                  # unknown: no limit
+
+
+@contextlib.contextmanager
+def memory_budget() -> Iterator[list[int]]:
+    """Count the bytes blobs grow by while it is open (a net's construction) and
+    refuse, before allocating, the growth that would pass the memory limit."""
+    _budgets.append([0])
+    try:
+        yield _budgets[-1]
+    finally:
+        _budgets.pop()
+
+
+def _charge(nbytes: int, shape: tuple[int, ...]) -> None:
+    if not _budgets:
+        return
+    total = _budgets[-1][0] + nbytes
+    limit = memory_limit()
+    if total > limit:
+        raise MemoryLimitError(f"a blob of shape {shape} would bring the net to "
+                               f"{total:,} bytes, over the memory limit of {limit:,}",
+                               needed=total, limit=limit)
+    _budgets[-1][0] = total
 
 
 class Blob:
@@ -40,8 +111,16 @@ class Blob:
             raise CaffeLiteError(f"blob shape {shape} has more than {MAX_AXES} axes")
         if any(d < 0 for d in shape):
             raise CaffeLiteError(f"blob shape {shape} has a negative dimension")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = 1
+        for d in shape:                  # Python ints: no int64 overflow
+            count *= d
         if count > self._data_buf.size:
+            nbytes = 2 * count * self.dtype.itemsize            # data and diff
+            if nbytes > memory_limit():
+                raise MemoryLimitError(f"a blob of shape {shape} needs {nbytes:,} bytes, "
+                                       f"over the memory limit of {memory_limit():,}",
+                                       needed=nbytes, limit=memory_limit())
+            _charge(2 * (count - self._data_buf.size) * self.dtype.itemsize, shape)
             self._data_buf = np.zeros(count, self.dtype)
             self._diff_buf = np.zeros(count, self.dtype)
         self._shape = shape

@@ -125,6 +125,16 @@ class CropError(CaffeLiteError, AssertionError):
     negative or fractional (pycaffe asserts these)."""
 
 
+class MemoryLimitError(CaffeLiteError):
+    """A net (or file) that would need more memory than the limit allows,
+    refused before that memory is taken (caffe_lite.set_memory_limit)."""
+
+    def __init__(self, message: str, *, needed: int = 0, limit: int = 0,
+                 **context: Any) -> None:
+        self.needed, self.limit = needed, limit
+        super().__init__(message, **context)
+
+
 class DependencyError(CaffeLiteError):
     """An optional dependency (extra) that is needed but not installed."""
 

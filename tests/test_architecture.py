@@ -100,7 +100,8 @@ PUBLIC = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "CaffeLiteErr
           "Classifier", "Detector", "Layer", "NCCL", "NesterovSolver", "Net", "NetSpec",
           "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "Timer", "get_solver",
           "has_nccl", "init_log", "layer_type_list", "log", "params", "set_device",
-          "set_mode_cpu", "set_mode_gpu", "set_multiprocess", "set_random_seed",
+          "set_memory_limit", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
+          "set_random_seed",
           "set_solver_count", "set_solver_rank", "solver_count", "solver_rank",
           "to_proto"]
 

@@ -102,7 +102,8 @@ def _check_final_files(folder, checked):
         checked.add(name)
 
 
-def test_fifty_kills_never_leave_a_partial_snapshot_and_resume_continues(tmp_path):
+def test_fifty_kills_never_leave_a_partial_snapshot_and_resume_continues(tmp_path,
+                                                                       monkeypatch):
     _write(tmp_path, max_iter=100000, every=1)
     rng = random.Random(1234)
     checked, resume, iterations = set(), None, []
@@ -130,7 +131,7 @@ def test_fifty_kills_never_leave_a_partial_snapshot_and_resume_continues(tmp_pat
           f"reached iteration {iterations[-1]}")
     assert len(interrupted_writes) >= 25
     # the last snapshot resumes in this process too
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     solver = caffe.get_solver("solver.prototxt")
     solver.restore(resume)
     solver.step(1)

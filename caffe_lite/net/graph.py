@@ -14,8 +14,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..blob import Blob
-from ..errors import CaffeLiteError, DuplicateLayerNameWarning, NetError, UnknownLayerError
+from ..blob import Blob, memory_budget
+from ..errors import (
+    CaffeLiteError,
+    DuplicateLayerNameWarning,
+    MemoryLimitError,
+    NetError,
+    UnknownLayerError,
+)
 from ..layers.base import Layer, layer_class, layer_types
 from ..proto import caffe_pb2
 
@@ -56,7 +62,13 @@ def build_graph(param: caffe_pb2.NetParameter, source: str | None = None,
     """The construction passes, in order, over a filtered and split NetParameter."""
     check_layer_types(param, source, allow_python_layers)
     graph = NetGraph(param=param, source=source)
-    wire_layers(graph, np.dtype(dtype))
+    try:
+        with memory_budget():
+            wire_layers(graph, np.dtype(dtype))
+    except MemoryLimitError as exc:
+        exc.message += f"; the largest so far: {_largest_blobs(graph)}"
+        exc.with_context(file=source)
+        raise
     decide_backward(graph)
     share_params(graph)
     return graph
@@ -79,6 +91,16 @@ def python_layers_allowed(allow_python_layers: bool | None = None) -> bool:
     if allow_python_layers is not None:
         return bool(allow_python_layers)
     return os.environ.get(ALLOW_PYTHON_LAYERS_VARIABLE, "") not in ("", "0")
+
+
+def _largest_blobs(graph: NetGraph, count: int = 3) -> str:
+    """The ``count`` largest blobs and parameters built so far, with their sizes."""
+    sizes = [(blob.count * blob.dtype.itemsize * 2, name, blob.shape)
+             for name, blob in graph.blobs.items() if blob.shape]
+    sizes += [(blob.count * blob.dtype.itemsize * 2, f"{layer.name}[{i}]", blob.shape)
+              for layer in graph.layers for i, blob in enumerate(layer.blobs)]
+    top = sorted(sizes, key=lambda item: -item[0])[:count]
+    return ", ".join(f"'{name}' {shape} {size:,} bytes" for size, name, shape in top)
 
 
 def check_layer_types(param: caffe_pb2.NetParameter, source: str | None,
