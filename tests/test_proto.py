@@ -99,6 +99,9 @@ def test_setup_cfg_protobuf_floor_is_gen_proto_s():
     assert [r for r in requires if re.match(r"protobuf\b", r)] == \
         [f"protobuf>={GEN.MIN_PROTOBUF_RUNTIME}"], \
         "setup.cfg's protobuf lower bound must be tools/gen_proto.py's MIN_PROTOBUF_RUNTIME"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "MIN_PROTOBUF_RUNTIME" in ci and "GRPCIO_TOOLS_VERSION" in ci, \
+        ".ci/run must test the lowest protobuf that gen_proto.py names"
 
 
 # ---------------------------------------------------------------- (b) numbers
