@@ -1,5 +1,8 @@
 """The schema: generated module in sync, upstream numbers intact, fork fields clash-free,
 and every zoo prototxt parses."""
+import configparser
+import importlib.metadata
+import importlib.util
 import re
 import struct
 import subprocess
@@ -13,7 +16,18 @@ from caffe_lite.proto import caffe_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO = ROOT / "proto" / "caffe.proto"
+GENERATED = ROOT / "caffe_lite" / "proto" / "caffe_pb2.py"
 ZOO = Path(__file__).resolve().parents[2] / "shared" / "zoo"
+
+
+def load_gen_proto():
+    spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "tools" / "gen_proto.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+GEN = load_gen_proto()
 
 
 # ---------------------------------------------------------------- (a) staleness
@@ -34,6 +48,10 @@ def normalize(messages):
 
 
 def test_generated_module_matches_proto(tmp_path):
+    """The schema embedded in caffe_pb2.py is proto/caffe.proto's. Any protoc will do:
+    the descriptor set of caffe.proto is byte-identical from protoc 3.21.12 (the
+    generator, grpcio-tools 1.53.2) and protoc 35.1 (grpcio-tools 1.85.1, the test
+    extra's, which installs beside the newest protobuf)."""
     try:
         import grpc_tools  # noqa: F401
     except ImportError:
@@ -47,6 +65,43 @@ def test_generated_module_matches_proto(tmp_path):
     for fdp in (compiled, embedded):
         normalize(fdp.message_type)
     assert compiled == embedded, "caffe_pb2.py is stale: run python tools/gen_proto.py"
+
+
+def test_generated_module_is_what_gen_proto_writes(tmp_path):
+    """Byte for byte what tools/gen_proto.py writes with its own grpcio-tools. That one
+    needs protobuf < 5, so the newest-protobuf test environment cannot hold it; CI's
+    lowest-protobuf venv installs it and runs this."""
+    try:
+        installed = importlib.metadata.version("grpcio-tools")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed != GEN.GRPCIO_TOOLS_VERSION:
+        pytest.skip(f"needs grpcio-tools=={GEN.GRPCIO_TOOLS_VERSION} (tools/gen_proto.py's "
+                    f"generator; it needs protobuf<5), found {installed}")
+    proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO.parent}",
+                           f"--python_out={tmp_path}", str(PROTO)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "caffe_pb2.py").read_bytes() == GENERATED.read_bytes(), \
+        "caffe_pb2.py is not tools/gen_proto.py's output: rerun it (see its usage)"
+
+
+def test_generated_module_runs_on_every_supported_runtime():
+    """protoc >= 26 gates its gencode on the runtime's major version; protoc 3.21's does not."""
+    text = GENERATED.read_text()
+    assert "ValidateProtobufRuntimeVersion" not in text and "runtime_version" not in text, \
+        "caffe_pb2.py refuses older protobuf runtimes: regenerate with tools/gen_proto.py"
+
+
+def test_setup_cfg_protobuf_floor_is_gen_proto_s():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    requires = [r.strip() for r in cfg["options"]["install_requires"].splitlines() if r.strip()]
+    assert [r for r in requires if re.match(r"protobuf\b", r)] == \
+        [f"protobuf>={GEN.MIN_PROTOBUF_RUNTIME}"], \
+        "setup.cfg's protobuf lower bound must be tools/gen_proto.py's MIN_PROTOBUF_RUNTIME"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "MIN_PROTOBUF_RUNTIME" in ci and "GRPCIO_TOOLS_VERSION" in ci, \
+        ".ci/run must test the lowest protobuf that gen_proto.py names"
 
 
 # ---------------------------------------------------------------- (b) numbers

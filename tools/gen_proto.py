@@ -1,20 +1,30 @@
-# Minimum protobuf runtime for the generated caffe_pb2.py: 7.35.1
-# (from its ValidateProtobufRuntimeVersion(PUBLIC, 7, 35, 1) call; grpcio-tools 1.85.1).
+# Minimum protobuf runtime for the generated caffe_pb2.py: 4.21.6
+# (protoc 3.21.12 from grpcio-tools 1.53.2: the protobuf-python 4.21 generation of gencode).
 """Regenerate caffe_lite/proto/caffe_pb2.py from proto/caffe.proto.
 
-Usage: python tools/gen_proto.py
+Usage (grpcio-tools GRPCIO_TOOLS_VERSION needs protobuf < 5, so give it a
+throwaway venv rather than the development one):
 
-The generated module needs protobuf runtime >= MIN_PROTOBUF_RUNTIME (see the
-ValidateProtobufRuntimeVersion call near the top of caffe_pb2.py); protoc from
-grpcio-tools GRPCIO_TOOLS_VERSION emits that check.
+    python -m venv /tmp/gen-proto
+    /tmp/gen-proto/bin/pip install grpcio-tools==1.53.2
+    /tmp/gen-proto/bin/python tools/gen_proto.py
+
+Why this protoc: grpcio-tools GRPCIO_TOOLS_VERSION bundles protoc 3.21.12, whose
+Python gencode (AddSerializedFile + google.protobuf.internal.builder, no runtime
+version check) imports on every protobuf runtime from MIN_PROTOBUF_RUNTIME up to
+the newest (7.x). protoc 26 and later emit ValidateProtobufRuntimeVersion(...),
+which refuses any runtime older than the protoc, so their output would cut the
+supported range down to one major. MIN_PROTOBUF_RUNTIME is the lowest runtime
+grpcio-tools GRPCIO_TOOLS_VERSION itself accepts, so CI can test that runtime
+with this very generator installed (tests/test_proto.py then regenerates
+byte for byte); setup.cfg's `protobuf>=` must equal it (a test checks).
 """
 import importlib.metadata
-import re
 import sys
 from pathlib import Path
 
-GRPCIO_TOOLS_VERSION = "1.85.1"     # the grpcio-tools this script was last run with
-MIN_PROTOBUF_RUNTIME = "7.35.1"     # what the generated caffe_pb2.py checks for
+GRPCIO_TOOLS_VERSION = "1.53.2"     # bundles protoc 3.21.12
+MIN_PROTOBUF_RUNTIME = "4.21.6"     # the lowest protobuf the generated caffe_pb2.py is tested on
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "proto"
@@ -29,28 +39,27 @@ def protoc(args):
     return _protoc.main(["protoc", f"-I{include}", *args])
 
 
+def generate(out_dir):
+    """Write caffe_pb2.py into out_dir with the installed grpc_tools; return its path."""
+    rc = protoc([f"-I{PROTO_DIR}", f"--python_out={out_dir}", str(PROTO_DIR / "caffe.proto")])
+    if rc != 0:
+        sys.exit(f"protoc failed with exit code {rc}")
+    return Path(out_dir) / "caffe_pb2.py"
+
+
 def main():
     try:
         installed = importlib.metadata.version("grpcio-tools")
     except importlib.metadata.PackageNotFoundError:
-        sys.exit("grpcio-tools is not installed: pip install grpcio-tools==" + GRPCIO_TOOLS_VERSION)
+        installed = None
     if installed != GRPCIO_TOOLS_VERSION:
-        print(f"warning: grpcio-tools {installed} is installed, this script expects "
-              f"{GRPCIO_TOOLS_VERSION}; the generated code may need a different protobuf runtime",
-              file=sys.stderr)
+        sys.exit(f"grpcio-tools {installed or 'is not installed'}: this script needs exactly "
+                 f"grpcio-tools=={GRPCIO_TOOLS_VERSION} (protoc 3.21.12), whose gencode runs on "
+                 f"protobuf >= {MIN_PROTOBUF_RUNTIME}; see the usage at the top of {__file__}")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    rc = protoc([f"-I{PROTO_DIR}", f"--python_out={OUT_DIR}", str(PROTO_DIR / "caffe.proto")])
-    if rc != 0:
-        sys.exit(f"protoc failed with exit code {rc}")
-    out = OUT_DIR / "caffe_pb2.py"
-    m = re.search(r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+)",
-                  out.read_text())
-    if m:
-        needed = ".".join(m.groups())
-        if needed != MIN_PROTOBUF_RUNTIME:
-            print(f"note: generated code now requires protobuf >= {needed} "
-                  f"(MIN_PROTOBUF_RUNTIME says {MIN_PROTOBUF_RUNTIME}); update the constant",
-                  file=sys.stderr)
+    out = generate(OUT_DIR)
+    if "ValidateProtobufRuntimeVersion" in out.read_text():
+        sys.exit(f"{out} checks the protobuf runtime version: it was not made by protoc 3.21")
     print(f"wrote {out.relative_to(ROOT)}")
 
 

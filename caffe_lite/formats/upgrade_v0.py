@@ -4,6 +4,7 @@ import logging
 
 from ..errors import PrototxtError
 from ..proto import caffe_pb2
+from ..proto.compat import is_repeated
 
 log = logging.getLogger(__name__)
 V1 = caffe_pb2.V1LayerParameter
@@ -165,7 +166,7 @@ def _assign(message, dotted, value):
     for parent in parents:
         message = getattr(message, parent)
     field = message.DESCRIPTOR.fields_by_name[name]
-    if field.is_repeated:
+    if is_repeated(field):
         getattr(message, name).append(value)
     elif field.message_type is not None:
         getattr(message, name).CopyFrom(value)

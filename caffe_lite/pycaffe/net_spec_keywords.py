@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import NetSpecError
 from ..proto import caffe_pb2
+from ..proto.compat import is_repeated
 
 _LAYER_FIELDS = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
 
@@ -75,7 +76,7 @@ def assign_proto(message, name, value, type_name):
                      f"{message.DESCRIPTOR.name} has no field '{name}' (fields: "
                      f"{', '.join(sorted(message.DESCRIPTOR.fields_by_name))})")
     try:
-        if field.is_repeated:
+        if is_repeated(field):
             values = list(value) if isinstance(value, (list, tuple, np.ndarray)) \
                 else [value]
             container = getattr(message, name)
