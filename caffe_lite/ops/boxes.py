@@ -106,7 +106,7 @@ def decode_boxes(prior, variance, loc, code_type, variance_encoded_in_target=Fal
         raise ValueError(f"unknown code type {code_type}")
     centre = ((prior[:, :2] + prior[:, 2:]).astype(np.float64) / 2).astype(F32)  # (P, 2)
     c = scaled[..., :2] * size[:, :2] + centre
-    wh = (np.exp(scaled[..., 2:].astype(np.float64)) * size[:, 2:]).astype(F32)
+    wh = np.exp(scaled[..., 2:].astype(np.float64)).astype(F32) * size[:, 2:]  # expf
     c, half = c.astype(np.float64), wh.astype(np.float64) / 2
     return np.concatenate([c - half, c + half], axis=-1).astype(F32)
 
