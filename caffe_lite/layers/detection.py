@@ -5,8 +5,7 @@ ops/boxes.py; semantics in tests/data/conformance/detection/README.md.
 """
 import numpy as np
 
-from ..ops.boxes import decode_boxes, nms_fast, prior_aspect_ratios, prior_boxes, \
-    prior_half_sizes
+from ..ops.boxes import decode_boxes, nms_fast, prior_aspect_ratios, prior_boxes, prior_half_sizes
 from .base import Layer, register_layer
 
 
@@ -179,7 +178,7 @@ class DetectionOutputLayer(Layer):
         if -1 < self.keep_top_k < total:
             pairs = [(scores[i, c], c, i) for c, indices in kept.items() for i in indices]
             order = sorted(range(len(pairs)), key=lambda k: -pairs[k][0])[:self.keep_top_k]
-            best: dict[int, list[int]] = {}
+            best = {}
             for k in order:
                 best.setdefault(pairs[k][1], []).append(pairs[k][2])
             kept = best

@@ -148,7 +148,7 @@ def nms_fast(boxes, scores, score_threshold, nms_threshold, eta=1.0, top_k=-1):
     Returns the kept indices in the order kept. boxes (M, 4), scores (M,)."""
     areas = box_areas(boxes)
     threshold = F32(nms_threshold)
-    kept: list[int] = []
+    kept = []
     for idx in top_scores(scores, score_threshold, top_k):
         if kept:
             overlap = jaccard_one_to_many(boxes[idx], areas[idx], boxes[kept], areas[kept])
