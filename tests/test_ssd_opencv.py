@@ -104,7 +104,7 @@ def seeded_mobilenet_weights(prototxt, path, seed=0):
 def test_mobilenet_ssd_agrees_with_opencv(zoo_path, tmp_path, name):
     prototxt = zoo_path(f"mobilenet_ssd/{name}.prototxt")
     weights = seeded_mobilenet_weights(prototxt, tmp_path / "seeded.caffemodel")
-    x = ((zoo_image(zoo_path, (160, 160)) - 127.5) * 0.007843).transpose(2, 0, 1)[None]
+    x = ((zoo_image(zoo_path, (128, 128)) - 127.5) * 0.007843).transpose(2, 0, 1)[None]
     compare_with_opencv(prototxt, weights, x.copy(),
                         ["conv11", "conv13", "mbox_loc", "mbox_conf_flatten",
                          "mbox_priorbox"])
