@@ -1,11 +1,11 @@
 """Every golden case from real Caffe under tests/data/conformance (layers, nets,
-forks) replays with Caffe's numbers."""
+forks, detection) replays with Caffe's numbers."""
 import pytest
 from conformance import load_case, replay
 from conftest import CONFORMANCE
 from layer_case import assert_registered
 
-GROUPS = ("layers", "nets", "forks")
+GROUPS = ("layers", "nets", "forks", "detection")
 CASES = sorted(p for g in GROUPS for p in (CONFORMANCE / g).glob("*") if p.is_dir())
 
 # Two conv3_3 outputs of one pool3 window round to the same float32 in Caffe's

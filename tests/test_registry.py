@@ -18,7 +18,8 @@ UPSTREAM = """
     Parameter Pooling Power PReLU Python Reduction ReLU Reshape RNN Scale Sigmoid
     SigmoidCrossEntropyLoss Silence Slice Softmax SoftmaxWithLoss Split SPP Swish TanH
     Threshold Tile WindowData""".split()
-FORKS = ["BN", "Interp", "Unpooling", "Upsample"]     # SegNet/ENet/DeconvNet, PSPNet/DeepLab
+FORKS = ["BN", "Interp", "Unpooling", "Upsample",    # SegNet/ENet/DeconvNet, PSPNet/DeepLab
+         "DetectionOutput", "Normalize", "Permute", "PriorBox"]          # SSD
 
 
 def test_the_expected_list_is_whole():

@@ -9,13 +9,14 @@ adding a layer family needs no edit here.
 - `base`: the Layer contract and the registry (`register_layer`, `layer_class`,
   `layer_types`, re-exported here).
 - `core`: the net's plumbing: Input, Split, Silence, Parameter.
-- `shape`: Flatten, Reshape, Tile, and the AxisMixin axis checks.
+- `shape`: Flatten, Reshape, Tile, Permute, and the AxisMixin axis checks.
   `concat_slice`: Concat, Slice. `batch_selection`: BatchReindex, Filter.
 - `neuron`: the NeuronLayer base, AbsVal, Threshold, Exp, Log, Power, Dropout.
   `activation`: ReLU, PReLU, Clip, Sigmoid, TanH, BNLL, ELU, Swish.
 - `conv`: Convolution, Deconvolution, Im2col. `inner_product`, `embed`.
 - `pooling`: Pooling, SPP. `upsample`: Unpooling, Upsample, Interp. `crop`.
-- `normalization`: LRN, MVN, BatchNorm. `bn`: BN (the fork's batch norm).
+- `normalization`: LRN, MVN, BatchNorm, Normalize (SSD). `bn`: BN (the fork's batch
+  norm). `detection`: PriorBox, DetectionOutput (SSD).
   `scale_bias`: Scale, Bias.
 - `eltwise`, `reduction` (Reduction, ArgMax), `softmax`.
 - `loss`: the LossLayer base and its label/normalisation rules.

@@ -1,4 +1,5 @@
-"""Normalization layers: LRN (across and within channels), MVN and BatchNorm.
+"""Normalization layers: LRN (across and within channels), MVN, BatchNorm and SSD's
+Normalize (L2 norm with a learned scale).
 
 Every step follows Caffe's float32 order of operations. LRN has no BLAS reduction,
 so it reproduces Caffe bit for bit (its channel window slides as Caffe's running
@@ -7,6 +8,7 @@ order is OpenBLAS's: they agree with Caffe to a few ulps.
 """
 import numpy as np
 
+from ..fillers import fill
 from ..ops.libm import powf
 from ..ops.pooling import ave_pool_backward, ave_pool_forward
 from ..proto import caffe_pb2
@@ -242,3 +244,79 @@ class BatchNormLayer(Layer):
             g += dy.sum(axis=2).sum(axis=0)[:, None]
             dx = (dy + self.dtype.type(-1.0 / y[:, 0].size) * g) / self.std
         bottom[0].diff[...] = dx.reshape(bottom[0].shape)
+
+
+@register_layer("Normalize")
+class NormalizeLayer(Layer):
+    """norm_param {across_spatial (true), channel_shared (true), eps (1e-10),
+    scale_filler (constant 1)}: SSD's L2 normalisation with a learned scale.
+    Bottom and top (N, C, ...), at least 2 axes; one blob: the scale, shape () if
+    channel_shared else (C,).
+    across_spatial: y = s x / sqrt(sum over C*H*W of x^2 + eps), per sample;
+    otherwise:      y = s x / sqrt(eps + sum over C of x^2), per sample and position.
+    Backward is the fork's: dx = s (dy - x <x, dy> / n^2) / n with the sum over the
+    norm's extent, d s = sum y dy / s. With different per-channel scales dx is not the
+    exact gradient (the fork leaves the scale out of <x, dy>); it is what the fork gives.
+    """
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        p = self.param.norm_param
+        self.across_spatial, self.channel_shared = p.across_spatial, p.channel_shared
+        self.eps = self.dtype.type(p.eps)
+        if bottom[0].num_axes < 2:
+            raise self.error(f"needs at least 2 axes (N, C, ...), got {bottom[0].shape}")
+        channels = bottom[0].shape[1]
+        if not self.blobs:
+            blob = self.make_blob(() if self.channel_shared else (channels,))
+            if p.HasField("scale_filler"):
+                fill(blob, p.scale_filler)
+            else:
+                blob.data[...] = 1
+            self.blobs = [blob]
+        if self.blobs[0].count != (1 if self.channel_shared else channels):
+            raise self.error(f"scale has shape {self.blobs[0].shape}, not one value "
+                             f"{'shared' if self.channel_shared else 'per channel'}")
+        self.param_propagate_down = [True]
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes < 2:
+            raise self.error(f"needs at least 2 axes (N, C, ...), got {bottom[0].shape}")
+        top[0].reshape(bottom[0].shape)
+
+    def _scale(self):
+        """The scale, broadcastable over (N, C, S)."""
+        s = self.blobs[0].data
+        return s.reshape(1, 1, 1) if self.channel_shared else s.reshape(1, -1, 1)
+
+    def forward(self, bottom, top):
+        t = self.dtype.type
+        x = bottom[0].data.reshape(bottom[0].shape[0], bottom[0].shape[1], -1)  # (N, C, S)
+        squares = np.square(x)
+        if self.across_spatial:
+            norm = np.sqrt(squares.sum(axis=(1, 2)) + self.eps)[:, None, None]  # (N, 1, 1)
+            y = x * (t(1) / norm).astype(self.dtype)
+        else:
+            norm = np.sqrt(self.eps + squares.sum(axis=1, keepdims=True))   # (N, 1, S)
+            y = x / norm
+        self.norm = norm
+        top[0].data[...] = (y * self._scale()).reshape(top[0].shape)
+
+    def backward(self, top, propagate_down, bottom):
+        shape = (bottom[0].shape[0], bottom[0].shape[1], -1)
+        dy = top[0].diff.reshape(shape)                                     # (N, C, S)
+        if self.param_propagate_down[0]:
+            # accumulate: Caffe adds parameter gradients
+            y = top[0].data.reshape(shape)
+            s = self.blobs[0].data
+            if self.channel_shared:
+                self.blobs[0].diff[...] += np.sum(y * dy) / s
+            else:
+                self.blobs[0].diff[...] += ((y * dy).sum(axis=2) / s).sum(axis=0)
+        if propagate_down[0]:
+            x, norm = bottom[0].data.reshape(shape), self.norm
+            axes = (1, 2) if self.across_spatial else 1
+            dot = np.sum(x * dy, axis=axes, keepdims=True)
+            dx = (dy - x * (dot / (norm * norm))) / norm
+            bottom[0].diff[...] = (dx * self._scale()).reshape(bottom[0].shape)

@@ -1,6 +1,6 @@
-"""Layers that change a blob's shape: Flatten, Reshape (views, no copy) and Tile
-(repeats a block of axes); and AxisMixin, the axis checks every axis-taking
-layer shares. Cutting and joining blobs is in concat_slice.py.
+"""Layers that change a blob's shape: Flatten, Reshape (views, no copy), Tile
+(repeats a block of axes) and Permute (SSD's transpose); and AxisMixin, the axis
+checks every axis-taking layer shares. Cutting and joining blobs is in concat_slice.py.
 
 Flatten and Reshape make the top share the bottom's data and diff memory, as
 Caffe does: no copy, the gradient reaches the bottom without a backward step,
@@ -151,3 +151,38 @@ class TileLayer(AxisMixin, Layer):
         np.copyto(dx, dy[:, 0])
         for t in range(1, self.tiles):          # Caffe's order of additions
             dx += dy[:, t]
+
+
+@register_layer("Permute")
+class PermuteLayer(Layer):
+    """permute_param {order (repeated)}: the SSD fork's transpose. Axes not named are
+    appended in increasing order; each axis at most once. Bottom of any shape; top
+    shape = bottom shape[order], top = transpose(bottom, order). Backward transposes
+    the diff back. The identity order shares the bottom's memory, as the fork does."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        n = bottom[0].num_axes
+        order = [int(a) for a in self.param.permute_param.order]
+        if any(a >= n for a in order):
+            raise self.error(f"order {order} names an axis beyond the {n} axes of "
+                             f"{bottom[0].shape}")
+        if len(set(order)) != len(order):
+            raise self.error(f"order {order} repeats an axis")
+        self.order = tuple(order + [a for a in range(n) if a not in order])
+        self.inverse = tuple(int(i) for i in np.argsort(self.order))
+        shape = tuple(bottom[0].shape[a] for a in self.order)
+        self.identity = self.order == tuple(range(n))
+        if self.identity:
+            share_blob(top[0], bottom[0], shape)
+        else:
+            top[0].reshape(shape)
+
+    def forward(self, bottom, top):
+        if not self.identity:
+            np.copyto(top[0].data, bottom[0].data.transpose(self.order))
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0] and not self.identity:
+            np.copyto(bottom[0].diff, top[0].diff.transpose(self.inverse))

@@ -10,6 +10,7 @@
 - `deconv_fast`: exact detection of FCN's frozen bilinear deconvolution weights and
   the separable U x V^T path that replaces the generic deconvolution for them.
 - `upsample`: Unpooling / Upsample scatters and Interp's bilinear gathers.
+- `boxes`: SSD's prior boxes, box decoding, IoU and NMS.
 - `lstm`: the LSTM cell step. `libm`: float32 exp/log/pow/tanh rounded like glibc.
 
 Vocabulary: N batch, C channels, G groups, K = prod(kernel), L = prod(output spatial).
