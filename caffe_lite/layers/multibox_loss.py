@@ -167,7 +167,7 @@ class MultiBoxLossLayer(LossLayer):
                                          self.num_matches)
         loc_loss = self._forward_loc(loc, priors, variances, all_gt)
         conf_loss = self._forward_conf(conf, all_gt)
-        t = np.float32
+        t = self.dtype.type
         total = t(0)
         if self.terms[0]:
             total += self.loc_weight * loc_loss / t(self.normalizer)
@@ -195,16 +195,17 @@ class MultiBoxLossLayer(LossLayer):
         self.loc_where = where
         if not where:
             self.loc_slope = None
-            return np.float32(0)
-        d = (np.concatenate(preds) - np.concatenate(targets)).astype(np.float32)
+            return self.dtype.type(0)
+        t = self.dtype.type
+        d = (np.concatenate(preds) - np.concatenate(targets)).astype(self.dtype)
         if self.loc_l2:
             self.loc_slope = d
-            return np.float32(np.dot(d.ravel(), d.ravel())) / np.float32(2)
+            return t(np.dot(d.ravel(), d.ravel())) / t(2)
         absd = np.abs(d)
         inside = absd < 1
-        self.loc_slope = np.where(inside, d, np.sign(d)).astype(np.float32)
-        errors = np.where(inside, np.float32(0.5) * d * d, absd - np.float32(0.5))
-        return np.float32(np.sum(np.abs(errors)))
+        self.loc_slope = np.where(inside, d, np.sign(d)).astype(self.dtype)
+        errors = np.where(inside, t(0.5) * d * d, absd - t(0.5))
+        return t(np.sum(np.abs(errors)))
 
     def _forward_conf(self, conf, all_gt):
         """Loss over the matched and mined priors (every prior without mining);
@@ -234,23 +235,24 @@ class MultiBoxLossLayer(LossLayer):
         self.conf_rows = rows
         if not rows:
             self.conf_grad = None
-            return np.float32(0)
+            return self.dtype.type(0)
+        t = self.dtype.type
         idx = np.array(rows)
-        x = conf[idx[:, 0], idx[:, 1]].astype(np.float32)     # (K, C)
+        x = conf[idx[:, 0], idx[:, 1]]                         # (K, C)
         labels = np.array(labels, np.int64)
         target = np.zeros_like(x)
         in_range = (labels >= 0) & (labels < self.num_classes)
         target[np.flatnonzero(in_range), labels[in_range]] = 1
         if self.logistic:
-            pos = (x >= 0).astype(np.float32)
+            pos = (x >= 0).astype(self.dtype)
             terms = x * (target - pos) - np.log1p(np.exp(x - 2 * x * pos))
-            self.conf_grad = (1 / (1 + np.exp(-x)) - target).astype(np.float32)
-            return np.float32(-np.sum(terms))
+            self.conf_grad = (1 / (1 + np.exp(-x)) - target).astype(self.dtype)
+            return t(-np.sum(terms))
         shifted = np.exp(x - x.max(axis=1, keepdims=True))
-        prob = (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+        prob = shifted / shifted.sum(axis=1, keepdims=True)
         picked = prob[np.arange(len(x)), labels]
         self.conf_grad = prob - target
-        return np.float32(-np.sum(np.log(np.maximum(picked, FLT_MIN))))
+        return t(-np.sum(np.log(np.maximum(picked, FLT_MIN))))
 
     # -- backward ------------------------------------------------------------
     def backward(self, top, propagate_down, bottom):
