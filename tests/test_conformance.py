@@ -1,12 +1,15 @@
-"""Every golden case from real Caffe under tests/data/conformance (layers, nets,
-forks, detection) replays with Caffe's numbers."""
+"""Every golden case from real Caffe under tests/data/conformance/<group>/<case>
+replays with Caffe's numbers."""
 import pytest
 from conformance import load_case, replay
 from conftest import CONFORMANCE
 from layer_case import assert_registered
 
-GROUPS = ("layers", "nets", "forks", "detection")
-CASES = sorted(p for g in GROUPS for p in (CONFORMANCE / g).glob("*") if p.is_dir())
+# Every group folder (layers, nets, forks, detection, ...) and every case in it;
+# the solver trajectories have their own replay (test_solver_conformance.py).
+OWN_REPLAY = {"solvers"}
+CASES = sorted(p for p in CONFORMANCE.glob("*/*")
+               if p.parent.name not in OWN_REPLAY and (p / "case.json").is_file())
 
 # Two conv3_3 outputs of one pool3 window round to the same float32 in Caffe's
 # GEMM but differ by a few ulps in ours (different summation order), so one

@@ -24,6 +24,8 @@ adding a layer family needs no edit here.
   SigmoidCrossEntropyLoss. `distance_loss`: EuclideanLoss, HingeLoss,
   ContrastiveLoss. `accuracy`.
 - `recurrent`: RNN, LSTM, LSTMUnit. `python_layer`: Python.
+- `rcnn`: ROIPooling, SmoothL1Loss, Proposal (the Faster R-CNN fork).
+  `multibox_loss`: MultiBoxLoss (the SSD fork).
 - the `data*` modules: the data layers.
 """
 import importlib

@@ -19,7 +19,7 @@ from ..layers.base import Layer
 from ..proto import caffe_pb2
 from . import scripting, weights
 from .graph import NetGraph, build_graph
-from .passes import filter_by_state, insert_splits
+from .passes import builtin_for_python_layers, filter_by_state, insert_splits
 from .summary import NetSummary, summarize
 
 TRAIN = caffe_pb2.TRAIN
@@ -121,7 +121,8 @@ class Net:
         del param.state.stage[:]
         param.state.stage.extend(stages or [])
         try:
-            filtered = insert_splits(filter_by_state(param, param.state))
+            filtered = insert_splits(builtin_for_python_layers(
+                filter_by_state(param, param.state), param.state.phase))
         except CaffeLiteError as exc:
             exc.with_context(file=source)
             raise

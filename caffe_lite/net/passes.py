@@ -1,5 +1,9 @@
 """The passes that turn a NetParameter into what the Net builds, each on its own:
-phase/level/stage filtering and automatic Split insertion (with Caffe's names)."""
+phase/level/stage filtering, automatic Split insertion (with Caffe's names), and
+built-in layers for Python layers that have one (py-faster-rcnn's proposals)."""
+import ast
+import warnings
+
 from ..errors import NetError
 from ..proto import caffe_pb2
 
@@ -101,3 +105,50 @@ def insert_splits(net_param):
                 del new.loss_weight[:]
                 next_split[(i, j)] = 1
     return out
+
+
+# py-faster-rcnn's Python proposal layer -> the built-in Proposal. Its module is
+# rarely installed, and the built-in does the same steps; its test settings are
+# the cfg.TEST ones (RPN_PRE_NMS_TOP_N 6000, POST 300), TRAIN's cfg.TRAIN ones.
+PYTHON_PROPOSAL = ("rpn.proposal_layer", "ProposalLayer")
+PROPOSAL_TOP_N = {caffe_pb2.TRAIN: (12000, 2000), caffe_pb2.TEST: (6000, 300)}
+
+
+def builtin_for_python_layers(net_param, phase):
+    """Python layers with a built-in twin run as the built-in, with one warning
+    each: py-faster-rcnn's ProposalLayer becomes Proposal (its param_str, a dict
+    literal with or without braces, gives feat_stride and scales). A new
+    NetParameter; the argument is left alone."""
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(net_param)
+    for layer in out.layer:
+        python = layer.python_param
+        if layer.type != "Python" or (python.module, python.layer) != PYTHON_PROPOSAL:
+            continue
+        options = _param_str_dict(layer, python.param_str)
+        pre, post = PROPOSAL_TOP_N.get(phase, PROPOSAL_TOP_N[caffe_pb2.TEST])
+        proposal = layer.proposal_param
+        proposal.feat_stride = int(options.get("feat_stride", 16))
+        proposal.scale.extend(float(s) for s in options.get("scales", (8, 16, 32)))
+        proposal.pre_nms_topn, proposal.post_nms_topn = pre, post
+        layer.ClearField("python_param")
+        layer.type = "Proposal"
+        warnings.warn(f"layer '{layer.name}': Python {'.'.join(PYTHON_PROPOSAL)} runs as "
+                      f"the built-in Proposal (feat_stride {proposal.feat_stride}, "
+                      f"top {pre} / {post}, NMS {proposal.nms_thresh:g})", stacklevel=3)
+    return out
+
+
+def _param_str_dict(layer, text):
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        value = ast.literal_eval(text if text.startswith("{") else "{" + text + "}")
+    except (ValueError, SyntaxError) as exc:
+        raise NetError(f"param_str {text!r} is not a dict literal ({exc})",
+                       layer=layer.name, layer_type=layer.type) from None
+    if not isinstance(value, dict):
+        raise NetError(f"param_str {text!r} is not a dict literal", layer=layer.name,
+                       layer_type=layer.type)
+    return value

@@ -1,0 +1,41 @@
+"""MultiBoxLoss against a naive loop reference (tests/ref_multibox.py) and a float64
+gradient check of the loc and conf predictions; the conformance cases pin the
+other modes."""
+import numpy as np
+import pytest
+import ref_multibox as ref
+from layer_case import TRAIN, LayerCase, assert_registered, proto
+
+assert_registered(["MultiBoxLoss"])
+
+
+def inputs(num=2, classes=3, seed=5):
+    r = np.random.default_rng(seed)
+    centres = [(x, y) for y in (0.2, 0.5, 0.8) for x in (0.2, 0.5, 0.8)]
+    priors = [(cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2)
+              for cx, cy in centres for s in (0.3, 0.5)]
+    num_priors = len(priors)
+    prior = np.concatenate([np.ravel(priors), np.tile([0.1, 0.1, 0.2, 0.2], num_priors)])
+    gt = []
+    for i in range(num):
+        for k in r.choice(num_priors, 2, replace=False):
+            box = np.array(priors[k]) + r.uniform(-0.04, 0.04, 4)
+            gt.append([i, r.integers(1, classes), 0, *box, 0])
+    loc = 0.5 * r.standard_normal((num, num_priors * 4))
+    conf = r.standard_normal((num, num_priors * classes))
+    return [loc, conf, prior.reshape(1, 2, -1), np.array(gt).reshape(1, 1, -1, 8)]
+
+
+@pytest.mark.parametrize("match", ["PER_PREDICTION", "BIPARTITE"])
+def test_multibox_loss_matches_naive_reference_and_gradients(match):
+    bottoms = inputs()
+    text = proto("MultiBoxLoss", f"multibox_loss_param {{ num_classes: 3 match_type: "
+                 f"{match} code_type: CENTER_SIZE neg_pos_ratio: 3 }} "
+                 f"loss_param {{ normalization: VALID }}",
+                 bottoms=("loc", "conf", "prior", "gt"))
+    case = LayerCase(text, bottoms, phase=TRAIN, check_bottoms=[0, 1],
+                     reference=lambda *b: np.array(ref.multibox_loss(
+                         *b, num_classes=3, bipartite_only=match == "BIPARTITE")),
+                     forward_rtol=1e-4, kink=None)
+    case.check_forward()
+    case.check_gradient()
