@@ -35,7 +35,7 @@ class ReorgLayer(Layer):
             if C % (s * s):
                 raise self.error(f"stride^2 = {s * s} must divide the channels, got {shape}")
             top[0].reshape(N, C // (s * s), H * s, W * s)
-            self.index = reorg_index((N, C // (s * s), H * s, W * s), s)
+            self.index = reorg_index(shape, s)          # darknet: the input's dims
         else:
             if H % s or W % s:
                 raise self.error(f"stride {s} must divide height and width, got {shape}")

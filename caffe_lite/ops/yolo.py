@@ -7,7 +7,7 @@ import numpy as np
 
 def reorg_index(shape, stride):
     """darknet's reorg as a permutation: the flat (N, C H W) source index of every
-    flat output element, for an (N, C, H, W) input with s^2 | C. darknet reads the
+    flat output element of each image, for an (N, C, H, W) input with s^2 | C. darknet reads the
     input buffer as (C / s^2, H s, W s) and writes output channel (dy s + dx) C / s^2
     + c2 at (j, i) of a (C, H, W) buffer from (c2, j s + dy, i s + dx); the layer
     then reads that buffer as (C s^2, H / s, W / s).
@@ -17,8 +17,9 @@ def reorg_index(shape, stride):
     """
     N, C, H, W = shape
     s = stride
-    flat = np.arange(N * C * H * W).reshape(N, C // (s * s), H, s, W, s)  # (n, c2, j, dy, i, dx)
-    return flat.transpose(0, 3, 5, 1, 2, 4).reshape(N, C * H * W)       # (n, dy, dx, c2, j, i)
+    flat = np.arange(C * H * W).reshape(C // (s * s), H, s, W, s)    # (c2, j, dy, i, dx)
+    index = flat.transpose(2, 4, 0, 1, 3).reshape(1, C * H * W)       # (dy, dx, c2, j, i)
+    return np.broadcast_to(index, (N, C * H * W))
 
 
 def logistic(x):
@@ -69,7 +70,7 @@ def region_nms(dets, classes, thresh, nms_threshold):
         dets[:, 5 + k] = 0
         order = np.argsort(-scores, kind="stable")
         order = order[scores[order] > thresh]
-        kept: list[int] = []
+        kept = []
         for i in order:
             if kept:
                 kk = np.array(kept)
