@@ -37,15 +37,18 @@ def read_pair(root, entry, list_path, error, size=(0, 0), is_color=True):
     the list file and line, and both files when their sizes differ."""
     image_name, label_name, line = entry
     where = f"{list_path}:{line}"
-    try:
-        image = read_image(root + image_name, *size, is_color=is_color)
-        label = None
-        if label_name is not None:
-            label = read_image(root + label_name, is_color=False)
-            if size[0] > 0 and size[1] > 0:
-                label = nearest_resize(label, *size)
-    except CaffeLiteError as exc:
-        raise error(f"{where}: {exc.message}") from None
+    def read(name, **kw):
+        try:
+            return read_image(root + name, **kw)
+        except CaffeLiteError as exc:
+            raise error(f"{where}: {root + name}: {exc.message}") from None
+
+    image = read(image_name, height=size[0], width=size[1], is_color=is_color)
+    label = None
+    if label_name is not None:
+        label = read(label_name, is_color=False)
+        if size[0] > 0 and size[1] > 0:
+            label = nearest_resize(label, *size)
     if label is not None and label.shape[:2] != image.shape[:2]:
         raise error(f"{where}: the label {root + label_name} is {label.shape[1]}x"
                     f"{label.shape[0]} but the image {root + image_name} is "
