@@ -23,7 +23,11 @@ adding a layer family needs no edit here.
   SigmoidCrossEntropyLoss. `distance_loss`: EuclideanLoss, HingeLoss,
   ContrastiveLoss. `accuracy`.
 - `recurrent`: RNN, LSTM, LSTMUnit. `python_layer`: Python.
+- `yolo`: Reorg, Region. `seg_metrics`: SegAccuracy, EltwiseAccuracy. The forks'
+  small layers sit with their family: ReLU6/Mish in `activation`, ShuffleChannel in
+  `shape`, Axpy in `scale_bias`, ConvolutionDepthwise in `conv`, PSROIPooling in `pooling`.
 - the `data*` modules: the data layers.
+  `data_seg`: the segmentation forks' DenseImageData and ImageSegData.
 """
 import importlib
 import pkgutil
