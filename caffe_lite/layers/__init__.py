@@ -26,7 +26,11 @@ adding a layer family needs no edit here.
 - `recurrent`: RNN, LSTM, LSTMUnit. `python_layer`: Python.
 - `rcnn`: ROIPooling, SmoothL1Loss, Proposal (the Faster R-CNN fork).
   `multibox_loss`: MultiBoxLoss (the SSD fork).
+- `yolo`: Reorg, Region. `seg_metrics`: SegAccuracy, EltwiseAccuracy. The forks'
+  small layers sit with their family: ReLU6/Mish in `activation`, ShuffleChannel in
+  `shape`, Axpy in `scale_bias`, ConvolutionDepthwise in `conv`, PSROIPooling in `pooling`.
 - the `data*` modules: the data layers.
+  `data_seg`: the segmentation forks' DenseImageData and ImageSegData.
 """
 import importlib
 import pkgutil

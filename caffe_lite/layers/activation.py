@@ -1,6 +1,7 @@
 """Activation functions, the neuron layers that shape a response: the
 piecewise-linear ReLU, PReLU (learned negative slope, per channel or shared)
-and Clip, and the smooth Sigmoid, TanH, BNLL, ELU and Swish built on exp and tanh.
+Clip and ReLU6 (the MobileNet forks' clip at 6), and the smooth Sigmoid, TanH,
+BNLL, ELU, Swish and Mish built on exp and tanh.
 The NeuronLayer base (in place, kept inputs) is in neuron.py.
 
 The smooth ones round like Caffe's own expression: float exp and tanh as glibc's
@@ -207,3 +208,30 @@ class SwishLayer(NeuronLayer):
     def gradient(self, x, y, dy, dx):
         by = (self.beta * y).astype(np.float64)
         dx[...] = dy * (by + self.sig * (1.0 - by))
+
+
+@register_layer("ReLU6")
+class ReLU6Layer(NeuronLayer):
+    """The MobileNet forks' activation (no params): y = min(max(x, 0), 6); the
+    gradient passes only for 0 < x < 6."""
+
+    def compute(self, x, y):
+        np.minimum(np.maximum(x, 0), 6, out=y)
+
+    def gradient(self, x, y, dy, dx):
+        np.multiply(dy, (x > 0) & (x < 6), out=dx)
+
+
+@register_layer("Mish")
+class MishLayer(NeuronLayer):
+    """y = x tanh(softplus(x)), softplus(x) = log(1 + e^x), evaluated in float64;
+    dy/dx = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2)."""
+
+    def compute(self, x, y):
+        wide = x.astype(np.float64)
+        y[...] = wide * np.tanh(np.logaddexp(0, wide))
+
+    def gradient(self, x, y, dy, dx):
+        wide = x.astype(np.float64)
+        t = np.tanh(np.logaddexp(0, wide))
+        dx[...] = dy * (t + wide * sigmoid(wide) * (1 - t * t))

@@ -124,7 +124,8 @@ class BaseConvolution(_ConvGeometry):
     def layer_setup(self, bottom, top):
         cp = self.read_geometry(bottom)
         self.channels = bottom[0].shape[self.axis]
-        self.num_output, self.group, self.bias_term = cp.num_output, cp.group, cp.bias_term
+        self.num_output, self.bias_term = cp.num_output, cp.bias_term
+        self.group = self.group_of(cp)
         if self.num_output <= 0:
             raise self.error("num_output must be > 0")
         if self.group <= 0 or self.channels % self.group or self.num_output % self.group:
@@ -141,6 +142,10 @@ class BaseConvolution(_ConvGeometry):
             fill(self.blobs[1], cp.bias_filler)
         self.param_propagate_down = [True] * len(self.blobs)
         self.workspace = Workspace()
+
+    def group_of(self, cp):
+        """convolution_param.group (ConvolutionDepthwise forces its own)."""
+        return cp.group
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
@@ -198,6 +203,16 @@ class ConvolutionLayer(BaseConvolution):
         for i, (tb, bb) in enumerate(zip(top, bottom)):
             x, dx, dy = self.views(bb, tb, "diff")
             self.backward_params(conv_backward, x, dy, propagate_down[i], dx)
+
+
+@register_layer("ConvolutionDepthwise")
+class ConvolutionDepthwiseLayer(ConvolutionLayer):
+    """The MobileNet forks' depthwise convolution: Convolution with group = input
+    channels, whatever convolution_param.group says; weights (num_output, 1, *K),
+    num_output a multiple of the channels (usually equal)."""
+
+    def group_of(self, cp):
+        return self.channels
 
 
 @register_layer("Deconvolution")

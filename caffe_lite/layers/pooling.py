@@ -1,5 +1,5 @@
-"""Pooling (MAX / AVE / STOCHASTIC) and SPP (a pyramid of poolings, flattened and
-concatenated).
+"""Pooling (MAX / AVE / STOCHASTIC), SPP (a pyramid of poolings, flattened and
+concatenated) and R-FCN's PSROIPooling (kernels in ``ops.psroi``).
 
 Windows, output sizes and the MAX/AVE/STOCHASTIC numerics live in ``ops.pooling``;
 this module reads the parameters, checks them, and keeps what backward needs. The MAX
@@ -24,6 +24,7 @@ from ..ops.pooling import (
     stochastic_expectation_backward,
     stochastic_sample,
 )
+from ..ops.psroi import psroi_backward, psroi_forward
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer
@@ -232,3 +233,49 @@ class SPPLayer(Layer):
             windows.backward(dy, x, state, self.phase, dx if i == 0 else level_dx)
             if i:
                 dx += level_dx                        # Caffe's Split sums in level order
+
+
+@register_layer("PSROIPooling")
+class PSROIPoolingLayer(Layer):
+    """R-FCN's position-sensitive ROI pooling. psroi_pooling_param {spatial_scale,
+    output_dim K, group_size G}. Bottoms: maps (N, K G G, H, W), rois (R, 5) rows
+    [batch, x1, y1, x2, y2] in image pixels (ends inclusive). Top (R, K, G, G): bin
+    (ph, pw) of class channel k is the average of map channel (k G + ph) G + pw over
+    the bin, 0 for an empty bin. Backward spreads dy / area over each bin (the
+    fork's GPU backward; its CPU one is NOT_IMPLEMENTED); rois get no gradient."""
+    exact_num_bottom = 2
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        p = self.param.psroi_pooling_param
+        self.spatial_scale, self.output_dim, self.group_size = (
+            p.spatial_scale, p.output_dim, p.group_size)
+        if self.output_dim <= 0 or self.group_size <= 0:
+            raise self.error("psroi_pooling_param needs output_dim > 0 and group_size > 0")
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index == 0
+
+    def reshape(self, bottom, top):
+        G, K = self.group_size, self.output_dim
+        shape = bottom[0].shape
+        if len(shape) != 4 or shape[1] != K * G * G:
+            raise self.error(f"needs maps (N, output_dim * group_size^2 = {K * G * G}, H, W), "
+                             f"got {shape}", blob=self.param.bottom[0])
+        if bottom[1].count % 5:
+            raise self.error(f"rois must be (R, 5), got {bottom[1].shape}",
+                             blob=self.param.bottom[1])
+        top[0].reshape(bottom[1].count // 5, K, G, G)
+
+    def _rois(self, bottom):
+        return bottom[1].data.reshape(-1, 5)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = psroi_forward(bottom[0].data, self._rois(bottom),
+                                         self.spatial_scale, self.output_dim, self.group_size)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            bottom[0].diff[...] = psroi_backward(top[0].diff, self._rois(bottom),
+                                                 bottom[0].shape, self.spatial_scale,
+                                                 self.group_size)

@@ -157,3 +157,38 @@ class ScaleLayer(_OperandLayer):
         if propagate_down[0]:
             np.multiply(dy.reshape(self.view), scale.data.reshape(self.view[1], 1),
                         out=bottom[0].diff.reshape(self.view))
+
+
+@register_layer("Axpy")
+class AxpyLayer(Layer):
+    """SENet's fused excitation: bottoms a (N, C, 1, 1) (or (N, C)), x and y
+    (N, C, ...) -> a x + y. Backward: da = sum over space of dtop x, dx = a dtop,
+    dy = dtop."""
+    exact_num_bottom = 3
+    exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        a, x, y = (b.shape for b in bottom)
+        if x != y or len(x) < 2 or a[:2] != x[:2] or any(d != 1 for d in a[2:]):
+            raise self.error(f"needs a (N, C, 1, 1), x and y (N, C, ...) of one shape, "
+                             f"got {a}, {x} and {y}")
+        top[0].reshape(x)
+
+    def _scale(self, bottom):
+        x = bottom[1].data
+        return bottom[0].data.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+
+    def forward(self, bottom, top):
+        out = self._scale(bottom) * bottom[1].data + bottom[2].data
+        top[0].data[...] = out                    # top may be bottom[2] (in place)
+
+    def backward(self, top, propagate_down, bottom):
+        dtop = top[0].diff
+        x = bottom[1].data
+        if propagate_down[0]:
+            axes = tuple(range(2, x.ndim))
+            bottom[0].diff[...] = (dtop * x).sum(axis=axes).reshape(bottom[0].shape)
+        if propagate_down[1]:
+            bottom[1].diff[...] = self._scale(bottom) * dtop
+        if propagate_down[2] and bottom[2] is not top[0]:
+            bottom[2].diff[...] = dtop

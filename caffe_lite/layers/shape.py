@@ -186,3 +186,37 @@ class PermuteLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0] and not self.identity:
             np.copyto(bottom[0].diff, top[0].diff.transpose(self.inverse))
+
+
+@register_layer("ShuffleChannel")
+class ShuffleChannelLayer(Layer):
+    """ShuffleNet's channel shuffle, shuffle_channel_param.group g: bottom (N, C, ...)
+    with g | C; channel i g' + j of the view (N, g, C/g) goes to j g + i, i.e.
+    y = x.reshape(N, g, C/g, ...).swapaxes(1, 2); backward is the inverse shuffle."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        self.group = self.param.shuffle_channel_param.group
+        if self.group < 1:
+            raise self.error("shuffle_channel_param.group must be >= 1")
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        if len(shape) < 2 or shape[1] % self.group:
+            raise self.error(f"group {self.group} must divide the channels of a bottom "
+                             f"(N, C, ...), got shape {shape}")
+        top[0].reshape(shape)
+
+    def _shuffle(self, x, groups):
+        N, C = x.shape[:2]
+        grouped = x.reshape((N, groups, C // groups) + x.shape[2:])   # (N, g, C/g, ...)
+        return grouped.swapaxes(1, 2).reshape(x.shape)                 # (N, C/g, g, ...)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = self._shuffle(bottom[0].data, self.group)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            C = top[0].shape[1]
+            bottom[0].diff[...] = self._shuffle(top[0].diff, C // self.group)

@@ -1,0 +1,126 @@
+"""The segmentation forks' image-list data layers: DenseImageData (SegNet) and
+ImageSegData (DeepLab / DeconvNet). Each reads "<image> <label>" lines, loads the
+image (BGR, or gray) and its label map (a gray PNG, values unchanged), and crops
+and mirrors both together (``data/segmentation.py``). Tops: data (N, C, h, w),
+label (N, 1, h, w); ImageSegData's optional third top is each image's (height,
+width) before cropping, (N, 1, 1, 2), as DeepLab's data_dim.
+
+A missing file names the list file and line; a label whose size differs from its
+image names both files. Batches are read when forward needs them, in list order
+(shuffled anew each epoch with ``shuffle``).
+"""
+import numpy as np
+
+from ..data.files import find_file
+from ..data.segmentation import PairTransformer, read_pair, read_pair_list
+from ..proto import caffe_pb2
+from .base import register_layer
+from .data import DataLayer, layer_rng
+
+
+class SegDataLayer(DataLayer):
+    """Common ground; a subclass's ``read_params()`` sets source, root, batch_size,
+    shuffle, size (new h, w), is_color, with_labels and ``self.transform``."""
+    min_top = 1
+    max_top = 2
+
+    def layer_setup(self, bottom, top):
+        self.rng = layer_rng()
+        self.read_params()
+        if self.batch_size <= 0:
+            raise self.error("batch_size must be positive")
+        self.source = find_file(self.source, self.net_file)
+        text = self.read_text(self.source, "image list")
+        self.pairs = read_pair_list(self.source, text, self.error, self.with_labels)
+        if self.shuffle:
+            self.rng.shuffle(self.pairs)
+        self.index = 0
+        self.pending = self.read_batch()
+        self.shape_tops(top, self.pending)
+
+    def shape_tops(self, top, batch):
+        images, labels, dims = batch
+        top[0].reshape(images.shape)
+        if len(top) > 1:
+            top[1].reshape(labels.shape if labels is not None else (len(images), 1, 1, 1))
+        if len(top) > 2:
+            top[2].reshape(dims.shape)
+
+    def read_batch(self):
+        images, labels, dims = [], [], []
+        for _ in range(self.batch_size):
+            image, label = read_pair(self.root, self.pairs[self.index], self.source,
+                                     self.error, self.size, self.is_color)
+            dims.append(image.shape[1:])
+            image, label = self.transform(image, label, self.error)
+            images.append(image)
+            labels.append(label)
+            self.index += 1
+            if self.index == len(self.pairs):            # next epoch
+                self.index = 0
+                if self.shuffle:
+                    self.rng.shuffle(self.pairs)
+        shapes = {im.shape for im in images}
+        if len(shapes) > 1:
+            raise self.error(f"the images of one batch have different sizes {sorted(shapes)} "
+                             f"after the transform: set new_height/new_width or a crop")
+        stacked = None if not self.with_labels else np.stack(labels)
+        return (np.stack(images), stacked,
+                np.array(dims, np.float32).reshape(len(dims), 1, 1, 2))
+
+    def forward(self, bottom, top):
+        batch, self.pending = (self.pending or self.read_batch()), None
+        self.shape_tops(top, batch)
+        images, labels, dims = batch
+        top[0].data[...] = images
+        if len(top) > 1 and labels is not None:
+            top[1].data[...] = labels
+        if len(top) > 2:
+            top[2].data[...] = dims
+
+    def transform_from(self, tp, crop, mirror, pad=False, ignore_label=255):
+        if tp.HasField("mean_file"):
+            raise self.error("mean_file is not supported by the segmentation data layers: "
+                             "give mean_value (one per channel)")
+        return PairTransformer(crop, mirror, list(tp.mean_value) or None, tp.scale,
+                               self.phase == caffe_pb2.TRAIN, self.rng, ignore_label, pad)
+
+
+@register_layer("DenseImageData")
+class DenseImageDataLayer(SegDataLayer):
+    """SegNet's reader. dense_image_data_param {source, root_folder, batch_size,
+    shuffle, new_height, new_width (labels resized by nearest neighbour), is_color,
+    crop_height/crop_width, mirror}; transform_param {crop_size, mirror, mean_value,
+    scale} (either param's crop/mirror applies)."""
+
+    def read_params(self):
+        p, tp = self.param.dense_image_data_param, self.param.transform_param
+        self.source, self.root, self.batch_size = p.source, p.root_folder, p.batch_size
+        self.shuffle, self.is_color, self.with_labels = p.shuffle, p.is_color, True
+        if (p.new_height > 0) != (p.new_width > 0):
+            raise self.error("set new_height and new_width together")
+        self.size = (p.new_height, p.new_width)
+        crop = ((p.crop_height, p.crop_width) if p.crop_height and p.crop_width else
+                (tp.crop_size, tp.crop_size))
+        self.transform = self.transform_from(tp, crop, p.mirror or tp.mirror)
+
+
+@register_layer("ImageSegData")
+class ImageSegDataLayer(SegDataLayer):
+    """DeepLab's / DeconvNet's reader. image_data_param {source, root_folder (prefixed
+    to both names), batch_size, shuffle, new_height, new_width, is_color, label_type
+    (NONE: lines name only images), ignore_label (255)}; transform_param {crop_size,
+    mirror, mean_value, scale}. A pair smaller than the crop is padded: the image
+    with its mean (0 after subtraction), the label with ignore_label."""
+    max_top = 3
+
+    def read_params(self):
+        p, tp = self.param.image_data_param, self.param.transform_param
+        self.source, self.root, self.batch_size = p.source, p.root_folder, p.batch_size
+        self.shuffle, self.is_color = p.shuffle, p.is_color
+        self.with_labels = p.label_type != caffe_pb2.ImageDataParameter.NONE
+        if (p.new_height > 0) != (p.new_width > 0):
+            raise self.error("set new_height and new_width together")
+        self.size = (p.new_height, p.new_width)
+        self.transform = self.transform_from(tp, (tp.crop_size, tp.crop_size), tp.mirror,
+                                             pad=True, ignore_label=p.ignore_label)
