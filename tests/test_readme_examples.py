@@ -71,7 +71,9 @@ def _missing(exc):
 pytestmark = pytest.mark.xdist_group("readme_examples")
 
 
-@pytest.fixture(scope="module")
+# session scope: xdist may run other modules' tests between the examples, which
+# would end a module-scoped folder (and the files the earlier examples wrote)
+@pytest.fixture(scope="session")
 def workdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("readme")
     (path / "models").symlink_to(ROOT / "models", target_is_directory=True)
