@@ -3,9 +3,9 @@ every ``caffe-lite`` line of a ```sh block is run, in order, from a scratch
 directory that sees the repository's models/ (the examples use files that the
 ones before them wrote).
 
-Only an optional extra (Pillow, pydot, graphviz, h5py) not installed skips an
-example, and the examples after it that then fail; a layer type missing from the
-registry fails it.
+Only an optional extra (Pillow, pydot, graphviz, h5py) not installed skips
+(that example and the ones after it); a layer type missing from the registry
+fails.
 The results the examples print are checked through the names they define."""
 import re
 import shlex
@@ -32,7 +32,6 @@ def code_blocks(text):
 
 BLOCKS = [b for b in code_blocks(DOC.read_text()) if b[0] in ("python", "sh")] \
     if DOC.exists() else []
-_skipped = []          # why an earlier example could not run
 
 
 def _run_shell(code):
@@ -67,37 +66,26 @@ def _missing(exc):
     return None
 
 
-# each example uses the files the one before it wrote: one xdist worker runs them all
-pytestmark = pytest.mark.xdist_group("readme_examples")
-
-
-# session scope: xdist may run other modules' tests between the examples, which
-# would end a module-scoped folder (and the files the earlier examples wrote)
-@pytest.fixture(scope="session")
-def workdir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("readme")
-    (path / "models").symlink_to(ROOT / "models", target_is_directory=True)
-    return path
-
-
-@pytest.mark.skipif(not BLOCKS, reason=f"{DOC} has no examples")
-@pytest.mark.parametrize("lang,code,line", BLOCKS,
-                         ids=[f"{DOC.name}:{b[2]}" for b in BLOCKS])
-def test_example(lang, code, line, workdir, monkeypatch):
-    monkeypatch.chdir(workdir)
-    namespace = {"__name__": "__readme__", "__file__": str(Path(DOC))}
-    try:
-        if lang == "python":
-            exec(compile(code, f"{DOC}:{line}", "exec"), namespace)
-        else:
-            _run_shell(code)
-    except Exception as exc:
-        reason = _missing(exc)
-        if reason:
-            _skipped.append(reason)
-            pytest.skip(f"needs what is not there yet: {reason}")
-        if _skipped:
-            pytest.skip(f"an earlier example was skipped ({_skipped[0][:200]}) and "
-                        f"this one failed without it: {exc!r}"[:600])
-        raise
-    _check_results(namespace)
+def test_examples_in_order(tmp_path, monkeypatch):
+    """One test runs every example in README order, since each may use the files
+    the ones before it wrote (a test per example would let pytest-xdist spread
+    them over workers). A failure names the example's line."""
+    if not BLOCKS:
+        pytest.skip(f"{DOC} has no examples")
+    (tmp_path / "models").symlink_to(ROOT / "models", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    for lang, code, line in BLOCKS:
+        namespace = {"__name__": "__readme__", "__file__": str(Path(DOC))}
+        try:
+            if lang == "python":
+                exec(compile(code, f"{DOC}:{line}", "exec"), namespace)
+            else:
+                _run_shell(code)
+        except Exception as exc:
+            reason = _missing(exc)
+            if reason:
+                pytest.skip(f"{DOC.name}:{line} and the examples after it need what "
+                            f"is not installed: {reason}")
+            raise AssertionError(f"the example at {DOC.name}:{line} failed: "
+                                 f"{exc!r}") from exc
+        _check_results(namespace)
