@@ -103,12 +103,13 @@ def _mapped_bottoms(top):
     return inputs[:1] if top.fn.type_name == "Crop" else inputs
 
 
-def _maps_to_ancestors(top):
-    """{ancestor top: map from its coordinates to ``top``'s}, walking down
-    through mappable layers."""
+def _ancestors(top):
+    """(ancestor top, map from its coordinates to ``top``'s), nearest first
+    (breadth first), walking down through the layers that have a map."""
     maps, pending = {top: (None, 1, 0)}, [top]
     while pending:
-        current = pending.pop()
+        current = pending.pop(0)
+        yield current, maps[current]
         try:
             step = coord_map(current.fn)
         except UndefinedMapException:
@@ -117,26 +118,15 @@ def _maps_to_ancestors(top):
             if bottom not in maps:
                 maps[bottom] = compose(maps[current], step)
                 pending.append(bottom)
-    return maps
 
 
 def coord_map_from_to(top_from, top_to):
     """The map (axis, a, b) that takes a coordinate of ``top_from`` to the
     matching coordinate of ``top_to``, through their nearest common ancestor."""
-    from_maps = _maps_to_ancestors(top_from)
-    to_maps, pending = {top_to: (None, 1, 0)}, [top_to]
-    while pending:
-        current = pending.pop(0)                  # breadth first: nearest first
-        if current in from_maps:
-            return compose(to_maps[current], inverse(from_maps[current]))
-        try:
-            step = coord_map(current.fn)
-        except UndefinedMapException:
-            continue
-        for bottom in _mapped_bottoms(current):
-            if bottom not in to_maps:
-                to_maps[bottom] = compose(to_maps[current], step)
-                pending.append(bottom)
+    from_maps = dict(_ancestors(top_from))
+    for ancestor, to_map in _ancestors(top_to):
+        if ancestor in from_maps:
+            return compose(to_map, inverse(from_maps[ancestor]))
     raise DisconnectedTopsError(
         f"no chain of spatial layers joins {top_from!r} and {top_to!r} (a layer "
         f"such as InnerProduct on the way has no coordinate map)")
