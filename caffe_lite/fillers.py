@@ -46,10 +46,13 @@ def _variance_n(blob: Blob, p: Any) -> float:
     fan_in, fan_out = _fans(blob)
     norm = p.variance_norm
     if norm == p.AVERAGE:
-        return (fan_in + fan_out) / 2.0
-    if norm == p.FAN_OUT:
-        return fan_out
-    return fan_in
+        n = (fan_in + fan_out) / 2.0
+    else:
+        n = fan_out if norm == p.FAN_OUT else fan_in
+    if n <= 0:                  # Caffe divides by zero and fills inf/NaN
+        raise CaffeLiteError(f"cannot fill a blob of shape {blob.shape} with the "
+                             f"'{p.type}' filler: its fan-in/fan-out is 0")
+    return n
 
 
 @register_filler("constant")
