@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from . import boxes
+
 Array = np.ndarray[Any, Any]
-CORNER, CENTER_SIZE, CORNER_SIZE = 1, 2, 3
+CORNER, CENTER_SIZE, CORNER_SIZE = boxes.CORNER, boxes.CENTER_SIZE, boxes.CORNER_SIZE
 
 
 def box_sizes(boxes: Array) -> Array:
@@ -101,23 +103,6 @@ def encode_boxes(priors: Array, variances: Array, boxes: Array, code_type: int,
 
 def decode_boxes(priors: Array, variances: Array, codes: Array, code_type: int,
                  variance_in_target: bool) -> Array:
-    """The inverse of encode_boxes: predictions (K, 4) -> boxes (K, 4)."""
-    f32 = np.float32
-    v = np.ones_like(variances) if variance_in_target else variances
-    pw = priors[:, 2] - priors[:, 0]
-    ph = priors[:, 3] - priors[:, 1]
-    if code_type == CORNER:
-        out = priors + v * codes
-    elif code_type == CENTER_SIZE:
-        pcx, pcy = (priors[:, 0] + priors[:, 2]) / f32(2), (priors[:, 1] + priors[:, 3]) / f32(2)
-        cx = v[:, 0] * codes[:, 0] * pw + pcx
-        cy = v[:, 1] * codes[:, 1] * ph + pcy
-        w = np.exp(v[:, 2] * codes[:, 2]) * pw
-        h = np.exp(v[:, 3] * codes[:, 3]) * ph
-        out = np.stack([cx - w / f32(2), cy - h / f32(2), cx + w / f32(2), cy + h / f32(2)],
-                       axis=1)
-    elif code_type == CORNER_SIZE:
-        out = priors + v * codes * np.stack([pw, ph, pw, ph], axis=1)
-    else:
-        raise ValueError(f"unknown code_type {code_type}")
-    return out.astype(f32)
+    """The inverse of encode_boxes: predictions (K, 4) -> boxes (K, 4), float32,
+    exactly as DetectionOutput decodes them (ops/boxes.py)."""
+    return boxes.decode_boxes(priors, variances, codes, code_type, variance_in_target)

@@ -6,10 +6,7 @@ through a float64 difference image, so neither loops over pixels or ROIs.
 """
 import numpy as np
 
-
-def round_half_away(x):
-    """C's round(): halves go away from zero (numpy's round goes to even)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+from .roi import c_round
 
 
 def psroi_bins(rois, spatial_scale, group_size, height, width):
@@ -19,7 +16,7 @@ def psroi_bins(rois, spatial_scale, group_size, height, width):
     dtype = rois.dtype.type
     scale = dtype(spatial_scale)
     batch = rois[:, 0].astype(np.int64)
-    x1, y1, x2, y2 = (round_half_away(rois[:, k]).astype(rois.dtype) for k in range(1, 5))
+    x1, y1, x2, y2 = (c_round(rois[:, k]).astype(rois.dtype) for k in range(1, 5))
     start_w, start_h = x1 * scale, y1 * scale                    # (R,)
     end_w, end_h = (x2 + dtype(1)) * scale, (y2 + dtype(1)) * scale
     bin_h = np.maximum(end_h - start_h, dtype(0.1)) / dtype(group_size)
