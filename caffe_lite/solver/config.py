@@ -6,6 +6,7 @@ from ..errors import SolverError
 from ..formats import read_solver_param, upgrade_solver
 from ..proto import caffe_pb2
 from .lr_policies import check_lr_policy
+from .testing import check_eval_type
 
 
 def load_param(solver, source=None):
@@ -29,6 +30,7 @@ def check_param(param, rule, source):
     except SolverError as exc:
         exc.with_context(**where)
         raise
+    check_eval_type(param, source)
     if param.base_lr < 0:
         raise SolverError(f"base_lr: must not be negative, got {param.base_lr:g} "
                           f"(Caffe accepts it silently and training climbs the loss)",

@@ -1,9 +1,12 @@
 """Scoring the test nets during training (Caffe's Solver::TestAll and Test): the
 mean of every output scalar over test_iter forward passes, with the train net's
 weights. Between test batches the pending signal actions are served, as in Caffe's
-test loop; a STOP ends testing."""
+test loop; a STOP ends testing. With eval_type "detection" (the SSD fork) every
+output is DetectionEvaluate's marks, and the score is their mAP (ap_version)."""
 import numpy as np
 
+from ..errors import SolverError
+from ..ops.detection_eval import AP_VERSIONS, mean_average_precision
 from .signals import NONE, SNAPSHOT, STOP
 
 f32 = np.float32
@@ -37,7 +40,19 @@ def handle_requests(solver):
     return solver.requested_early_exit
 
 
+def check_eval_type(param, source=None):
+    """eval_type and ap_version as the fork's solver accepts them."""
+    if param.eval_type not in ("classification", "detection"):
+        raise SolverError(f"unknown eval_type '{param.eval_type}' (classification or "
+                          f"detection)", file=source)
+    if param.eval_type == "detection" and param.ap_version not in AP_VERSIONS:
+        raise SolverError(f"unknown ap_version '{param.ap_version}' "
+                          f"({', '.join(AP_VERSIONS)})", file=source)
+
+
 def run_test(solver, net_id):
+    if solver.param.eval_type == "detection":
+        return run_detection_test(solver, net_id)
     net = solver.test_nets[net_id]
     net.share_with(solver.net)
     iters = solver.param.test_iter[net_id]
@@ -60,3 +75,38 @@ def run_test(solver, net_id):
     mean_loss = float(loss / f32(iters)) if compute_loss else None
     solver.reporter.test(solver.iter, net_id, means, mean_loss)
     return means
+
+
+def run_detection_test(solver, net_id):
+    """The fork's TestDetection: each output's (1, 1, K, 5) marks gathered over
+    test_iter batches, scored as {output: [mAP]} (per-class AP in the log with
+    show_per_class_result)."""
+    net = solver.test_nets[net_id]
+    net.share_with(solver.net)
+    iters = solver.param.test_iter[net_id]
+    marks = {name: [] for name in net.outputs}
+    loss = f32(0)
+    for _ in range(iters):
+        if handle_requests(solver):
+            solver.reporter.message("Test interrupted.")
+            return {}
+        loss += f32(net.forward_range())
+        for name in net.outputs:
+            data = net.blobs[name].data
+            if data.shape[-1] != 5:
+                raise SolverError(f"eval_type detection: test net output '{name}' must "
+                                  f"be DetectionEvaluate's (1, 1, K, 5), got {data.shape}")
+            marks[name].append(data.reshape(-1, 5).copy())
+    scores = {}
+    for name, results in marks.items():
+        try:
+            mean_ap, aps = mean_average_precision(results, solver.param.ap_version)
+        except ValueError as exc:
+            raise SolverError(f"test net output '{name}': {exc}") from None
+        scores[name] = np.array([mean_ap], f32)
+        if solver.param.show_per_class_result:
+            for label, ap in sorted(aps.items()):
+                solver.reporter.message(f"class{label}: {float(ap):.6g}")
+    mean_loss = float(loss / f32(iters)) if solver.param.test_compute_loss else None
+    solver.reporter.test(solver.iter, net_id, scores, mean_loss)
+    return scores
