@@ -56,3 +56,40 @@ def pixel_accuracy(scores, labels):
     """scores (N, K, H, W), labels (N, 1, H, W): share of pixels whose arg-max class
     is the label."""
     return float(np.mean(scores.argmax(axis=1) == labels[:, 0].astype(np.int64)))
+
+
+# -- detection: boxes around the shapes -----------------------------------------
+
+def make_detection_shapes(num, size=48, seed=0, max_shapes=2, noise=30):
+    """``num`` uint8 BGR images (N, S, S, 3) with 1..max_shapes shapes that do not
+    overlap (side between size/5 and size/2.5), and per image a float32 (k, 5)
+    array of (class, xmin, ymin, xmax, ymax), normalized to the image. Classes as
+    above (1 disc, 2 square); colours from one distribution, on noise."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    images = np.clip(rng.normal(96, noise, (num, size, size, 3)), 0, 255)
+    boxes = []
+    for n in range(num):
+        placed = []
+        for _ in range(int(rng.integers(1, max_shapes + 1))):
+            for _ in range(20):                       # a free place, else give up
+                r = rng.uniform(size / 10, size / 5)
+                cy, cx = rng.uniform(r, size - r, 2)
+                box = (cx - r, cy - r, cx + r, cy + r)
+                if all(box[0] >= b[3] or box[2] <= b[1] or box[1] >= b[4]
+                       or box[3] <= b[2] for b in placed):
+                    break
+            else:
+                continue
+            kind = int(rng.integers(DISC, SQUARE + 1))
+            if kind == DISC:
+                inside = (ys - cy) ** 2 + (xs - cx) ** 2 <= r * r
+            else:
+                inside = (np.abs(ys - cy) <= r) & (np.abs(xs - cx) <= r)
+            colour = rng.uniform(160, 255, 3)
+            images[n][inside] = np.clip(colour + rng.normal(0, noise / 2, (inside.sum(), 3)),
+                                        0, 255)
+            placed.append((kind,) + box)
+        boxes.append(np.array(placed, np.float32).reshape(-1, 5) / np.array(
+            [1, size, size, size, size], np.float32))
+    return images.astype(np.uint8), boxes

@@ -54,7 +54,13 @@ class DataTransformer:
     def __call__(self, records):
         """records (N, C, H, W), uint8 or float -> float32 (N, C, h, w)."""
         N, C, H, W = records.shape
-        _, h, w = self.output_shape((C, H, W))
+        self.output_shape((C, H, W))                       # checks the crop fits
+        return self.apply(records, *self.draw(N, H, W))
+
+    def draw(self, N, H, W):
+        """The random part for N records of H x W: crop offsets (h_off, w_off)
+        and mirror flags, each of length N."""
+        h, w = (self.crop, self.crop) if self.crop else (H, W)
         if self.crop and self.train:
             h_off = self.rng.integers(0, H - h + 1, N)
             w_off = self.rng.integers(0, W - w + 1, N)
@@ -63,6 +69,12 @@ class DataTransformer:
             w_off = np.full(N, (W - w) // 2)
         flip = (self.rng.integers(0, 2, N).astype(bool) if self.mirror
                 else np.zeros(N, bool))
+        return h_off, w_off, flip
+
+    def apply(self, records, h_off, w_off, flip):
+        """Crop at the offsets, mirror where flagged, subtract the mean, scale."""
+        N, C, H, W = records.shape
+        _, h, w = self.output_shape((C, H, W))
         rows = h_off[:, None] + np.arange(h)                     # (N, h)
         cols = w_off[:, None] + np.arange(w)                     # (N, w)
         cols[flip] = cols[flip, ::-1]
