@@ -49,7 +49,7 @@ def solver_param(data_dir, max_iter=None, test_batches=None):
 
 
 def train(param, seed=1701, log=print):
-    """(mAP before training, mAP after, seconds of training) for a solver param."""
+    """(mAP before training, mAP after, the solver) for a solver param."""
     import caffe_lite as caffe
     caffe.set_random_seed(seed)
     solver = caffe.get_solver(param)
@@ -61,7 +61,7 @@ def train(param, seed=1701, log=print):
     after = float(solver.test_results[0][name][0])
     log(f"test mAP ({param.ap_version}) untrained {before:.3f}, after {solver.iter} "
         f"iterations {after:.3f} ({seconds:.0f} s of training)")
-    return before, after, seconds
+    return before, after, solver
 
 
 def main(argv=None):

@@ -182,10 +182,12 @@ class AnnotatedDataLayer(DataLayer):
                 boxes[:, 2:6] = np.clip(boxes[:, 2:6], 0, 1)   # WARP's box policy
             record = image.transpose(2, 0, 1)[None]              # (1, C, H, W)
             H, W = record.shape[2:]
-            if images and record.shape[1:] != images[0].shape[1:]:
+            if i == 0:
+                first = record.shape[1:]
+            elif record.shape[1:] != first:
                 raise self.error(f"record {i} of the batch is {record.shape[1:]} after "
-                                 f"sampling, the first {images[0].shape[1:]}: set "
-                                 f"resize_param to make them equal")
+                                 f"sampling, the first {first}: set resize_param to "
+                                 f"make them equal")
             h_off, w_off, flip = self.transformer.draw(1, H, W)
             out = self.transformer.apply(record, h_off, w_off, flip)
             h, w = out.shape[2:]
