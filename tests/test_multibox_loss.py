@@ -4,7 +4,9 @@ other modes."""
 import numpy as np
 import pytest
 import ref_multibox as ref
-from layer_case import TRAIN, LayerCase, assert_registered, proto
+from layer_case import TRAIN, LayerCase, assert_registered, forward, proto
+
+from caffe_lite.errors import LayerError
 
 assert_registered(["MultiBoxLoss"])
 
@@ -39,3 +41,13 @@ def test_multibox_loss_matches_naive_reference_and_gradients(match):
                      forward_rtol=1e-4, kink=None)
     case.check_forward()
     case.check_gradient()
+
+
+@pytest.mark.parametrize("label, message", [(0, "background label 0"), (3, "outside the 3")])
+def test_multibox_loss_rejects_labels_it_cannot_score(label, message):
+    bottoms = inputs()
+    bottoms[3][0, 0, 0, 1] = label
+    text = proto("MultiBoxLoss", "multibox_loss_param { num_classes: 3 }",
+                 bottoms=("loc", "conf", "prior", "gt"))
+    with pytest.raises(LayerError, match=message):
+        forward(text, bottoms, phase=TRAIN)

@@ -92,6 +92,10 @@ class MultiBoxLossLayer(LossLayer):
                 continue
             if int(row[1]) == self.background:
                 raise self.error(f"ground truth with the background label {self.background}")
+            if not 0 <= int(row[1]) < self.num_classes:
+                raise self.error(f"ground truth label {int(row[1])} is outside the "
+                                 f"{self.num_classes} classes (num_classes)",
+                                 blob=self.param.bottom[3])
             out.setdefault(item, []).append(row)
         return {i: (np.array([r[3:7] for r in rs], np.float32),
                     np.array([int(r[1]) for r in rs])) for i, rs in out.items() if i < num}
