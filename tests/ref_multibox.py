@@ -1,6 +1,6 @@
 """A naive MultiBoxLoss (SSD fork) for one configuration: shared locations,
 priors used for matching, CENTER_SIZE codes, SMOOTH_L1 + SOFTMAX, MAX_NEGATIVE
-mining, VALID normalisation. Plain loops from the fork's description; never
+or HARD_EXAMPLE mining, VALID normalisation. Plain loops from the fork's description; never
 calls caffe_lite."""
 import math
 
@@ -57,8 +57,21 @@ def softmax_nll(scores, label):
     return -math.log(max(math.exp(scores[label] - peak) / total, 1.1754944e-38))
 
 
+def smooth_l1(loc_row, target):
+    total = 0.0
+    for c in range(4):
+        d = loc_row[c] - target[c]
+        total += 0.5 * d * d if abs(d) < 1 else abs(d) - 0.5
+    return total
+
+
 def multibox_loss(loc, conf, prior, gt, num_classes, bipartite_only=False,
-                  threshold=0.5, neg_pos_ratio=3.0, neg_overlap=0.5, background=0):
+                  threshold=0.5, neg_pos_ratio=3.0, neg_overlap=0.5, background=0,
+                  mining="MAX_NEGATIVE", sample_size=64):
+    """mining MAX_NEGATIVE: the unmatched priors (overlap < neg_overlap) of highest
+    background loss, neg_pos_ratio per positive. HARD_EXAMPLE: the sample_size
+    priors of highest confidence + localisation loss; matched ones not among them
+    stop being positives, unmatched ones among them are the negatives."""
     num = loc.shape[0]
     priors = [list(prior[0, 0, 4 * k:4 * k + 4]) for k in range(prior.shape[2] // 4)]
     variances = [list(prior[0, 1, 4 * k:4 * k + 4]) for k in range(len(priors))]
@@ -72,17 +85,26 @@ def multibox_loss(loc, conf, prior, gt, num_classes, bipartite_only=False,
         match_of, best = match(gts, priors, bipartite_only, threshold)
         scores = [list(conf[i, k * num_classes:(k + 1) * num_classes])
                   for k in range(len(priors))]
+        label_of = [labels[m] if m > -1 else background for m in match_of]
+        loc_of = [smooth_l1(loc[i, 4 * k:4 * k + 4], encode(priors[k], variances[k], gts[m]))
+                  if m > -1 else 0.0 for k, m in enumerate(match_of)]
+        if mining == "HARD_EXAMPLE":
+            total = [softmax_nll(scores[k], label_of[k]) + loc_of[k] for k in range(len(priors))]
+            ranked = sorted(range(len(priors)), key=lambda k: -total[k])
+            chosen = set(ranked[:min(sample_size, len(priors))])
+            match_of = [m if k in chosen else -1 for k, m in enumerate(match_of)]
+            negatives = [k for k in sorted(chosen) if match_of[k] == -1]
         positives = [k for k in range(len(priors)) if match_of[k] > -1]
         num_matches += len(positives)
         for k in positives:
-            target = encode(priors[k], variances[k], gts[match_of[k]])
-            for c in range(4):
-                d = loc[i, 4 * k + c] - target[c]
-                loc_loss += 0.5 * d * d if abs(d) < 1 else abs(d) - 0.5
+            loc_loss += loc_of[k]
             conf_loss += softmax_nll(scores[k], labels[match_of[k]])
-        eligible = [k for k in range(len(priors)) if match_of[k] == -1 and best[k] < neg_overlap]
-        eligible.sort(key=lambda k: -softmax_nll(scores[k], background))
-        for k in eligible[:min(int(len(positives) * neg_pos_ratio), len(eligible))]:
+        if mining == "MAX_NEGATIVE":
+            eligible = [k for k in range(len(priors))
+                        if match_of[k] == -1 and best[k] < neg_overlap]
+            eligible.sort(key=lambda k: -softmax_nll(scores[k], background))
+            negatives = eligible[:min(int(len(positives) * neg_pos_ratio), len(eligible))]
+        for k in negatives:
             conf_loss += softmax_nll(scores[k], background)
     normalizer = max(1, num_matches)
     return (loc_loss + conf_loss) / normalizer

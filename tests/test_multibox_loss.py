@@ -51,3 +51,27 @@ def test_multibox_loss_rejects_labels_it_cannot_score(label, message):
                  bottoms=("loc", "conf", "prior", "gt"))
     with pytest.raises(LayerError, match=message):
         forward(text, bottoms, phase=TRAIN)
+
+
+@pytest.mark.parametrize("sample_size", [5, 12, 100])
+def test_hard_example_mining_matches_naive_reference_and_gradients(sample_size):
+    """HARD_EXAMPLE keeps the sample_size priors of highest conf + loc loss: with 5
+    of 18 some matched priors stop being positives, with 100 every prior counts."""
+    bottoms = inputs()
+    text = proto("MultiBoxLoss", f"multibox_loss_param {{ num_classes: 3 code_type: "
+                 f"CENTER_SIZE mining_type: HARD_EXAMPLE sample_size: {sample_size} }} "
+                 f"loss_param {{ normalization: VALID }}",
+                 bottoms=("loc", "conf", "prior", "gt"))
+    case = LayerCase(text, bottoms, phase=TRAIN, check_bottoms=[0, 1],
+                     reference=lambda *b: np.array(ref.multibox_loss(
+                         *b, num_classes=3, mining="HARD_EXAMPLE", sample_size=sample_size)),
+                     forward_rtol=1e-4, kink=None)
+    case.check_forward()
+    case.check_gradient()
+
+
+def test_mining_with_nms_param_is_refused():
+    text = proto("MultiBoxLoss", "multibox_loss_param { num_classes: 3 "
+                 "nms_param { nms_threshold: 0.5 } }", bottoms=("loc", "conf", "prior", "gt"))
+    with pytest.raises(LayerError, match="nms_param"):
+        forward(text, inputs(), phase=TRAIN)

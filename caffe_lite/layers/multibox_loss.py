@@ -22,7 +22,9 @@ class MultiBoxLossLayer(LossLayer):
     loc_weight * Lloc / n + Lconf / n, n from loss_param normalization (VALID: the
     number of matches). multibox_loss_param: num_classes, share_location,
     match_type, overlap_threshold, use_prior_for_matching, background_label_id,
-    use_difficult_gt, mining_type (MAX_NEGATIVE or NONE), neg_pos_ratio,
+    use_difficult_gt, mining_type (MAX_NEGATIVE, HARD_EXAMPLE with sample_size:
+    the sample_size priors of highest conf + loc loss are kept, matched ones stay
+    positives, the rest become negatives; NONE), neg_pos_ratio,
     neg_overlap, code_type, encode_variance_in_target, map_object_to_agnostic,
     ignore_cross_boundary_bbox, loc_loss_type (SMOOTH_L1, L2), conf_loss_type
     (SOFTMAX, LOGISTIC), loc_weight. Backward reaches loc and conf only; as in the
@@ -46,8 +48,14 @@ class MultiBoxLossLayer(LossLayer):
             self.mining = MB.MAX_NEGATIVE if p.do_neg_mining else MB.NONE
         else:
             self.mining = p.mining_type
-        if self.mining == MB.HARD_EXAMPLE:
-            raise self.error("mining_type HARD_EXAMPLE is not supported")
+        if self.mining != MB.NONE and p.HasField("nms_param") and \
+                p.nms_param.nms_threshold > 0:
+            raise self.error("mining with nms_param (NMS over the mined examples) is "
+                             "not supported")
+        self.sample_size = int(p.sample_size)
+        if self.mining == MB.HARD_EXAMPLE and self.sample_size <= 0:
+            raise self.error(f"HARD_EXAMPLE mining needs sample_size > 0, got "
+                             f"{self.sample_size}")
         if self.mining != MB.NONE and not self.share_location:
             raise self.error("negative mining needs share_location (as in the fork)")
         self.neg_pos_ratio = np.float32(p.neg_pos_ratio)
@@ -139,6 +147,25 @@ class MultiBoxLossLayer(LossLayer):
         prob = shifted[np.arange(len(x)), labels] / shifted.sum(axis=1)
         return -np.log(np.maximum(prob, float(FLT_MIN)))
 
+    def _prior_loc_losses(self, loc, match, priors, variances, gt_boxes):
+        """(P,) localisation loss of each matched prior's prediction, 0 elsewhere
+        (HARD_EXAMPLE ranks priors by it plus their confidence loss)."""
+        out = np.zeros(len(priors))
+        js = np.flatnonzero(match > -1)
+        if not len(js):
+            return out
+        target = encode_boxes(priors[js], variances[js], gt_boxes[match[js]],
+                              self.code_type, self.variance_in_target)
+        pred = loc[js].astype(np.float64)
+        if self.variance_in_target:
+            pred, target = pred / variances[js], target / variances[js]
+        d = pred - target
+        if self.loc_l2:
+            out[js] = np.sum(0.5 * d * d, axis=1)
+        else:
+            out[js] = np.sum(np.where(np.abs(d) < 1, 0.5 * d * d, np.abs(d) - 0.5), axis=1)
+        return out
+
     def forward(self, bottom, top):
         num = bottom[0].num
         prior = bottom[2].data.reshape(2, -1, 4)
@@ -151,18 +178,30 @@ class MultiBoxLossLayer(LossLayer):
         for i in range(num):
             matches = self._match(all_gt[i], priors, variances, loc[i]) if i in all_gt else {}
             negatives = np.zeros(0, np.int64)
-            if self.mining == MB.MAX_NEGATIVE and matches:
+            if self.mining != MB.NONE and matches:
                 labels = np.full(num_priors, self.background)
                 for match, _ in matches.values():
                     hit = (match > -1) & (labels == self.background)
                     labels[hit] = all_gt[i][1][match[hit]]
                 losses = self._mining_losses(conf[i], labels)
                 match, overlap = matches[-1]
-                eligible = np.flatnonzero((match == -1) & (overlap < self.neg_overlap))
-                count = min(int(np.float32(np.sum(match > -1)) * self.neg_pos_ratio),
-                            len(eligible))
+                if self.mining == MB.MAX_NEGATIVE:
+                    eligible = np.flatnonzero((match == -1) & (overlap < self.neg_overlap))
+                    count = min(int(np.float32(np.sum(match > -1)) * self.neg_pos_ratio),
+                                len(eligible))
+                else:                       # HARD_EXAMPLE: every prior, loc loss too
+                    losses = losses + self._prior_loc_losses(
+                        loc[i, :, 0], match, priors, variances, all_gt[i][0])
+                    eligible = np.arange(num_priors)
+                    count = min(self.sample_size, num_priors)
                 ranked = eligible[np.argsort(-losses[eligible], kind="stable")]
                 negatives = np.sort(ranked[:count])
+                if self.mining == MB.HARD_EXAMPLE:
+                    picked = np.zeros(num_priors, bool)
+                    picked[negatives] = True
+                    match = np.where((match > -1) & ~picked, -1, match)
+                    matches[-1] = (match, overlap)
+                    negatives = negatives[match[negatives] == -1]
             self.matches.append(matches)
             self.negatives.append(negatives)
         self.num_matches = sum(int(np.sum(m > -1)) for ms in self.matches
