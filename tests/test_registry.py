@@ -20,7 +20,8 @@ UPSTREAM = """
     Threshold Tile WindowData""".split()
 FORKS = ["BN", "Interp", "Unpooling", "Upsample",    # SegNet/ENet/DeconvNet, PSPNet/DeepLab
          "DetectionOutput", "Normalize", "Permute", "PriorBox",          # SSD
-         "AnnotatedData", "DetectionEvaluate", "MultiBoxLoss"]
+         "AnnotatedData", "DetectionEvaluate", "MultiBoxLoss",
+         "MatWrite", "MatRead"]                                          # DeepLab
 
 
 def test_the_expected_list_is_whole():

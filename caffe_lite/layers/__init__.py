@@ -25,12 +25,13 @@ adding a layer family needs no edit here.
   ContrastiveLoss. `accuracy`.
 - `recurrent`: RNN, LSTM, LSTMUnit. `python_layer`: Python.
 - `rcnn`: ROIPooling, SmoothL1Loss, Proposal (the Faster R-CNN fork).
-  `multibox_loss`: MultiBoxLoss (the SSD fork).
+  `multibox_loss`: MultiBoxLoss, `detection_eval`: DetectionEvaluate (the SSD fork).
 - `yolo`: Reorg, Region. `seg_metrics`: SegAccuracy, EltwiseAccuracy. The forks'
   small layers sit with their family: ReLU6/Mish in `activation`, ShuffleChannel in
   `shape`, Axpy in `scale_bias`, ConvolutionDepthwise in `conv`, PSROIPooling in `pooling`.
 - the `data*` modules: the data layers.
   `data_seg`: the segmentation forks' DenseImageData and ImageSegData.
+  `data_annotated`: SSD's AnnotatedData. `mat_io`: DeepLab's MatWrite, MatRead.
 """
 import importlib
 import pkgutil
