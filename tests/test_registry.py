@@ -21,7 +21,8 @@ UPSTREAM = """
 FORKS = ["BN", "Interp", "Unpooling", "Upsample",    # SegNet/ENet/DeconvNet, PSPNet/DeepLab
          "DetectionOutput", "Normalize", "Permute", "PriorBox",          # SSD
          "AnnotatedData", "DetectionEvaluate", "MultiBoxLoss",
-         "MatWrite", "MatRead"]                                          # DeepLab
+         "MatWrite", "MatRead",                                          # DeepLab
+         "ParseOutput", "ParseEvaluate"]                                 # ParseNet
 
 
 def test_the_expected_list_is_whole():

@@ -2,7 +2,9 @@
 pixel accuracy, mean class accuracy, mean IoU, from a confusion matrix) and
 EltwiseAccuracy (DeconvNet: pixel accuracy). Both take scores (N, C, H, W) and a
 label map (N, 1, H, W); pixels whose label is an ignore_label are not counted.
-No backward, as in the forks.
+ParseNet's pair (weiliu89/caffe branch fcn): ParseOutput turns scores into a
+label map, ParseEvaluate counts per label what a solver with eval_type
+"segmentation" turns into accuracies and IoU. No backward, as in the forks.
 """
 import numpy as np
 
@@ -99,3 +101,73 @@ class EltwiseAccuracyLayer(_PixelMetric):
         higher = (scores > own[:, None]).sum(axis=1)              # rank of the true class
         correct = (higher < self.top_k) & keep
         top[0].data[...] = correct.sum() / max(int(keep.sum()), 1)
+
+
+@register_layer("ParseOutput")
+class ParseOutputLayer(Layer):
+    """Scores (N, C, H, W) -> top 0: the label of the highest score per pixel (N,
+    1, H, W), the first of equal maxima; optional top 1: that score."""
+    exact_num_bottom = 1
+    min_top = 1
+    max_top = 2
+    has_backward = False
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes != 4:
+            raise self.error(f"needs scores (N, C, H, W), got {bottom[0].shape}")
+        N, _, H, W = bottom[0].shape
+        for blob in top:
+            blob.reshape(N, 1, H, W)
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        top[0].data[:, 0] = x.argmax(axis=1)
+        if len(top) > 1:
+            top[1].data[:, 0] = x.max(axis=1)
+
+
+@register_layer("ParseEvaluate")
+class ParseEvaluateLayer(Layer):
+    """Predicted labels (N, 1, H, W) and ground truth (N, 1, H', W'), as many
+    pixels -> (1, num_labels, 1, 3): per label, the pixels predicted right, the
+    pixels it labels and the pixels predicted as it. Ground-truth pixels with an
+    ignore_label are not counted. parse_evaluate_param: num_labels (required),
+    ignore_label (repeated)."""
+    exact_num_bottom = 2
+    exact_num_top = 1
+    has_backward = False
+
+    def allow_force_backward(self, bottom_index):
+        return False
+
+    def layer_setup(self, bottom, top):
+        p = self.param.parse_evaluate_param
+        if not p.HasField("num_labels") or p.num_labels < 1:
+            raise self.error("parse_evaluate_param needs num_labels")
+        self.num_labels = int(p.num_labels)
+        self.ignore = set(p.ignore_label)
+
+    def reshape(self, bottom, top):
+        pred, gt = bottom[0].shape, bottom[1].shape
+        if len(pred) != 4 or len(gt) != 4 or pred[0] != gt[0] or pred[1] != 1 or \
+                gt[1] != 1 or pred[2] != gt[2] or bottom[0].count != bottom[1].count:
+            raise self.error(f"needs predicted labels (N, 1, H, W) and ground truth of "
+                             f"as many pixels, got {pred} and {gt}")
+        top[0].reshape(1, self.num_labels, 1, 3)
+
+    def forward(self, bottom, top):
+        pred = bottom[0].data.reshape(-1).astype(np.int64)       # C++ int truncation
+        gt = bottom[1].data.reshape(-1).astype(np.int64)
+        if pred.size and (pred.min() < 0 or pred.max() >= self.num_labels):
+            raise self.error(f"predicted labels must lie in [0, {self.num_labels}), got "
+                             f"{pred.min()}..{pred.max()}", blob=self.param.bottom[0])
+        keep = ~np.isin(gt, list(self.ignore))
+        pred, gt = pred[keep], gt[keep]
+        if gt.size and (gt.min() < 0 or gt.max() >= self.num_labels):
+            raise self.error(f"ground-truth labels must lie in [0, {self.num_labels}) "
+                             f"or be ignored, got {gt.min()}..{gt.max()}",
+                             blob=self.param.bottom[1])
+        out = top[0].data.reshape(self.num_labels, 3)
+        out[:, 0] = np.bincount(gt[gt == pred], minlength=self.num_labels)
+        out[:, 1] = np.bincount(gt, minlength=self.num_labels)
+        out[:, 2] = np.bincount(pred, minlength=self.num_labels)

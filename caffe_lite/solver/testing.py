@@ -2,7 +2,9 @@
 mean of every output scalar over test_iter forward passes, with the train net's
 weights. Between test batches the pending signal actions are served, as in Caffe's
 test loop; a STOP ends testing. With eval_type "detection" (the SSD fork) every
-output is DetectionEvaluate's marks, and the score is their mAP (ap_version)."""
+output is DetectionEvaluate's marks, and the score is their mAP (ap_version);
+with "segmentation" (ParseNet's fork) every output is ParseEvaluate's per-label
+counts, summed and scored as pixel accuracy, label accuracy and IoU."""
 import numpy as np
 
 from ..errors import SolverError
@@ -42,9 +44,9 @@ def handle_requests(solver):
 
 def check_eval_type(param, source=None):
     """eval_type and ap_version as the fork's solver accepts them."""
-    if param.eval_type not in ("classification", "detection"):
-        raise SolverError(f"unknown eval_type '{param.eval_type}' (classification or "
-                          f"detection)", file=source)
+    if param.eval_type not in ("classification", "detection", "segmentation"):
+        raise SolverError(f"unknown eval_type '{param.eval_type}' (classification, "
+                          f"detection or segmentation)", file=source)
     if param.eval_type == "detection" and param.ap_version not in AP_VERSIONS:
         raise SolverError(f"unknown ap_version '{param.ap_version}' "
                           f"({', '.join(AP_VERSIONS)})", file=source)
@@ -53,6 +55,8 @@ def check_eval_type(param, source=None):
 def run_test(solver, net_id):
     if solver.param.eval_type == "detection":
         return run_detection_test(solver, net_id)
+    if solver.param.eval_type == "segmentation":
+        return run_segmentation_test(solver, net_id)
     net = solver.test_nets[net_id]
     net.share_with(solver.net)
     iters = solver.param.test_iter[net_id]
@@ -107,6 +111,67 @@ def run_detection_test(solver, net_id):
         if solver.param.show_per_class_result:
             for label, ap in sorted(aps.items()):
                 solver.reporter.message(f"class{label}: {float(ap):.6g}")
+    mean_loss = float(loss / f32(iters)) if solver.param.test_compute_loss else None
+    solver.reporter.test(solver.iter, net_id, scores, mean_loss)
+    return scores
+
+
+SEGMENTATION_SCORES = ("per_pixel_acc", "per_label_acc", "iou_acc", "weighted_iou_acc")
+
+
+def segmentation_scores(stats):
+    """ParseNet's solver scores from summed (L, 3) counts (right, labelled,
+    predicted), in float32 and in the fork's order: pixel accuracy; mean accuracy
+    over the labels present; IoU summed over the labels labelled or predicted but
+    divided, as in the fork, by the number of labels present; IoU weighted by
+    pixels. None when no pixel is labelled."""
+    stats = np.asarray(stats, f32).reshape(-1, 3)
+    right_total = total = f32(0)
+    for right, labelled, _ in stats:
+        right_total, total = f32(right_total + right), f32(total + labelled)
+    if not total > 0:
+        return None
+    label_acc = iou_acc = weighted = f32(0)
+    valid = 0
+    for right, labelled, predicted in stats:
+        if labelled != 0:
+            label_acc = f32(label_acc + f32(right / labelled))
+            valid += 1
+        if labelled + predicted != 0:
+            iou = f32(right / f32(f32(labelled + predicted) - right))
+            iou_acc = f32(iou_acc + iou)
+            weighted = f32(weighted + f32(f32(iou * labelled) / total))
+    return (f32(right_total / total), f32(label_acc / f32(valid)),
+            f32(iou_acc / f32(valid)), weighted)
+
+
+def run_segmentation_test(solver, net_id):
+    """The fork's TestSegmentation: each output's counts summed over test_iter
+    batches; {'<output> <score>': [value]} for the four scores."""
+    net = solver.test_nets[net_id]
+    net.share_with(solver.net)
+    iters = solver.param.test_iter[net_id]
+    sums = {}
+    loss = f32(0)
+    for _ in range(iters):
+        if handle_requests(solver):
+            solver.reporter.message("Test interrupted.")
+            return {}
+        loss += f32(net.forward_range())
+        for name in net.outputs:
+            data = net.blobs[name].data
+            if data.shape[-1] != 3:
+                raise SolverError(f"eval_type segmentation: test net output '{name}' must "
+                                  f"be ParseEvaluate's (1, L, 1, 3), got {data.shape}")
+            sums[name] = sums.get(name, 0) + data.astype(f32)
+    scores = {}
+    for name, stats in sums.items():
+        values = segmentation_scores(stats)
+        if values is None:
+            solver.reporter.message(f"Test net output {name}: no valid labels!")
+            continue
+        for what, value in zip(SEGMENTATION_SCORES, values):
+            scores[f"{name} {what}"] = np.array([value], f32)
     mean_loss = float(loss / f32(iters)) if solver.param.test_compute_loss else None
     solver.reporter.test(solver.iter, net_id, scores, mean_loss)
     return scores
