@@ -105,3 +105,7 @@ def _bilinear(blob: Blob, p: Any) -> np.ndarray:
     c = (k - 1) / (2.0 * f)
     taps = 1 - np.abs(np.arange(k) / f - c)          # (K,)
     return np.broadcast_to(np.outer(taps, taps), blob.shape)
+
+
+# ParseNet's fork (weiliu89/caffe branch fcn) names the same kernel "bilinear_upsampling"
+register_filler("bilinear_upsampling")(_bilinear)

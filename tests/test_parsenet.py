@@ -109,3 +109,78 @@ def _solver(net_text):
                                       eval_type="segmentation", snapshot_after_train=False)
     param.net_param.CopyFrom(parse_net_param(net_text))
     return param
+
+
+# ==== ParseNet's pooling bins ==================================================
+
+@pytest.mark.parametrize("bins, shape, method", [((1, 1), (1, 2, 5, 7), "AVE"),
+                                                 ((2, 3), (2, 2, 7, 9), "MAX"),
+                                                 ((3, 2), (1, 3, 8, 6), "AVE")])
+def test_pooling_bins(bins, shape, method):
+    """kernel ceil(H / bins), stride the kernel (1 for the whole axis), pad
+    int(((bins - 1) stride + kernel - H) / 2), by hand per axis."""
+    import reference as ref
+    from layer_case import LayerCase
+    kernel = tuple(-(-s // b) for b, s in zip(bins, shape[2:]))
+    stride = tuple(1 if k == s else k for k, s in zip(kernel, shape[2:]))
+    pad = tuple(int(((b - 1) * t + k - s) / 2) for b, t, k, s in
+                zip(bins, stride, kernel, shape[2:]))
+    pool = ref.ref_max_pool if method == "MAX" else ref.ref_ave_pool
+    params = f"pooling_param {{ pool: {method} bin_h: {bins[0]} bin_w: {bins[1]} }}"
+    case = LayerCase(proto("Pooling", params), [shape],
+                     reference=lambda x: pool(x, kernel, stride, pad)[0]
+                     if method == "MAX" else pool(x, kernel, stride, pad))
+    case.check_forward()
+    if method == "AVE":
+        case.check_gradient()
+    out_hw = forward(proto("Pooling", params), [np.zeros(shape)])[0].shape[2:]
+    assert out_hw == bins
+
+
+def test_pooling_bins_errors():
+    with pytest.raises(LayerError, match="half"):
+        forward(proto("Pooling", "pooling_param { bin_size: 3 }"), [np.zeros((1, 1, 5, 5))])
+    with pytest.raises(LayerError, match="bin_h and bin_w"):
+        forward(proto("Pooling", "pooling_param { bin_h: 2 }"), [np.zeros((1, 1, 5, 5))])
+
+
+# ==== the zoo's ParseNet =========================================================
+
+def parsenet_data(tmp_path, size=48, count=2):
+    pytest.importorskip("lmdb")
+    from caffe_lite.data.db import RecordWriter
+    from caffe_lite.io import array_to_datum
+    r = np.random.default_rng(0)
+    with RecordWriter(tmp_path / "img", "lmdb") as a, RecordWriter(tmp_path / "lab", "lmdb") as b:
+        for i in range(count):
+            image = r.integers(0, 256, (3, size, size)).astype(np.uint8)
+            label = r.integers(0, 21, (1, size, size)).astype(np.uint8)
+            label[0, :3] = 255
+            a.put(f"{i:08d}", array_to_datum(image).SerializeToString())
+            b.put(f"{i:08d}", array_to_datum(label).SerializeToString())
+    return str(tmp_path / "img"), str(tmp_path / "lab")
+
+
+def test_zoo_parsenet_runs(zoo_path, tmp_path):
+    """ParseNet's VOC net as the zoo has it (bins pooling, Normalize, UnPooling REP
+    by a second bottom, bilinear_upsampling Deconvolution, Crop, ParseOutput,
+    ParseEvaluate) on 48 x 48 synthetic images: the TEST net's counts equal a count
+    of its own predicted and true labels; the TRAIN net takes a solver step."""
+    relative = "modelzoo_archive/parsenet/VGG_VOC2012ext.prototxt"
+    param = parse_net_param(zoo_path(relative).read_text(), relative)
+    images, labels = parsenet_data(tmp_path)
+    for lp in param.layer:
+        if lp.type == "Data":
+            lp.data_param.source = images if lp.top[0] == "data" else labels
+    net = caffe.Net(param, caffe.TEST)
+    net.forward()
+    pred, gt = net.blobs["predlabel"].data, net.blobs["label"].data
+    np.testing.assert_array_equal(net.blobs["evaluation"].data,
+                                  ref_parse_evaluate(pred, gt, 21, {255}))
+    from caffe_lite.proto import caffe_pb2
+    solver = caffe_pb2.SolverParameter(base_lr=1e-8, lr_policy="fixed", max_iter=1,
+                                       display=0, snapshot_after_train=False)
+    solver.net_param.CopyFrom(param)
+    s = caffe.get_solver(solver)
+    s.step(1)
+    assert np.isfinite(float(s.net.blobs["loss"].data))

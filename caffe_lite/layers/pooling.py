@@ -96,7 +96,7 @@ def hw_param(param, name, default=None, one=None):
 class PoolingLayer(Layer):
     """pooling_param: pool (MAX, AVE, STOCHASTIC), kernel_size | kernel_h+kernel_w,
     stride (1), pad (0) (or their _h/_w forms), global_pooling, round_mode (CEIL) or the
-    forks' ceil_mode. Bottom (N, C, H, W); top (N, C, OH, OW) and, for MAX, an optional
+    forks' ceil_mode; or ParseNet's bin_size | bin_h+bin_w (the geometry from the input). Bottom (N, C, H, W); top (N, C, OH, OW) and, for MAX, an optional
     mask top: the flat index h*W + w of each window's first maximum, as a float."""
     exact_num_bottom = 1
     min_top = 1
@@ -110,6 +110,15 @@ class PoolingLayer(Layer):
         self.global_pooling = p.global_pooling
         has_kernel = p.HasField("kernel_size") or p.HasField("kernel_h") or \
             p.HasField("kernel_w")
+        self.bins = None
+        if p.HasField("bin_size") or p.HasField("bin_h") or p.HasField("bin_w"):
+            self.bins = hw_param(p, "bin", one="bin_size")
+            if self.bins is None or min(self.bins) <= 0 or self.global_pooling:
+                raise self.error("bins (ParseNet): give bin_size, or both bin_h and bin_w, "
+                                 "positive, without global_pooling")
+            self.windows = PoolWindows(self.method, None, (1, 1), (0, 0))
+            self.state = None
+            return
         if self.global_pooling and has_kernel:
             raise self.error("global_pooling takes the kernel from the input: do not "
                              "also give kernel_size/kernel_h/kernel_w")
@@ -140,12 +149,28 @@ class PoolingLayer(Layer):
                              blob=self.param.bottom[0] if self.param.bottom else None)
         if self.global_pooling:
             self.windows.kernel = x.shape[2:]
+        if self.bins is not None:
+            self._bin_geometry(x.shape[2:])
         out = self.windows.out_shape(x.shape[2:])
         if min(out) <= 0:
             raise self.error(f"kernel {self.windows.kernel} with pad {self.windows.pad} "
                              f"does not fit the input {x.shape[2:]}")
         for blob in top:
             blob.reshape(x.shape[:2] + out)
+
+    def _bin_geometry(self, hw):
+        """ParseNet's bins: kernel ceil(H / bins), stride the kernel (1 when it is the
+        whole axis), pad int(((bins - 1) stride + kernel - H) / 2)."""
+        for b, size in zip(self.bins, hw):
+            if b > size // 2:
+                raise self.error(f"bin number {b} is more than half of the input size {size}")
+        kernel = tuple(-(-size // b) for b, size in zip(self.bins, hw))
+        stride = tuple(1 if k == size else k for k, size in zip(kernel, hw))
+        pad = tuple(int(((b - 1) * s + k - size) / 2)
+                    for b, s, k, size in zip(self.bins, stride, kernel, hw))
+        if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
+            raise self.error(f"bins {self.bins} on {hw} need pad {pad} >= kernel {kernel}")
+        self.windows.kernel, self.windows.stride, self.windows.pad = kernel, stride, pad
 
     def forward(self, bottom, top):
         mask_out = top[1].data if len(top) > 1 else None

@@ -8,6 +8,7 @@ separable bilinear resize. Mask bottoms never receive a gradient.
 import numpy as np
 
 from ..ops.pooling import ave_pool_backward, ave_pool_forward
+from ..ops.unpool_parsenet import unpool_backward, unpool_forward
 from ..ops.upsample import (
     gather,
     interp_backward,
@@ -240,3 +241,73 @@ class InterpLayer(Layer):
         if propagate_down[0]:
             interp_backward(top[0].diff, -self.pad_beg, self.eff, bottom[0].shape,
                             out=bottom[0].diff)
+
+
+@register_layer("UnPooling")
+class ParseNetUnPoolingLayer(Layer):
+    """ParseNet's UnPooling (weiliu89/caffe branch fcn; a different layer from
+    DeconvNet's Unpooling). unpooling_param: unpool FIXED, DIV or REP;
+    out_kernel_size | out_kernel_h+out_kernel_w, out_stride (1) | out_stride_h+
+    out_stride_w, out_pad (0) | out_pad_h+out_pad_w. With a second bottom (only its
+    size is read) kernel = stride = ceil(H1 / H0) (stride 1 where H0 is 1) and pad =
+    floor(((H0 - 1) stride + kernel - H1) / 2), per axis: ParseNet's global-context
+    unpooling. Top (N, C, (H - 1) stride - 2 pad + kernel, ...). Window rules in
+    ops/unpool_parsenet.py."""
+    min_bottom = 1
+    max_bottom = 2
+    exact_num_top = 1
+    METHODS = {U.FIXED: "FIXED", U.DIV: "DIV", U.REP: "REP"}
+
+    def layer_setup(self, bottom, top):
+        p = self.param.unpooling_param
+        if p.unpool not in self.METHODS:
+            raise self.error(f"UnPooling (ParseNet) takes unpool FIXED, DIV or REP, got "
+                             f"{U.UnpoolMethod.Name(p.unpool)}")
+        self.method = self.METHODS[p.unpool]
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index == 0
+
+    def _geometry(self, bottom):
+        p = self.param.unpooling_param
+        if len(bottom) > 1:
+            (H0, W0), (H1, W1) = bottom[0].shape[2:], bottom[1].shape[2:]
+            kernel = (-(-H1 // H0), -(-W1 // W0))
+            stride = tuple(1 if k == size else k for k, size in zip(kernel, (H1, W1)))
+            pad = tuple(((n - 1) * s + k - size) // 2 for n, s, k, size in
+                        zip((H0, W0), stride, kernel, (H1, W1)))
+        else:
+            if p.HasField("out_kernel_size") == (p.HasField("out_kernel_h") and
+                                                 p.HasField("out_kernel_w")):
+                raise self.error("give out_kernel_size, or out_kernel_h and out_kernel_w "
+                                 "(one form), or a second bottom")
+            kernel = hw_param(p, "out_kernel", one="out_kernel_size")
+            stride = hw_param(p, "out_stride", 1)
+            pad = hw_param(p, "out_pad", 0)
+            if kernel is None or min(kernel) <= 0 or stride is None or pad is None:
+                raise self.error("out_kernel, out_stride and out_pad need one value or "
+                                 "both _h and _w, kernel positive")
+        if max(pad) > 0 and (pad[0] >= kernel[0] or pad[1] >= kernel[1]):
+            raise self.error(f"out_pad {pad} must be smaller than the kernel {kernel}")
+        return kernel, stride, pad
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes != 4:
+            raise self.error(f"input must have 4 axes (N, C, H, W), got {bottom[0].shape}")
+        self.kernel, self.stride, self.pad = self._geometry(bottom)
+        H, W = bottom[0].shape[2:]
+        self.out_hw = tuple((n - 1) * s - 2 * q + k for n, s, q, k in
+                            zip((H, W), self.stride, self.pad, self.kernel))
+        if min(self.out_hw) <= 0:
+            raise self.error(f"the output would be {self.out_hw}")
+        top[0].reshape(bottom[0].shape[:2] + self.out_hw)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = unpool_forward(bottom[0].data, self.method, self.kernel,
+                                          self.stride, self.pad, self.out_hw)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            bottom[0].diff[...] = unpool_backward(top[0].diff, self.method, self.kernel,
+                                                  self.stride, self.pad,
+                                                  bottom[0].shape[2:])
