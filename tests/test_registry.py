@@ -22,7 +22,8 @@ FORKS = ["BN", "Interp", "Unpooling", "Upsample",    # SegNet/ENet/DeconvNet, PS
          "DetectionOutput", "Normalize", "Permute", "PriorBox",          # SSD
          "AnnotatedData", "DetectionEvaluate", "MultiBoxLoss",
          "MatWrite", "MatRead",                                          # DeepLab
-         "ParseOutput", "ParseEvaluate", "UnPooling"]                    # ParseNet
+         "ParseOutput", "ParseEvaluate", "UnPooling",                    # ParseNet
+         "WindowSegData"]                                                # DeconvNet
 
 
 def test_the_expected_list_is_whole():

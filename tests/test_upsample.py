@@ -350,7 +350,7 @@ def _replaced(param, phase):
 
 # Fork layers nobody implements (by design, not "yet"): sinks, metrics, the fork's data
 # readers and Python layers. Any other type missing from the registry fails the test.
-FORK_ONLY = {"Python", "WindowSegData",
+FORK_ONLY = {"Python",
              "GeometricCrop"}    # FCN's early V1 CROP (test_duplicate_layer_names.py)
 
 

@@ -1,10 +1,11 @@
 """What the segmentation forks' data layers share: "image label" list files, the
 image/label pair read together (sizes checked), and one crop-and-mirror applied to
-both, padding a too-small pair (image with the mean, label with ignore_label)."""
+both, padding a too-small pair (image with the mean, label with ignore_label);
+DeconvNet's windows ("image label x1 y1 x2 y2") cut out of a pair."""
 import numpy as np
 
 from ..errors import CaffeLiteError
-from .image import read_image, to_chw
+from .image import read_image, resize_linear, to_chw
 
 
 def read_pair_list(path, text, error, with_labels=True):
@@ -21,6 +22,52 @@ def read_pair_list(path, text, error, with_labels=True):
     if not pairs:
         raise error(f"the image list {path} is empty")
     return pairs
+
+
+def read_window_list(path, text, error, with_labels=True):
+    """'<image> [<label>] x1 y1 x2 y2' lines -> [(image, label or None, (x1, y1, x2,
+    y2), line number)]; the corners are inclusive pixel coordinates."""
+    entries = []
+    want = 6 if with_labels else 5
+    for number, line in enumerate(text.split("\n"), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            if len(fields) < want:
+                raise ValueError
+            corners = tuple(int(v) for v in fields[want - 4:want])
+        except ValueError:
+            form = "<image> <label> x1 y1 x2 y2" if with_labels else "<image> x1 y1 x2 y2"
+            raise error(f"{path}:{number}: expected '{form}', got {line.strip()!r}") from None
+        if corners[2] < corners[0] or corners[3] < corners[1]:
+            raise error(f"{path}:{number}: the window {corners} has x2 < x1 or y2 < y1")
+        entries.append((fields[0], fields[1] if with_labels else None, corners, number))
+    if not entries:
+        raise error(f"the window list {path} is empty")
+    return entries
+
+
+def cut_window(image, label, corners, fill_label, size=(0, 0)):
+    """The window [x1, x2] x [y1, y2] of an (H, W, C) image and its (H, W, 1) label,
+    where the window leaves the image the image padded with 0 and the label with
+    ``fill_label``; then resized to ``size`` when given (image bilinearly as
+    OpenCV's INTER_LINEAR, label by nearest neighbour)."""
+    x1, y1, x2, y2 = corners
+    H, W = image.shape[:2]
+    before = (max(0, -y1), max(0, -x1))
+    after = (max(0, y2 - H + 1), max(0, x2 - W + 1))
+    if any(before) or any(after):
+        pads = ((before[0], after[0]), (before[1], after[1]), (0, 0))
+        image = np.pad(image, pads)
+        label = np.pad(label, pads, constant_values=fill_label)
+    rows = slice(y1 + before[0], y2 + before[0] + 1)
+    cols = slice(x1 + before[1], x2 + before[1] + 1)
+    image, label = image[rows, cols], label[rows, cols]
+    if size[0] > 0 and size[1] > 0:
+        image = resize_linear(np.ascontiguousarray(image), *size)
+        label = nearest_resize(label, *size)
+    return image, label
 
 
 def nearest_resize(label, height, width):
