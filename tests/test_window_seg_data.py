@@ -109,3 +109,26 @@ def test_errors_name_file_and_line(tmp_path):
     listing.write_text("/img/0.png /lab/0.png 5 2 3 4\n")
     with pytest.raises(LayerError, match="x2 < x1"):
         run_layer(data_layer("WindowSegData", param))
+
+
+@pytest.mark.parametrize("name", ["003_make_bn_layer_testable_DeconvNet_inference_test",
+                                  "003_make_bn_layer_testable_DeconvNet_make_bn_layer_testable"])
+def test_zoo_deconvnet_window_reader(zoo_path, tmp_path, name):
+    """The zoo's stage-2 DeconvNet data layer as written (V1 WINDOW_SEG_DATA, label
+    PIXEL, windows resized to 224 or 250, crop 224, mirror, mean) on windows here."""
+    import caffe_lite
+    from caffe_lite.formats import parse_net_param
+    param = parse_net_param(zoo_path(f"deconvnet/{name}.prototxt").read_text(), name)
+    reader = param.layer[0]
+    assert reader.type == "WindowSegData"
+    listing = window_list(tmp_path)
+    reader.image_data_param.source = str(listing)
+    reader.image_data_param.root_folder = str(tmp_path)
+    reader.image_data_param.batch_size = 2
+    del param.layer[1:]
+    caffe_lite.set_random_seed(1)
+    net = caffe_lite.Net(param, caffe_lite.TEST)
+    net.forward()
+    assert net.blobs["data"].shape == (2, 3, 224, 224)
+    labels = net.blobs["seg-label"].data
+    assert labels.shape == (2, 1, 224, 224) and set(np.unique(labels)) <= {0, 1, 2, 3, 255}
