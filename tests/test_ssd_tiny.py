@@ -57,7 +57,7 @@ def test_trains_and_reports_map(data_dir):
     assert after == pytest.approx(ref_map(rows, "11point"), abs=1e-5)
 
 
-@pytest.mark.parametrize("field, value, message", [("eval_type", "segmentation", "eval_type"),
+@pytest.mark.parametrize("field, value, message", [("eval_type", "regression", "eval_type"),
                                                    ("ap_version", "VOC", "ap_version")])
 def test_bad_eval_settings(data_dir, field, value, message):
     param = tool("train_ssd_tiny").solver_param(str(data_dir), max_iter=1)
