@@ -4,12 +4,18 @@ Like Caffe's Blob, a blob keeps its memory when reshaped to the same or a smalle
 count (values are then reinterpreted in the new shape) and gets fresh zeros when
 it grows. ``data`` and ``diff`` are numpy views into that memory, so
 ``blob.data[...] = x`` writes into the net.
+
+Memory is taken with np.zeros, whose large blocks the OS maps lazily: a blob's
+pages become resident when first written. A filler's values are computed when the
+data is first read (``fill_later``), and never when all of it is replaced first
+(``data_for_overwrite``, as weights loading does), so building a net takes time
+proportional to its layers, not to its sizes.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +98,7 @@ def _charge(nbytes: int, shape: tuple[int, ...]) -> None:
 
 
 class Blob:
-    __slots__ = ("_shape", "_count", "_data_buf", "_diff_buf", "dtype")
+    __slots__ = ("_shape", "_count", "_data_buf", "_diff_buf", "dtype", "_pending")
 
     def __init__(self, shape: Sequence[int] = (), dtype: npt.DTypeLike = np.float32) -> None:
         self.dtype = np.dtype(dtype)
@@ -100,6 +106,7 @@ class Blob:
         self._count = 0
         self._data_buf = np.zeros(0, self.dtype)
         self._diff_buf = np.zeros(0, self.dtype)
+        self._pending: Callable[[], Any] | None = None
         self.reshape(shape)
 
     # -- shape -------------------------------------------------------------
@@ -111,6 +118,8 @@ class Blob:
             raise CaffeLiteError(f"blob shape {shape} has more than {MAX_AXES} axes")
         if any(d < 0 for d in shape):
             raise CaffeLiteError(f"blob shape {shape} has a negative dimension")
+        if self._pending is not None and shape != self._shape:
+            self._run_pending()          # the values as filled, then reinterpreted
         count = 1
         for d in shape:                  # Python ints: no int64 overflow
             count *= d
@@ -175,11 +184,29 @@ class Blob:
     # -- contents ----------------------------------------------------------
     @property
     def data(self) -> np.ndarray:
+        if self._pending is not None:
+            self._run_pending()
         return self._data_buf[:self._count].reshape(self._shape)
 
     @data.setter
     def data(self, value: npt.ArrayLike) -> None:
-        self._assign(self.data, value, "data")
+        self._assign(value, "data")
+
+    def data_for_overwrite(self) -> np.ndarray:
+        """The data array, for a caller that replaces every value: a pending fill
+        is dropped, not computed."""
+        self._pending = None
+        return self._data_buf[:self._count].reshape(self._shape)
+
+    def fill_later(self, values: Callable[[], Any]) -> None:
+        """Set the data to ``values()`` (anything that broadcasts to the shape) when
+        it is first read; forgotten if all of it is replaced before then."""
+        self._pending = values
+
+    def _run_pending(self) -> None:
+        values, self._pending = self._pending, None
+        assert values is not None
+        self._data_buf[:self._count].reshape(self._shape)[...] = values()
 
     @property
     def diff(self) -> np.ndarray:
@@ -187,13 +214,14 @@ class Blob:
 
     @diff.setter
     def diff(self, value: npt.ArrayLike) -> None:
-        self._assign(self.diff, value, "diff")
+        self._assign(value, "diff")
 
-    def _assign(self, target: np.ndarray, value: npt.ArrayLike, what: str) -> None:
+    def _assign(self, value: npt.ArrayLike, what: str) -> None:
         array = np.asarray(value)
-        if array.shape != target.shape and array.size != 1:
+        if array.shape != self._shape and array.size != 1:
             raise CaffeLiteError(f"cannot assign an array of shape {array.shape} to "
                                  f"the {what} of a blob of shape {self._shape}")
+        target = self.data_for_overwrite() if what == "data" else self.diff
         target[...] = array
 
     def share_data(self, other: Blob) -> None:
@@ -201,6 +229,9 @@ class Blob:
         if other.count != self.count:
             raise CaffeLiteError(f"cannot share data of a blob of shape {other.shape} "
                                  f"with one of shape {self.shape}")
+        if other._pending is not None:
+            other._run_pending()
+        self._pending = None
         self._data_buf = other._data_buf
 
     def share_diff(self, other: Blob) -> None:
