@@ -234,6 +234,17 @@ class Blob:
         self._pending = None
         self._data_buf = other._data_buf
 
+    def use_memory(self, buffer: np.ndarray) -> None:
+        """Keep the data in ``buffer`` (1-D, at least count values), which other
+        blobs may use too (lean inference); growing past it takes fresh memory."""
+        if buffer.ndim != 1 or buffer.dtype != self.dtype or buffer.size < self._count:
+            raise CaffeLiteError(f"a buffer of {buffer.size} {buffer.dtype} values "
+                                 f"cannot hold a blob of shape {self._shape}")
+        if self._pending is not None:
+            self._run_pending()
+            buffer[:self._count] = self._data_buf[:self._count]
+        self._data_buf = buffer
+
     def share_diff(self, other: Blob) -> None:
         if other.count != self.count:
             raise CaffeLiteError(f"cannot share diff of a blob of shape {other.shape} "
