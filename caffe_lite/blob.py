@@ -251,5 +251,15 @@ class Blob:
                                  f"with one of shape {self.shape}")
         self._diff_buf = other._diff_buf
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its values: a pending fill is computed first."""
+        if self._pending is not None:
+            self._run_pending()
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
     def __repr__(self) -> str:
         return f"Blob(shape={self._shape}, dtype={self.dtype.name})"

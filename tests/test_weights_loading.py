@@ -197,6 +197,15 @@ def test_a_fill_replaced_by_weights_never_runs(saved, monkeypatch):
     assert ran == []
 
 
+def test_a_blob_waiting_for_its_fill_pickles_with_its_values():
+    import pickle
+    caffe.set_random_seed(3)
+    blob = net().params["ip"][0]
+    copy = pickle.loads(pickle.dumps(blob))
+    assert copy.shape == blob.shape and copy.data.std() > 0.5
+    np.testing.assert_array_equal(copy.data, blob.data)
+
+
 def test_building_a_big_net_touches_none_of_its_memory():
     """1 GB of parameters with a random filler: built without computing a value
     or making a page resident; filled when read."""
