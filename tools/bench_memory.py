@@ -2,7 +2,7 @@
 
     python tools/bench_memory.py [--batch 8] [--repeat 1] [--dir /tmp] [--weights W]
 
-- Build time of a net whose parameters fill most of the memory limit, next to a
+- Build time of a net whose parameters fill 80% of the memory limit, next to a
   small one: building takes time per layer, not per byte (fillers run when a
   param is first read, memory is taken lazily).
 - VGG16 inference at --batch (default 8), each run in a fresh process on a warm
@@ -40,9 +40,9 @@ def bench_build():
     import caffe_lite as caffe
     from caffe_lite.blob import memory_limit
     from caffe_lite.formats import parse_net_param
-    # weights of inputs x outputs float32, data + diff: about 40% of the limit
+    # weights of inputs x outputs float32, data + diff: about 80% of the limit
     outputs = 4096
-    inputs = max(1, int(0.4 * memory_limit() / (2 * 4 * outputs)))
+    inputs = max(1, int(0.8 * memory_limit() / (2 * 4 * outputs)))
     rows = []
     for label, n_in in (("small", 64), ("big", inputs)):
         param = parse_net_param(BIG_NET.format(inputs=n_in, outputs=outputs))

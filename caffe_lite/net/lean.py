@@ -11,7 +11,7 @@ blobs that share a parameter's memory (Parameter) are left alone.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, cast
 
 import numpy as np
 
@@ -64,7 +64,7 @@ def _share_workspaces(graph: NetGraph) -> None:
     shared = Workspace()
     for layer in graph.layers:
         if isinstance(getattr(layer, "workspace", None), Workspace):
-            setattr(layer, "workspace", shared)
+            cast(Any, layer).workspace = shared
 
 
 def _groups_and_lifetimes(graph: NetGraph, keep: set[str]
