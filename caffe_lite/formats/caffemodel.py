@@ -188,14 +188,19 @@ def _open_caffemodel(path: str) -> Iterator[tuple[Any, Any]]:
         try:
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
-            yield _read_bytes(path), None
+            try:
+                data = handle.readall()
+            except OSError as exc:
+                raise ModelFileError(f"cannot read file: {exc.strerror or exc}",
+                                     file=path) from exc
+            yield memoryview(data), None
             return
         buf = memoryview(mapped)
         try:
             yield buf, handle
         finally:
-            buf.release()
             with contextlib.suppress(BufferError):   # a view still held: GC closes it
+                buf.release()
                 mapped.close()
 
 
