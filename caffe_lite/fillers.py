@@ -62,11 +62,15 @@ def _constant(blob: Blob, p: Any) -> np.ndarray:
 
 @register_filler("uniform")
 def _uniform(blob: Blob, p: Any) -> np.ndarray:
+    if p.min > p.max:
+        raise CaffeLiteError(f"uniform filler min {p.min} is above max {p.max}")
     return get_rng().uniform(p.min, p.max, blob.shape)
 
 
 @register_filler("gaussian")
 def _gaussian(blob: Blob, p: Any) -> np.ndarray:
+    if p.std < 0:               # Caffe aborts; 0 is allowed here (a constant fill)
+        raise CaffeLiteError(f"gaussian filler std must be >= 0, got {p.std}")
     values = get_rng().normal(p.mean, p.std, blob.shape)
     if p.sparse < -1:
         raise CaffeLiteError(f"gaussian filler sparse must be >= -1, got {p.sparse}")

@@ -80,9 +80,9 @@ def mutated_zoo_text(draw):
     return "\n".join(lines)
 
 
-def _replace_a_number(draw, line):
-    value = draw(st.sampled_from(["0", "-1", "1", "2", "3", "7", "100000", "0.5",
-                                  "-3.5", "1e9"]))
+def _replace_a_number(draw, line, big="100000"):
+    value = draw(st.sampled_from(["0", "-1", "1", "2", "3", "7", big, "0.5", "-3.5",
+                                  "1e9"]))
     words = line.split(" ")
     numeric = [n for n, w in enumerate(words) if w[:1].isdigit() or w[:1] == "-"]
     if numeric:
@@ -210,8 +210,8 @@ def mutated_solver_lines(draw):
             lines.insert(i, draw(st.sampled_from(SOLVER_LINES)))
         elif kind == "drop" and i > 0:                # keep the net line
             del lines[i]
-        else:
-            lines[i] = _replace_a_number(draw, lines[i])
+        else:       # a valid iter_size or max_iter of 100000 is work, not a hang
+            lines[i] = _replace_a_number(draw, lines[i], big="100")
     return lines
 
 

@@ -108,3 +108,27 @@ def test_parameters_the_kernels_cannot_take_are_layer_errors(layer, message):
             f'layer {{ name: "bad" {layer} }}')
     with pytest.raises(LayerError, match=message):
         caffe.Net(parse_net_param(text), caffe.TEST)
+
+
+def test_batch_reindex_of_a_scalar_is_a_layer_error():
+    from caffe_lite.formats import parse_net_param
+    text = ('layer { name: "in" type: "Input" top: "label" '
+            'input_param { shape { dim: 3 } } }\n'
+            'layer { name: "sum" type: "Reduction" bottom: "label" top: "sum" }\n'
+            'layer { name: "bad" type: "BatchReindex" bottom: "sum" bottom: "label" '
+            'top: "out" }')
+    with pytest.raises(LayerError, match="scalar"):
+        caffe.Net(parse_net_param(text), caffe.TEST)
+
+
+@pytest.mark.parametrize("filler,message", [
+    ('type: "gaussian" std: -1', "std"), ('type: "uniform" min: 1 max: 0', "min"),
+])
+def test_filler_settings_numpy_refuses_are_caffe_lite_errors(filler, message):
+    from caffe_lite.blob import Blob
+    from caffe_lite.fillers import fill
+    from caffe_lite.formats.prototxt import parse_text_message
+    from caffe_lite.proto import caffe_pb2
+    param = parse_text_message(filler, caffe_pb2.FillerParameter())
+    with pytest.raises(caffe.CaffeLiteError, match=message):
+        fill(Blob((2, 3)), param)
