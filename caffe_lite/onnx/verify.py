@@ -1,0 +1,120 @@
+"""Run an exported model in onnxruntime and compare every output with the net's
+own forward: the proof that the file computes what Caffe computes.
+
+The relative difference of an output is its largest absolute difference over its
+largest absolute value (so outputs near zero do not blow it up).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ExportError, require
+
+
+@dataclass
+class Comparison:
+    """One output on one input set."""
+    inputs: str          # "seeded" or "input 1", ...
+    output: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+
+@dataclass
+class Verification:
+    path: str
+    rtol: float
+    rows: list[Comparison] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(row.ok for row in self.rows)
+
+    @property
+    def max_rel(self) -> float:
+        return max((row.max_rel for row in self.rows), default=0.0)
+
+    def format(self) -> str:
+        width = max([len(r.output) for r in self.rows] + [6])
+        lines = [f"{'inputs':<8} {'output':<{width}} {'max abs diff':>12} "
+                 f"{'max rel diff':>12}"]
+        for r in self.rows:
+            flag = "" if r.ok else f"  > rtol {self.rtol:g}"
+            lines.append(f"{r.inputs:<8} {r.output:<{width}} {r.max_abs:>12.3g} "
+                         f"{r.max_rel:>12.3g}{flag}")
+        return "\n".join(lines)
+
+
+def unverified_path(path: str) -> str:
+    stem = path[:-5] if path.endswith(".onnx") else path
+    return stem + ".unverified.onnx"
+
+
+def seeded_inputs(net: Any, seed: int = 0) -> dict[str, np.ndarray]:
+    """Standard normal values for every net input, from one seed."""
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal(net.blobs[name].shape).astype(np.float32)
+            for name in net.inputs}
+
+
+def compare(output: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(max abs difference, that over the reference's max abs value)."""
+    diff = np.abs(output.astype(np.float64) - reference.astype(np.float64))
+    max_abs = float(diff.max()) if diff.size else 0.0
+    scale = float(np.abs(reference).max()) if reference.size else 0.0
+    return max_abs, (max_abs / scale if scale > 0 else max_abs)
+
+
+def verify(net: Any, path: str | os.PathLike[str],
+           inputs: Sequence[Mapping[str, np.ndarray]] | None = None,
+           rtol: float = 1e-4, seed: int = 0) -> Verification:
+    """Compare the model at ``path`` with ``net`` on a seeded input and on ``inputs``."""
+    ort = require("onnxruntime", "onnx", "checking an ONNX export", file=path)
+    path = os.fspath(path)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:          # onnxruntime raises its own exception types
+        raise ExportError(f"onnxruntime cannot load the model: {exc}", file=path) from exc
+    names = [o.name for o in session.get_outputs()]
+    onnx_inputs = [i.name for i in session.get_inputs()]
+    if sorted(onnx_inputs) != sorted(net.inputs):
+        raise ExportError(f"the model's inputs {onnx_inputs} are not the net's "
+                          f"{list(net.inputs)}", file=path)
+    result = Verification(path, rtol)
+    sets = [("seeded", seeded_inputs(net, seed))]
+    sets += [(f"input {i}", dict(feed)) for i, feed in enumerate(inputs or [], 1)]
+    for label, feed in sets:
+        feed = _checked(net, feed, label, path)
+        reference = {k: v.copy() for k, v in net.forward(**feed).items()}
+        try:
+            produced = session.run(names, feed)
+        except Exception as exc:
+            raise ExportError(f"onnxruntime failed on the {label} input: {exc}",
+                              file=path) from exc
+        for name, value in zip(names, produced):
+            max_abs, max_rel = compare(np.asarray(value), reference[name])
+            result.rows.append(Comparison(label, name, max_abs, max_rel,
+                                          bool(max_rel <= rtol)))
+    return result
+
+
+def _checked(net: Any, feed: dict[str, Any], label: str, path: str) -> dict[str, Any]:
+    if set(feed) != set(net.inputs):
+        raise ExportError(f"the {label} gives {sorted(feed)}, the net's inputs are "
+                          f"{list(net.inputs)}", file=path)
+    out = {}
+    for name, value in feed.items():
+        value = np.asarray(value, dtype=np.float32)
+        if value.shape != net.blobs[name].shape:
+            raise ExportError(f"the {label} for '{name}' has shape {value.shape}; the "
+                              f"model is exported for {net.blobs[name].shape}",
+                              file=path, blob=name)
+        out[name] = value
+    return out
