@@ -5,7 +5,7 @@ Names survive: graph inputs, outputs and values are Caffe's blob names, nodes ar
 layer names, initializers ``<layer>.<role>`` (``fc7.weight``).
 """
 from .exporter import DEFAULT_OPSET, build_model, export
-from .verify import Comparison, Verification, seeded_inputs, verify
+from .verify import Comparison, Verification, seeded_inputs, seeded_weights, verify
 
 __all__ = ["DEFAULT_OPSET", "Comparison", "Verification", "build_model", "export",
-           "seeded_inputs", "verify"]
+           "seeded_inputs", "seeded_weights", "verify"]

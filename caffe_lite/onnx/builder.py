@@ -50,6 +50,7 @@ class GraphBuilder:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.used: set[str] = set()
+        self.node_names: set[str] = set()         # a namespace of their own
         self.current: dict[str, str] = {}         # blob -> its latest ONNX value
         self.writes_left = Counter(writes)        # blob -> writes still to come
         self.reserved = set(writes)               # blob names: never a helper's
@@ -81,8 +82,11 @@ class GraphBuilder:
     # -- graph pieces ----------------------------------------------------------
     def node(self, op: str, inputs: list[str], outputs: list[str], name: str,
              **attrs: Any) -> list[str]:
-        self.nodes.append(self.helper.make_node(op, inputs, outputs,
-                                                name=self.unique(name), **attrs))
+        unique, k = name, 1
+        while unique in self.node_names:
+            unique, k = f"{name}_{k}", k + 1
+        self.node_names.add(unique)
+        self.nodes.append(self.helper.make_node(op, inputs, outputs, name=unique, **attrs))
         return outputs
 
     def op(self, op: str, inputs: list[str], step: Step, what: str, **attrs: Any) -> str:

@@ -53,10 +53,10 @@ def mask_index(b: GraphBuilder, step: Step) -> str:
 
 
 def unpool_kernel(step: Step, out_hw: tuple[int, int]) -> tuple[int, int]:
-    """A kernel = stride for MaxUnpool's attributes (the output shape is given, so
-    they only need to be consistent with it)."""
+    """A kernel = stride for MaxUnpool's attributes: the output shape is given, so
+    they only must not imply a larger one ((H - 1) s + k <= OH)."""
     H, W = step.in_shapes[0][2:]
-    return (-(-out_hw[0] // H), -(-out_hw[1] // W))
+    return (max(1, out_hw[0] // H), max(1, out_hw[1] // W))
 
 
 @converts("Upsample")

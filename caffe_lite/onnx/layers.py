@@ -211,7 +211,7 @@ def batch_norm(b: GraphBuilder, step: Step) -> None:
 
 
 def normalize_by_batch(b: GraphBuilder, step: Step, x: str, axes: list[int],
-                       eps: float, biased: bool) -> str:
+                       eps: float) -> str:
     """(x - E[x]) / sqrt(Var[x] + eps) with the statistics over ``axes``."""
     mean = b.reduce("ReduceMean", x, axes, step, "batch_mean")
     centered = b.op("Sub", [x, mean], step, "centered")
@@ -357,6 +357,11 @@ def crop(b: GraphBuilder, step: Step) -> None:
 
 # ==== softmax, neurons ========================================================
 
+@converts("Silence")
+def silence(b: GraphBuilder, step: Step) -> None:
+    """Consumes its bottoms, computes nothing."""
+
+
 @converts("Softmax")
 def softmax(b: GraphBuilder, step: Step) -> None:
     ndim = len(step.in_shapes[0])
@@ -477,7 +482,7 @@ def reduction(b: GraphBuilder, step: Step) -> None:
     ops = {R.SUM: "ReduceSum", R.ASUM: "ReduceL1", R.SUMSQ: "ReduceSumSquare",
            R.MEAN: "ReduceMean"}
     shape = step.in_shapes[0]
-    axis = len(shape) - len(step.out_shapes[0])   # top keeps the axes before `axis`
+    axis = len(step.out_shapes[0])                 # top keeps the axes before `axis`
     rows = b.reshape(step.inputs[0], tuple(shape[:axis]) + (-1,), step, "rows")
     y = b.reduce(ops[layer.op], rows, [axis], step, "reduce", keepdims=0)
     coeff = float(layer.param.reduction_param.coeff)

@@ -87,6 +87,12 @@ def verify(net: Any, path: str | os.PathLike[str],
     if sorted(onnx_inputs) != sorted(net.inputs):
         raise ExportError(f"the model's inputs {onnx_inputs} are not the net's "
                           f"{list(net.inputs)}", file=path)
+    for given in session.get_inputs():
+        wanted = net.blobs[given.name].shape
+        if tuple(given.shape) != wanted:
+            raise ExportError(f"the model was exported for input '{given.name}' of shape "
+                              f"{tuple(given.shape)}, the net's is {wanted}: build the "
+                              f"net with the model's shapes", file=path, blob=given.name)
     result = Verification(path, rtol)
     sets = [("seeded", seeded_inputs(net, seed))]
     sets += [(f"input {i}", dict(feed)) for i, feed in enumerate(inputs or [], 1)]
@@ -99,7 +105,12 @@ def verify(net: Any, path: str | os.PathLike[str],
             raise ExportError(f"onnxruntime failed on the {label} input: {exc}",
                               file=path) from exc
         for name, value in zip(names, produced):
-            max_abs, max_rel = compare(np.asarray(value), reference[name])
+            value = np.asarray(value)
+            if value.shape != reference[name].shape:
+                result.rows.append(Comparison(label, name, float("inf"), float("inf"),
+                                              False))
+                continue
+            max_abs, max_rel = compare(value, reference[name])
             result.rows.append(Comparison(label, name, max_abs, max_rel,
                                           bool(max_rel <= rtol)))
     return result
@@ -118,3 +129,32 @@ def _checked(net: Any, feed: dict[str, Any], label: str, path: str) -> dict[str,
                               file=path, blob=name)
         out[name] = value
     return out
+
+
+#: per layer type, how to draw each of its blobs: variances and scales positive
+_POSITIVE = {"BatchNorm": (1, 2), "BN": None, "Scale": (0,), "PReLU": (0,),
+             "Normalize": (0,)}
+
+
+def seeded_weights(net: Any, seed: int = 0) -> None:
+    """Random weights for a prototxt without a caffemodel, scaled so activations
+    stay near unit size through deep nets (weights N(0, 1/fan_in), other blobs
+    small, variances and scales in [0.5, 1.5), BatchNorm's factor 1)."""
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        kind = layer.param.type
+        positive = _POSITIVE.get(kind, ())
+        if kind == "BN":                   # SegNet: scale, shift; PSPNet: + mean, var
+            positive = (0, 3) if len(layer.blobs) == 4 else (0,)
+        for i, blob in enumerate(layer.blobs):
+            shape = blob.shape
+            if kind == "BatchNorm" and i == 2:
+                values = np.ones(shape)
+            elif i in positive:
+                values = rng.uniform(0.5, 1.5, shape)
+            elif len(shape) >= 2:
+                fan_in = max(1, blob.count // shape[0])
+                values = rng.standard_normal(shape) / np.sqrt(fan_in)
+            else:
+                values = 0.1 * rng.standard_normal(shape)
+            blob.data[...] = values
