@@ -129,7 +129,7 @@ def _shape_inputs(param, shapes, path):
 
 
 def run(args):
-    from .. import onnx as onnx_export           # the optional extra, imported on use
+    from .. import onnx as onnx_export  # the optional extra, imported on use
     output = args.output or os.path.splitext(args.net)[0] + ".onnx"
     shapes, arrays = parse_inputs(args.input)
     net = load_net(args.net, args.phase, args.weights, shapes, args.level, args.stage)

@@ -20,7 +20,7 @@ SEGNET_EPS = 1e-9
 @converts("Interp")
 def interp(b: GraphBuilder, step: Step) -> None:
     layer = step.layer
-    x, (N, C, H, W) = step.inputs[0], step.in_shapes[0]
+    x, (H, W) = step.inputs[0], step.in_shapes[0][2:]
     crop = -int(layer.pad_beg)
     eff = tuple(layer.eff)
     if eff != (H, W):                                 # crop both axes from -pad_beg

@@ -132,8 +132,8 @@ def _checked(net: Any, feed: dict[str, Any], label: str, path: str) -> dict[str,
 
 
 #: per layer type, how to draw each of its blobs: variances and scales positive
-_POSITIVE = {"BatchNorm": (1, 2), "BN": None, "Scale": (0,), "PReLU": (0,),
-             "Normalize": (0,)}
+_POSITIVE: dict[str, tuple[int, ...]] = {"BatchNorm": (1, 2), "Scale": (0,),
+                                         "PReLU": (0,), "Normalize": (0,)}
 
 
 def seeded_weights(net: Any, seed: int = 0) -> None:
