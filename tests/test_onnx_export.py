@@ -168,6 +168,9 @@ CASES = {
                                "flip: true clip: true variance: 0.1 variance: 0.2 "
                                "variance: 0.1 variance: 0.2 }"))
                            + layer("sil", "Silence", "image", [])),
+    "parameter": ({"data": (2, 3)}, layer("p", "Parameter", [], params="parameter_param { "
+                                         "shape { dim: 2 dim: 3 } }")
+                  + layer("e", "Eltwise", ["data", "p"])),
     "axpy": ({"a": (2, 4, 1, 1), "x": (2, 4, 3, 5), "y": (2, 4, 3, 5)},
              layer("ax", "Axpy", ["a", "x", "y"])),
 }
@@ -236,6 +239,12 @@ def test_upsample_scale_and_unpooling_without_mask(tmp_path):
                      "kernel_size: 3 stride: 2 unpool_size: 12 }")
              + layer("ut", "Unpooling", "data", params="unpooling_param { unpool: TILE "
                      "kernel_size: 2 stride: 2 unpool_h: 11 unpool_w: 14 }"))
+
+
+def test_embed_gets_index_inputs(tmp_path):
+    net, result = exported(tmp_path, {"data": (2, 5)}, layer("s", "Sigmoid", "data") + layer(
+        "e", "Embed", "data", params="embed_param { num_output: 4 input_dim: 7 }"))
+    assert result.max_rel < 1e-6
 
 
 def test_names_survive(tmp_path):
@@ -399,3 +408,23 @@ def test_zoo_models_with_real_weights(tmp_path, zoo_path, proto, weights):
     net = caffe.Net(str(zoo_path(proto)), caffe.TEST, weights=str(zoo_path(weights)))
     result = export(net, tmp_path / "m.onnx")
     assert result.ok, result.format()
+
+
+@pytest.mark.parametrize("opset", [18, 21])
+def test_newer_opsets(tmp_path, opset):
+    """Reduce* take their axes as an input from opset 18 on."""
+    exported(tmp_path, X4, layer("m", "MVN", "data")
+             + layer("n", "Normalize", "data", params="norm_param { across_spatial: false }")
+             + layer("bn", "BN", "data")
+             + layer("s", "Slice", "data", ["s1", "s2"], params="slice_param { axis: 1 }")
+             + layer("i", "Interp", "data", params="interp_param { zoom_factor: 2 }"),
+             opset=opset)
+
+
+def test_in_place_layer_on_an_input(tmp_path):
+    import onnx
+    exported(tmp_path, {"data": (1, 2, 3, 3)},
+             layer("scale", "Power", "data", "data", "power_param { scale: 2 }")
+             + layer("r", "ReLU", "data", "out"))
+    model = onnx.load(tmp_path / "model.onnx")
+    assert [i.name for i in model.graph.input] == ["data"]

@@ -67,9 +67,21 @@ class GraphBuilder:
         """The ONNX name of the value a layer writes into ``blob``."""
         self.writes_left[blob] -= 1
         last = self.writes_left[blob] <= 0
-        name = blob if last else self.unique(f"{blob}@{layer_name}")
+        if last and blob not in self.used:
+            self.used.add(blob)
+            name = blob
+        else:
+            name = self.unique(f"{blob}@{layer_name}")
         self.current[blob] = name
         return name
+
+    def graph_input(self, blob: str) -> str:
+        """An Input layer's top: always the blob's own name (in-place layers that
+        write it later get ``<blob>@<layer>``)."""
+        self.writes_left[blob] -= 1
+        self.used.add(blob)
+        self.current[blob] = blob
+        return blob
 
     def value(self, blob: str) -> str:
         return self.current[blob]

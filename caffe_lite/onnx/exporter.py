@@ -62,7 +62,7 @@ def build_model(net: Any, opset: int = DEFAULT_OPSET) -> Any:
         tops = list(lp.top)
         if lp.type == "Input":
             for top in tops:
-                graph_inputs.append((top, b.define(top, lp.name)))
+                graph_inputs.append((top, b.graph_input(top)))
             continue
         if lp.type in SHAPE_ONLY:
             layer.forward(net.bottom_vecs[i], net.top_vecs[i])
@@ -106,9 +106,10 @@ def _assemble(onnx: Any, b: GraphBuilder, net: Any, graph_inputs: list[tuple[str
     outputs = []
     for blob in net.outputs:
         value = b.value(blob)
-        if value != blob:              # the last write was an alias (Dropout, Split)
+        if value != blob and blob not in b.used:   # the last write was an alias
             b.node("Identity", [value], [blob], f"{blob}/output")
-        outputs.append(helper.make_tensor_value_info(blob, FLOAT, net.blobs[blob].shape))
+            value = blob
+        outputs.append(helper.make_tensor_value_info(value, FLOAT, net.blobs[blob].shape))
     inputs = [helper.make_tensor_value_info(value, FLOAT, net.blobs[blob].shape)
               for blob, value in graph_inputs]
     graph = helper.make_graph(b.nodes, net.param.name or "caffe_net", inputs, outputs,

@@ -64,6 +64,11 @@ def dropout(b: GraphBuilder, step: Step) -> None:
     emit(b, step, "Mul", [step.inputs[0], factor])
 
 
+@converts("Parameter")
+def parameter(b: GraphBuilder, step: Step) -> None:
+    b.node("Identity", [blob_const(b, step, 0, "value")], step.outputs, step.name)
+
+
 # ==== convolution, pooling, fully connected =================================
 
 @converts("Convolution", "ConvolutionDepthwise", "Deconvolution")
@@ -162,6 +167,19 @@ def inner_product(b: GraphBuilder, step: Step) -> None:
         return
     y = b.op("Gemm", inputs, step, "gemm", transB=0 if layer.transpose else 1)
     b.reshape(y, out_shape, step, out=step.outputs[0])
+
+
+@converts("Embed")
+def embed(b: GraphBuilder, step: Step) -> None:
+    """Rows of the weight picked by the (float) indices, plus the bias."""
+    layer = step.layer
+    index = b.op("Cast", [step.inputs[0]], step, "index", to=b.onnx.TensorProto.INT64)
+    rows = [blob_const(b, step, 0, "weight"), index]
+    if not layer.bias_term:
+        emit(b, step, "Gather", rows, axis=0)
+        return
+    picked = b.op("Gather", rows, step, "rows", axis=0)
+    emit(b, step, "Add", [picked, blob_const(b, step, 1, "bias")])
 
 
 # ==== normalization ===========================================================

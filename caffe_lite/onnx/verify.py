@@ -56,10 +56,19 @@ def unverified_path(path: str) -> str:
 
 
 def seeded_inputs(net: Any, seed: int = 0) -> dict[str, np.ndarray]:
-    """Standard normal values for every net input, from one seed."""
+    """Standard normal values for every net input, from one seed; an input that
+    an Embed layer reads gets valid indices instead."""
     rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal(net.blobs[name].shape).astype(np.float32)
-            for name in net.inputs}
+    source = {top: layer.param.bottom[0] for layer in net.layers
+              if layer.param.type == "Split" for top in layer.param.top}
+    rows = {source.get(layer.param.bottom[0], layer.param.bottom[0]): layer.input_dim
+            for layer in net.layers if layer.param.type == "Embed"}
+    feed = {}
+    for name in net.inputs:
+        shape = net.blobs[name].shape
+        feed[name] = (rng.integers(0, rows[name], shape) if name in rows else
+                      rng.standard_normal(shape)).astype(np.float32)
+    return feed
 
 
 def compare(output: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
