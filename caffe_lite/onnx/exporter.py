@@ -74,8 +74,7 @@ def build_model(net: Any, opset: int = DEFAULT_OPSET) -> Any:
         convert = CONVERTERS.get(lp.type)
         if convert is None:
             problems.append(f"'{lp.name}' ({lp.type}{_why_missing(lp.type)})")
-        if lp.type != "Split" and not (lp.type == "Dropout" and layer.scale_train and
-                                       not layer.random):
+        if not _aliases(layer):
             step.outputs = [b.define(t, lp.name) for t in tops]
         try:
             if convert is not None:
@@ -89,6 +88,13 @@ def build_model(net: Any, opset: int = DEFAULT_OPSET) -> Any:
         raise ExportError(f"{len(problems)} layer(s) have no faithful ONNX mapping, "
                           f"nothing was written: {'; '.join(problems)}", file=net.source)
     return _assemble(onnx, b, net, graph_inputs, opset)
+
+
+def _aliases(layer: Any) -> bool:
+    """Whether the layer's tops are its bottom, unchanged (no node, no new value)."""
+    if layer.param.type == "Dropout":
+        return bool(layer.scale_train and not layer.random)
+    return bool(layer.param.type == "Split")
 
 
 def _why_missing(layer_type: str) -> str:
