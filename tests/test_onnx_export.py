@@ -428,3 +428,40 @@ def test_in_place_layer_on_an_input(tmp_path):
              + layer("r", "ReLU", "data", "out"))
     model = onnx.load(tmp_path / "model.onnx")
     assert [i.name for i in model.graph.input] == ["data"]
+
+
+# ---- against real Caffe: the golden cases' recorded outputs ------------------------
+
+def _golden_cases():
+    from conftest import CONFORMANCE
+    return sorted(p for p in CONFORMANCE.glob("*/*")
+                  if p.parent.name != "solvers" and (p / "case.json").is_file())
+
+
+@pytest.mark.parametrize("case_dir", _golden_cases(),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_export_reproduces_caffe_golden_outputs(case_dir):
+    """The exported graph, run in onnxruntime on a case's recorded inputs, gives the
+    outputs real Caffe (or the fork) recorded. Cases of the TRAIN phase or with
+    layers that have no ONNX mapping (losses, data layers, ...) are skipped."""
+    import onnxruntime as ort
+    from conformance import assert_close, build_net, load_case, tolerance
+    meta, z = load_case(case_dir)
+    if meta["phase"] != "TEST":
+        pytest.skip("a TRAIN-phase case")
+    net = build_net(case_dir, meta)
+    feeds = {name: z["input/" + name] for name in meta["inputs"]}
+    for name, value in feeds.items():
+        net.blobs[name].reshape(value.shape)
+    net.reshape()
+    try:
+        model = build_model(net)
+    except ExportError as exc:
+        pytest.skip(f"not exportable: {exc}")
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    rtol, atol = tolerance(meta)
+    names = [o.name for o in session.get_outputs()]
+    for name, value in zip(names, session.run(names, feeds)):
+        expected = z["blob/" + name]
+        assert_close(value, expected, max(rtol, 1e-4), max(atol, 1e-5), name)

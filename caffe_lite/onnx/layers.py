@@ -64,6 +64,12 @@ def dropout(b: GraphBuilder, step: Step) -> None:
     emit(b, step, "Mul", [step.inputs[0], factor])
 
 
+@converts("BatchReindex")
+def batch_reindex(b: GraphBuilder, step: Step) -> None:
+    index = b.op("Cast", [step.inputs[1]], step, "index", to=b.onnx.TensorProto.INT64)
+    emit(b, step, "Gather", [step.inputs[0], index], axis=0)
+
+
 @converts("Parameter")
 def parameter(b: GraphBuilder, step: Step) -> None:
     b.node("Identity", [blob_const(b, step, 0, "value")], step.outputs, step.name)
@@ -110,38 +116,66 @@ def ave_divisor_factor(in_hw: tuple[int, ...], out_hw: tuple[int, ...], kernel: 
     return np.outer(factors[0], factors[1]).astype(np.float32)
 
 
+def pool(b: GraphBuilder, step: Step, x: str, windows: Any, in_shape: tuple[int, ...],
+         out_shape: tuple[int, ...], out: str | None = None, mask: str | None = None,
+         what: str = "pool") -> str:
+    """MAX or AVE pooling with Caffe's windows: explicit end pads for its rounding,
+    and for AVE a constant that turns ONNX's k_h k_w divisor into Caffe's. With
+    ``mask``, also Caffe's mask (h W + w per plane, as a float)."""
+    P = caffe_pb2.PoolingParameter
+    if windows.method == P.STOCHASTIC:
+        raise NoMapping("STOCHASTIC pooling has no ONNX operator")
+    out = out or b.unique(f"{step.name}/{what}")
+    ends = pool_end_pads(in_shape[2:], out_shape[2:], windows.kernel, windows.stride,
+                         windows.pad)
+    geometry = dict(kernel_shape=list(windows.kernel), strides=list(windows.stride),
+                    pads=list(windows.pad) + ends)
+    if windows.method == P.MAX:
+        if mask is None:
+            return b.node("MaxPool", [x], [out], step.name, **geometry)[0]
+        index = b.unique(f"{step.name}/indices")           # flat over (N, C, H, W)
+        b.node("MaxPool", [x], [out, index], step.name, **geometry)
+        plane = b.const(plane_offsets(in_shape), f"{step.name}/plane_offsets", np.int64)
+        local = b.op("Sub", [index, plane], step, "plane_index")   # Caffe's h W + w
+        b.node("Cast", [local], [mask], f"{step.name}/mask", to=b.onnx.TensorProto.FLOAT)
+        return out
+    factor = ave_divisor_factor(in_shape[2:], out_shape[2:], windows.kernel,
+                                windows.stride, windows.pad)
+    if np.all(factor == 1):
+        return b.node("AveragePool", [x], [out], step.name, count_include_pad=1,
+                      **geometry)[0]
+    mean = b.op("AveragePool", [x], step, f"{what}_window_mean", count_include_pad=1,
+                **geometry)
+    return b.node("Mul", [mean, b.const(factor, f"{step.name}/{what}_divisor_factor")],
+                  [out], step.name)[0]
+
+
 @converts("Pooling")
 def pooling(b: GraphBuilder, step: Step) -> None:
     layer = step.layer
     P = caffe_pb2.PoolingParameter
-    if layer.method == P.STOCHASTIC:
-        raise NoMapping("STOCHASTIC pooling has no ONNX operator")
-    x, (in_shape, out_shape) = step.inputs[0], (step.in_shapes[0], step.out_shapes[0])
-    w = layer.windows
-    if layer.global_pooling and len(step.outputs) == 1:
+    if layer.global_pooling and len(step.outputs) == 1 and layer.method != P.STOCHASTIC:
         emit(b, step, "GlobalMaxPool" if layer.method == P.MAX else "GlobalAveragePool",
-             [x])
+             [step.inputs[0]])
         return
-    ends = pool_end_pads(in_shape[2:], out_shape[2:], w.kernel, w.stride, w.pad)
-    geometry = dict(kernel_shape=list(w.kernel), strides=list(w.stride),
-                    pads=list(w.pad) + ends)
-    if layer.method == P.MAX:
-        if len(step.outputs) == 1:
-            emit(b, step, "MaxPool", [x], **geometry)
-            return
-        index = b.unique(f"{step.name}/indices")           # flat over (N, C, H, W)
-        b.node("MaxPool", [x], [step.outputs[0], index], step.name, **geometry)
-        plane = b.const(plane_offsets(in_shape), f"{step.name}/plane_offsets", np.int64)
-        local = b.op("Sub", [index, plane], step, "plane_index")   # Caffe's h W + w
-        b.node("Cast", [local], [step.outputs[1]], f"{step.name}/mask",
-               to=b.onnx.TensorProto.FLOAT)
+    pool(b, step, step.inputs[0], layer.windows, step.in_shapes[0], step.out_shapes[0],
+         out=step.outputs[0], mask=step.outputs[1] if len(step.outputs) > 1 else None)
+
+
+@converts("SPP")
+def spp(b: GraphBuilder, step: Step) -> None:
+    """One pooling per pyramid level, each flattened, concatenated."""
+    layer = step.layer
+    in_shape = step.in_shapes[0]
+    if layer.height == 1:
+        pool(b, step, step.inputs[0], layer.levels[0], in_shape, layer.out_shapes[0],
+             out=step.outputs[0])
         return
-    factor = ave_divisor_factor(in_shape[2:], out_shape[2:], w.kernel, w.stride, w.pad)
-    if np.all(factor == 1):
-        emit(b, step, "AveragePool", [x], count_include_pad=1, **geometry)
-        return
-    mean = b.op("AveragePool", [x], step, "window_mean", count_include_pad=1, **geometry)
-    emit(b, step, "Mul", [mean, b.const(factor, f"{step.name}/divisor_factor")])
+    flat = []
+    for level, (windows, shape) in enumerate(zip(layer.levels, layer.out_shapes)):
+        y = pool(b, step, step.inputs[0], windows, in_shape, shape, what=f"level{level}")
+        flat.append(b.reshape(y, (in_shape[0], -1), step, f"level{level}_flat"))
+    emit(b, step, "Concat", flat, axis=1)
 
 
 def plane_offsets(shape: tuple[int, ...], plane: int | None = None) -> np.ndarray:
