@@ -87,6 +87,9 @@ def verify(net: Any, path: str | os.PathLike[str],
     path = os.fspath(path)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # idle onnxruntime threads must not spin while numpy's BLAS runs our forward
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:          # onnxruntime raises its own exception types
