@@ -275,6 +275,8 @@ def test_user_inputs_are_verified_too(tmp_path):
     mine = {"data": np.full((1, 3, 5, 5), 7, np.float32)}
     result = export(net, tmp_path / "m.onnx", inputs=[mine])
     assert [r.inputs for r in result.rows] == ["seeded", "input 1"]
+    assert [r.inputs for r in verify(net, tmp_path / "m.onnx", inputs=mine).rows] == \
+        ["seeded", "input 1"]
     with pytest.raises(ExportError, match="shape"):
         verify(net, tmp_path / "m.onnx", inputs=[{"data": np.zeros((1, 3, 4, 4))}])
 
@@ -432,32 +434,40 @@ def test_in_place_layer_on_an_input(tmp_path):
 
 # ---- against real Caffe: the golden cases' recorded outputs ------------------------
 
-def _golden_cases():
+def _golden_test_cases():
+    """The TEST-phase golden cases (a TRAIN net is refused before any mapping)."""
+    from conformance import load_case
     from conftest import CONFORMANCE
     return sorted(p for p in CONFORMANCE.glob("*/*")
-                  if p.parent.name != "solvers" and (p / "case.json").is_file())
+                  if p.parent.name != "solvers" and (p / "case.json").is_file()
+                  and load_case(p)[0]["phase"] == "TEST")
 
 
-@pytest.mark.parametrize("case_dir", _golden_cases(),
+@pytest.mark.parametrize("case_dir", _golden_test_cases(),
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_export_reproduces_caffe_golden_outputs(case_dir):
     """The exported graph, run in onnxruntime on a case's recorded inputs, gives the
-    outputs real Caffe (or the fork) recorded. Cases of the TRAIN phase or with
-    layers that have no ONNX mapping (losses, data layers, ...) are skipped."""
+    outputs real Caffe (or the fork) recorded. A case with layer types that have no
+    converter (losses, data layers, NMS, recurrent layers, ...) must be refused,
+    naming each of those layers."""
     import onnxruntime as ort
     from conformance import assert_close, build_net, load_case, tolerance
+
+    from caffe_lite.onnx.layers import CONVERTERS
     meta, z = load_case(case_dir)
-    if meta["phase"] != "TEST":
-        pytest.skip("a TRAIN-phase case")
     net = build_net(case_dir, meta)
     feeds = {name: z["input/" + name] for name in meta["inputs"]}
     for name, value in feeds.items():
         net.blobs[name].reshape(value.shape)
     net.reshape()
-    try:
-        model = build_model(net)
-    except ExportError as exc:
-        pytest.skip(f"not exportable: {exc}")
+    unmapped = [layer.param.name for layer in net.layers
+                if layer.param.type not in CONVERTERS and layer.param.type != "Input"]
+    if unmapped:
+        with pytest.raises(ExportError) as info:
+            build_model(net)
+        assert all(f"'{name}'" in str(info.value) for name in unmapped)
+        return
+    model = build_model(net)
     session = ort.InferenceSession(model.SerializeToString(),
                                    providers=["CPUExecutionProvider"])
     rtol, atol = tolerance(meta)

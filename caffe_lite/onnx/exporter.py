@@ -133,8 +133,8 @@ def _assemble(onnx: Any, b: GraphBuilder, net: Any, graph_inputs: list[tuple[str
 
 
 def export(net: Any, path: str | os.PathLike[str], opset: int = DEFAULT_OPSET,
-           inputs: Sequence[Mapping[str, np.ndarray]] | None = None,
-           rtol: float = 1e-4, seed: int = 0) -> Verification:
+           inputs: Sequence[Mapping[str, np.ndarray]] | Mapping[str, np.ndarray] |
+           None = None, rtol: float = 1e-4, seed: int = 0) -> Verification:
     """Write ``net`` as an ONNX model at ``path`` and verify it: onnxruntime runs it
     on a seeded random input and on each of ``inputs`` (dicts of input name ->
     array), and every output must match caffe_lite's forward within ``rtol`` (max

@@ -543,16 +543,31 @@ def reduction(b: GraphBuilder, step: Step) -> None:
 
 @converts("ArgMax")
 def argmax(b: GraphBuilder, step: Step) -> None:
-    p = step.lp.argmax_param
-    if p.out_max_val or p.top_k != 1:
-        raise NoMapping("ArgMax with top_k > 1 or out_max_val")
+    """TopK on the input reversed along the axis: TopK breaks a tie by the lower
+    index, Caffe's (value, index) sort by the higher, and reversing swaps the two."""
+    layer = step.layer
     shape = step.in_shapes[0]
-    x = step.inputs[0]
-    if p.HasField("axis"):
-        axis = p.axis % len(shape)
-    else:
-        x, axis = b.reshape(x, (shape[0], -1), step, "rows"), 1
-    # Caffe sorts (value, index) pairs descending: among equal values the last wins
-    index = b.op("ArgMax", [x], step, "index", axis=axis, keepdims=1, select_last_index=1)
-    y = b.op("Cast", [index], step, "float", to=b.onnx.TensorProto.FLOAT)
-    b.reshape(y, step.out_shapes[0], step, out=step.outputs[0])
+    x, axis = step.inputs[0], getattr(layer, "axis", 1)
+    if not layer.has_axis:
+        x = b.reshape(x, (shape[0], -1), step, "rows")                 # (N, D)
+    size = shape[axis] if layer.has_axis else int(np.prod(shape[1:]))
+    flipped = b.op("Slice", [x, b.ints([-1], f"{step.name}/starts"),
+                             b.ints([-size - 1], f"{step.name}/ends"),
+                             b.ints([axis], f"{step.name}/axes"),
+                             b.ints([-1], f"{step.name}/steps")], step, "reversed")
+    values, reversed_index = b.unique(f"{step.name}/values"), b.unique(f"{step.name}/rindex")
+    b.node("TopK", [flipped, b.ints([layer.top_k], f"{step.name}/k")],
+           [values, reversed_index], f"{step.name}/topk", axis=axis, largest=1, sorted=1)
+    last = b.const(np.int64(size - 1), f"{step.name}/last", np.int64)
+    index = b.op("Sub", [last, reversed_index], step, "index")
+    index = b.op("Cast", [index], step, "float_index", to=b.onnx.TensorProto.FLOAT)
+    if layer.has_axis:
+        b.node("Identity", [values if layer.out_max_val else index], step.outputs,
+               step.name)
+        return
+    k = layer.top_k
+    parts = [b.reshape(index, (shape[0], 1, k), step, "index_row")]
+    if layer.out_max_val:
+        parts.append(b.reshape(values, (shape[0], 1, k), step, "value_row"))
+    joined = parts[0] if len(parts) == 1 else b.op("Concat", parts, step, "rows", axis=1)
+    b.reshape(joined, step.out_shapes[0], step, out=step.outputs[0])

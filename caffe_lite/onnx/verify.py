@@ -80,9 +80,10 @@ def compare(output: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
 
 
 def verify(net: Any, path: str | os.PathLike[str],
-           inputs: Sequence[Mapping[str, np.ndarray]] | None = None,
-           rtol: float = 1e-4, seed: int = 0) -> Verification:
-    """Compare the model at ``path`` with ``net`` on a seeded input and on ``inputs``."""
+           inputs: Sequence[Mapping[str, np.ndarray]] | Mapping[str, np.ndarray] |
+           None = None, rtol: float = 1e-4, seed: int = 0) -> Verification:
+    """Compare the model at ``path`` with ``net`` on a seeded input and on ``inputs``
+    (dicts of input name -> array, or one such dict)."""
     ort = require("onnxruntime", "onnx", "checking an ONNX export", file=path)
     path = os.fspath(path)
     options = ort.SessionOptions()
@@ -107,6 +108,8 @@ def verify(net: Any, path: str | os.PathLike[str],
                               f"net with the model's shapes", file=path, blob=given.name)
     result = Verification(path, rtol)
     sets = [("seeded", seeded_inputs(net, seed))]
+    if isinstance(inputs, Mapping):                  # one set given as a dict
+        inputs = [inputs]
     sets += [(f"input {i}", dict(feed)) for i, feed in enumerate(inputs or [], 1)]
     for label, feed in sets:
         feed = _checked(net, feed, label, path)
