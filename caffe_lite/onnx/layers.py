@@ -70,6 +70,16 @@ def batch_reindex(b: GraphBuilder, step: Step) -> None:
     emit(b, step, "Gather", [step.inputs[0], index], axis=0)
 
 
+@converts("ROIPooling")
+def roi_pooling(b: GraphBuilder, step: Step) -> None:
+    """ONNX's MaxRoiPool: rows [batch, x1, y1, x2, y2] in image pixels, as Caffe's."""
+    layer = step.layer
+    rois = b.reshape(step.inputs[1], (step.in_shapes[1][0], 5), step, "rois")
+    emit(b, step, "MaxRoiPool", [step.inputs[0], rois],
+         pooled_shape=[layer.pooled_h, layer.pooled_w],
+         spatial_scale=float(layer.spatial_scale))
+
+
 @converts("Parameter")
 def parameter(b: GraphBuilder, step: Step) -> None:
     b.node("Identity", [blob_const(b, step, 0, "value")], step.outputs, step.name)
