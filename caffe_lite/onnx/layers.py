@@ -1,5 +1,7 @@
-"""Caffe layer -> ONNX nodes, one function per layer type (upstream Caffe's types;
-the forks' and SSD's are in forks.py).
+"""Caffe layer -> ONNX nodes, one function per layer type: the registry, and the
+layers with weights or windows (convolution, pooling, fully connected,
+normalization, scale, eltwise). Elementwise layers are in neurons.py, shape
+layers in shapes.py, the forks' and SSD's in forks.py.
 
 Each converter reads the built layer's parsed attributes (never re-parses what the
 layer already checked) and the blob shapes the net gave, so every shape in the
@@ -43,12 +45,33 @@ def emit(b: GraphBuilder, step: Step, op: str, inputs: list[str], **attrs: Any) 
     b.node(op, inputs, [step.outputs[0]], step.name, **attrs)
 
 
+def affine(b: GraphBuilder, step: Step, x: str, scale: float, shift: float) -> str:
+    if scale != 1:
+        x = b.op("Mul", [x, b.scalar(scale, step, "scale")], step, "scaled")
+    if shift != 0:
+        x = b.op("Add", [x, b.scalar(shift, step, "shift")], step, "shifted")
+    return x
+
+
+def finish(b: GraphBuilder, step: Step, y: str) -> None:
+    """Name the last helper value as the layer's top."""
+    if y in step.inputs:
+        b.node("Identity", [y], [step.outputs[0]], step.name)
+    else:
+        b.nodes[-1].output[0] = step.outputs[0]
+
+
 # ==== identity, inputs ======================================================
 
 @converts("Split")
 def split(b: GraphBuilder, step: Step) -> None:
     for top in step.layer.param.top:
         b.alias(top, step.inputs[0])
+
+
+@converts("Silence")
+def silence(b: GraphBuilder, step: Step) -> None:
+    """Consumes its bottoms, computes nothing."""
 
 
 @converts("Dropout")
@@ -62,12 +85,6 @@ def dropout(b: GraphBuilder, step: Step) -> None:
         return
     factor = b.scalar(1.0 - layer.ratio, step, "keep")     # scale_train false: x (1 - r)
     emit(b, step, "Mul", [step.inputs[0], factor])
-
-
-@converts("BatchReindex")
-def batch_reindex(b: GraphBuilder, step: Step) -> None:
-    index = b.op("Cast", [step.inputs[1]], step, "index", to=b.onnx.TensorProto.INT64)
-    emit(b, step, "Gather", [step.inputs[0], index], axis=0)
 
 
 @converts("ROIPooling")
@@ -356,228 +373,3 @@ def eltwise(b: GraphBuilder, step: Step) -> None:
                                        f"term{i}")
                  for i, (x, c) in enumerate(zip(xs, layer.coeffs))]
         emit(b, step, "Sum", terms)
-
-
-# ==== shapes ==================================================================
-
-@converts("Concat")
-def concat(b: GraphBuilder, step: Step) -> None:
-    emit(b, step, "Concat", list(step.inputs), axis=int(step.layer.concat_axis))
-
-
-@converts("Slice")
-def slice_layer(b: GraphBuilder, step: Step) -> None:
-    layer = step.layer
-    axis = int(layer.slice_axis)
-    sizes = [shape[axis] for shape in step.out_shapes]
-    if len(step.outputs) == 1:
-        b.node("Identity", [step.inputs[0]], step.outputs, step.name)
-        return
-    b.node("Split", [step.inputs[0], b.ints(sizes, f"{step.name}/sizes")], step.outputs,
-           step.name, axis=axis)
-
-
-@converts("Flatten", "Reshape")
-def reshape(b: GraphBuilder, step: Step) -> None:
-    b.reshape(step.inputs[0], step.out_shapes[0], step, out=step.outputs[0])
-
-
-@converts("Permute")
-def permute(b: GraphBuilder, step: Step) -> None:
-    emit(b, step, "Transpose", [step.inputs[0]], perm=list(step.layer.order))
-
-
-@converts("ShuffleChannel")
-def shuffle_channel(b: GraphBuilder, step: Step) -> None:
-    shape, g = step.in_shapes[0], int(step.layer.group)
-    grouped = b.reshape(step.inputs[0], (shape[0], g, shape[1] // g) + shape[2:], step,
-                        "groups")
-    order = [0, 2, 1] + list(range(3, len(shape) + 1))
-    swapped = b.op("Transpose", [grouped], step, "swap", perm=order)
-    b.reshape(swapped, step.out_shapes[0], step, out=step.outputs[0])
-
-
-@converts("Tile")
-def tile(b: GraphBuilder, step: Step) -> None:
-    shape, out = step.in_shapes[0], step.out_shapes[0]
-    repeats = [o // i for i, o in zip(shape, out)]
-    emit(b, step, "Tile", [step.inputs[0], b.ints(repeats, f"{step.name}/repeats")])
-
-
-@converts("Crop")
-def crop(b: GraphBuilder, step: Step) -> None:
-    region = step.layer.region
-    axes = [i for i, r in enumerate(region) if r != slice(0, step.in_shapes[0][i])]
-    if not axes:
-        b.node("Identity", [step.inputs[0]], step.outputs, step.name)
-        return
-    emit(b, step, "Slice", [step.inputs[0],
-                            b.ints([region[a].start for a in axes], f"{step.name}/starts"),
-                            b.ints([region[a].stop for a in axes], f"{step.name}/ends"),
-                            b.ints(axes, f"{step.name}/axes")])
-
-
-# ==== softmax, neurons ========================================================
-
-@converts("Silence")
-def silence(b: GraphBuilder, step: Step) -> None:
-    """Consumes its bottoms, computes nothing."""
-
-
-@converts("Softmax")
-def softmax(b: GraphBuilder, step: Step) -> None:
-    ndim = len(step.in_shapes[0])
-    emit(b, step, "Softmax", [step.inputs[0]], axis=int(step.lp.softmax_param.axis) % ndim)
-
-
-@converts("ReLU")
-def relu(b: GraphBuilder, step: Step) -> None:
-    slope = float(step.layer.slope)
-    if slope == 0:
-        emit(b, step, "Relu", [step.inputs[0]])
-    else:
-        emit(b, step, "LeakyRelu", [step.inputs[0]], alpha=slope)
-
-
-@converts("PReLU")
-def prelu(b: GraphBuilder, step: Step) -> None:
-    layer, ndim = step.layer, len(step.in_shapes[0])
-    shape = (1,) if layer.channel_shared else channel_shape(layer.blobs[0].count, ndim)
-    emit(b, step, "PRelu", [step.inputs[0], blob_const(b, step, 0, "slope", shape)])
-
-
-SIMPLE = {"Sigmoid": "Sigmoid", "TanH": "Tanh", "AbsVal": "Abs", "BNLL": "Softplus"}
-
-
-@converts(*SIMPLE)
-def simple(b: GraphBuilder, step: Step) -> None:
-    emit(b, step, SIMPLE[step.lp.type], [step.inputs[0]])
-
-
-@converts("ELU")
-def elu(b: GraphBuilder, step: Step) -> None:
-    emit(b, step, "Elu", [step.inputs[0]], alpha=float(step.layer.alpha))
-
-
-@converts("Clip", "ReLU6")
-def clip(b: GraphBuilder, step: Step) -> None:
-    low, high = (0.0, 6.0) if step.lp.type == "ReLU6" else (step.layer.low,
-                                                             step.layer.high)
-    emit(b, step, "Clip", [step.inputs[0], b.scalar(low, step, "min"),
-                           b.scalar(high, step, "max")])
-
-
-@converts("Swish")
-def swish(b: GraphBuilder, step: Step) -> None:
-    x, beta = step.inputs[0], float(step.layer.beta)
-    scaled = x if beta == 1 else b.op("Mul", [x, b.scalar(beta, step, "beta")], step,
-                                      "scaled")
-    gate = b.op("Sigmoid", [scaled], step, "gate")
-    emit(b, step, "Mul", [x, gate])
-
-
-@converts("Mish")
-def mish(b: GraphBuilder, step: Step) -> None:
-    x = step.inputs[0]
-    soft = b.op("Softplus", [x], step, "softplus")
-    emit(b, step, "Mul", [x, b.op("Tanh", [soft], step, "tanh")])
-
-
-@converts("Threshold")
-def threshold(b: GraphBuilder, step: Step) -> None:
-    above = b.op("Greater", [step.inputs[0], b.scalar(step.layer.threshold, step, "t")],
-                 step, "above")
-    emit(b, step, "Cast", [above], to=b.onnx.TensorProto.FLOAT)
-
-
-def affine(b: GraphBuilder, step: Step, x: str, scale: float, shift: float) -> str:
-    if scale != 1:
-        x = b.op("Mul", [x, b.scalar(scale, step, "scale")], step, "scaled")
-    if shift != 0:
-        x = b.op("Add", [x, b.scalar(shift, step, "shift")], step, "shifted")
-    return x
-
-
-def finish(b: GraphBuilder, step: Step, y: str) -> None:
-    """Name the last helper value as the layer's top."""
-    if y in step.inputs:
-        b.node("Identity", [y], [step.outputs[0]], step.name)
-    else:
-        b.nodes[-1].output[0] = step.outputs[0]
-
-
-@converts("Power")
-def power(b: GraphBuilder, step: Step) -> None:
-    layer = step.layer
-    p, a, s = float(layer.power), float(layer.scale), float(layer.shift)
-    if p == 0 or a == 0:         # Caffe: a constant, 1 or shift^power
-        value = 1.0 if p == 0 else float(np.float32(s) ** np.float32(p))
-        emit(b, step, "Expand", [b.scalar(value, step, "value"),
-                                 b.ints(step.out_shapes[0], f"{step.name}/shape")])
-        return
-    y = affine(b, step, step.inputs[0], a, s)
-    if p != 1:
-        y = b.op("Pow", [y, b.scalar(p, step, "power")], step, "power")
-    finish(b, step, y)
-
-
-@converts("Exp")
-def exp(b: GraphBuilder, step: Step) -> None:
-    layer = step.layer       # y = outer exp(inner x)
-    y = affine(b, step, step.inputs[0], float(layer.inner), 0.0)
-    y = b.op("Exp", [y], step, "exp")
-    finish(b, step, affine(b, step, y, float(layer.outer), 0.0))
-
-
-@converts("Log")
-def log(b: GraphBuilder, step: Step) -> None:
-    layer = step.layer       # y = log(shift + scale x) / ln(base)
-    y = affine(b, step, step.inputs[0], float(layer.input_scale), float(layer.input_shift))
-    y = b.op("Log", [y], step, "log")
-    finish(b, step, affine(b, step, y, float(layer.base_scale), 0.0))
-
-
-@converts("Reduction")
-def reduction(b: GraphBuilder, step: Step) -> None:
-    layer = step.layer
-    R = caffe_pb2.ReductionParameter
-    ops = {R.SUM: "ReduceSum", R.ASUM: "ReduceL1", R.SUMSQ: "ReduceSumSquare",
-           R.MEAN: "ReduceMean"}
-    shape = step.in_shapes[0]
-    axis = len(step.out_shapes[0])                 # top keeps the axes before `axis`
-    rows = b.reshape(step.inputs[0], tuple(shape[:axis]) + (-1,), step, "rows")
-    y = b.reduce(ops[layer.op], rows, [axis], step, "reduce", keepdims=0)
-    coeff = float(layer.param.reduction_param.coeff)
-    finish(b, step, affine(b, step, y, coeff, 0.0))
-
-
-@converts("ArgMax")
-def argmax(b: GraphBuilder, step: Step) -> None:
-    """TopK on the input reversed along the axis: TopK breaks a tie by the lower
-    index, Caffe's (value, index) sort by the higher, and reversing swaps the two."""
-    layer = step.layer
-    shape = step.in_shapes[0]
-    x, axis = step.inputs[0], getattr(layer, "axis", 1)
-    if not layer.has_axis:
-        x = b.reshape(x, (shape[0], -1), step, "rows")                 # (N, D)
-    size = shape[axis] if layer.has_axis else int(np.prod(shape[1:]))
-    flipped = b.op("Slice", [x, b.ints([-1], f"{step.name}/starts"),
-                             b.ints([-size - 1], f"{step.name}/ends"),
-                             b.ints([axis], f"{step.name}/axes"),
-                             b.ints([-1], f"{step.name}/steps")], step, "reversed")
-    values, reversed_index = b.unique(f"{step.name}/values"), b.unique(f"{step.name}/rindex")
-    b.node("TopK", [flipped, b.ints([layer.top_k], f"{step.name}/k")],
-           [values, reversed_index], f"{step.name}/topk", axis=axis, largest=1, sorted=1)
-    last = b.const(np.int64(size - 1), f"{step.name}/last", np.int64)
-    index = b.op("Sub", [last, reversed_index], step, "index")
-    index = b.op("Cast", [index], step, "float_index", to=b.onnx.TensorProto.FLOAT)
-    if layer.has_axis:
-        b.node("Identity", [values if layer.out_max_val else index], step.outputs,
-               step.name)
-        return
-    k = layer.top_k
-    parts = [b.reshape(index, (shape[0], 1, k), step, "index_row")]
-    if layer.out_max_val:
-        parts.append(b.reshape(values, (shape[0], 1, k), step, "value_row"))
-    joined = parts[0] if len(parts) == 1 else b.op("Concat", parts, step, "rows", axis=1)
-    b.reshape(joined, step.out_shapes[0], step, out=step.outputs[0])
