@@ -32,6 +32,10 @@ def exported(tmp_path, inputs, layers, seed=0, **kwargs):
     result = export(net, tmp_path / "model.onnx", **kwargs)
     assert result.ok and result.rows, result.format()
     assert {r.output for r in result.rows} == set(net.outputs)
+    import onnx
+    model = onnx.load(tmp_path / "model.onnx")
+    consumed = {name for node in model.graph.node for name in node.input}
+    assert not [i.name for i in model.graph.initializer if i.name not in consumed]
     return net, result
 
 

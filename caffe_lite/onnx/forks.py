@@ -97,7 +97,7 @@ def unpooling(b: GraphBuilder, step: Step) -> None:
     y = b.op("ConvTranspose", [x, ones], step, "windows", kernel_shape=[kh, kw],
              strides=[sh, sw], group=C, output_padding=[0, 0])
     if any(extra):
-        y = b.op("Pad", [y, b.ints([0, 0, 0, 0, 0, 0] + extra[:1] + extra[1:],
+        y = b.op("Pad", [y, b.ints([0, 0, 0, 0, 0, 0] + extra,
                                    f"{step.name}/pads")], step, "pad")
     emit(b, step, "Slice", [y, b.ints([0, 0], f"{step.name}/starts"),
                             b.ints(list(out_hw), f"{step.name}/ends"),
@@ -108,8 +108,6 @@ def unpooling(b: GraphBuilder, step: Step) -> None:
 def bn(b: GraphBuilder, step: Step) -> None:
     layer = step.layer
     x, C = step.inputs[0], step.in_shapes[0][1]
-    scale = b.const(layer.blobs[0].data.reshape(C, 1, 1), f"{step.name}.scale")
-    shift = b.const(layer.blobs[1].data.reshape(C, 1, 1), f"{step.name}.shift")
     if layer.pspnet:
         if not layer._use_global_stats():
             raise NoMapping("PSPNet BN with batch statistics (not frozen, TRAIN phase)")
@@ -120,6 +118,8 @@ def bn(b: GraphBuilder, step: Step) -> None:
               b.const(layer.blobs[3].data.reshape(-1), f"{step.name}.variance")],
              epsilon=float(layer.eps))
         return
+    scale = b.const(layer.blobs[0].data.reshape(C, 1, 1), f"{step.name}.scale")
+    shift = b.const(layer.blobs[1].data.reshape(C, 1, 1), f"{step.name}.shift")
     if layer.inference:                               # y = scale x + shift
         y = b.op("Mul", [x, scale], step, "scaled")
         emit(b, step, "Add", [y, shift])
