@@ -153,7 +153,7 @@ class Blob:
 
     def canonical_axis(self, axis: int) -> int:
         n = len(self._shape)
-        if not -n <= axis < max(n, 1):
+        if not -n <= axis < n:
             raise CaffeLiteError(f"axis {axis} out of range for a {n}-axis blob "
                                  f"of shape {self._shape}")
         return axis + n if axis < 0 else axis

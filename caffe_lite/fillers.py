@@ -82,12 +82,18 @@ def _constant(blob: Blob, p: Any) -> Recipe:
 
 @register_filler("uniform")
 def _uniform(blob: Blob, p: Any) -> Recipe:
+    if p.min > p.max:
+        raise CaffeLiteError(f"uniform filler min {p.min} is above max {p.max}")
+    if not np.isfinite(p.max - p.min):    # numpy refuses it, when the values are made
+        raise CaffeLiteError(f"uniform filler range {p.min}..{p.max} is not finite")
     low, high, shape = p.min, p.max, blob.shape
     return lambda rng: rng.uniform(low, high, shape)
 
 
 @register_filler("gaussian")
 def _gaussian(blob: Blob, p: Any) -> Recipe:
+    if p.std < 0:               # Caffe aborts; 0 is allowed here (a constant fill)
+        raise CaffeLiteError(f"gaussian filler std must be >= 0, got {p.std}")
     if p.sparse < -1:
         raise CaffeLiteError(f"gaussian filler sparse must be >= -1, got {p.sparse}")
     mean, std, sparse, shape = p.mean, p.std, p.sparse, blob.shape
