@@ -4,12 +4,18 @@ Like Caffe's Blob, a blob keeps its memory when reshaped to the same or a smalle
 count (values are then reinterpreted in the new shape) and gets fresh zeros when
 it grows. ``data`` and ``diff`` are numpy views into that memory, so
 ``blob.data[...] = x`` writes into the net.
+
+Memory is taken with np.zeros, whose large blocks the OS maps lazily: a blob's
+pages become resident when first written. A filler's values are computed when the
+data is first read (``fill_later``), and never when all of it is replaced first
+(``data_for_overwrite``, as weights loading does), so building a net takes time
+proportional to its layers, not to its sizes.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +98,7 @@ def _charge(nbytes: int, shape: tuple[int, ...]) -> None:
 
 
 class Blob:
-    __slots__ = ("_shape", "_count", "_data_buf", "_diff_buf", "dtype")
+    __slots__ = ("_shape", "_count", "_data_buf", "_diff_buf", "dtype", "_pending")
 
     def __init__(self, shape: Sequence[int] = (), dtype: npt.DTypeLike = np.float32) -> None:
         self.dtype = np.dtype(dtype)
@@ -100,6 +106,7 @@ class Blob:
         self._count = 0
         self._data_buf = np.zeros(0, self.dtype)
         self._diff_buf = np.zeros(0, self.dtype)
+        self._pending: Callable[[], Any] | None = None
         self.reshape(shape)
 
     # -- shape -------------------------------------------------------------
@@ -111,6 +118,8 @@ class Blob:
             raise CaffeLiteError(f"blob shape {shape} has more than {MAX_AXES} axes")
         if any(d < 0 for d in shape):
             raise CaffeLiteError(f"blob shape {shape} has a negative dimension")
+        if self._pending is not None and shape != self._shape:
+            self._run_pending()          # the values as filled, then reinterpreted
         count = 1
         for d in shape:                  # Python ints: no int64 overflow
             count *= d
@@ -144,7 +153,7 @@ class Blob:
 
     def canonical_axis(self, axis: int) -> int:
         n = len(self._shape)
-        if not -n <= axis < max(n, 1):
+        if not -n <= axis < n:
             raise CaffeLiteError(f"axis {axis} out of range for a {n}-axis blob "
                                  f"of shape {self._shape}")
         return axis + n if axis < 0 else axis
@@ -175,11 +184,29 @@ class Blob:
     # -- contents ----------------------------------------------------------
     @property
     def data(self) -> np.ndarray:
+        if self._pending is not None:
+            self._run_pending()
         return self._data_buf[:self._count].reshape(self._shape)
 
     @data.setter
     def data(self, value: npt.ArrayLike) -> None:
-        self._assign(self.data, value, "data")
+        self._assign(value, "data")
+
+    def data_for_overwrite(self) -> np.ndarray:
+        """The data array, for a caller that replaces every value: a pending fill
+        is dropped, not computed."""
+        self._pending = None
+        return self._data_buf[:self._count].reshape(self._shape)
+
+    def fill_later(self, values: Callable[[], Any]) -> None:
+        """Set the data to ``values()`` (anything that broadcasts to the shape) when
+        it is first read; forgotten if all of it is replaced before then."""
+        self._pending = values
+
+    def _run_pending(self) -> None:
+        values, self._pending = self._pending, None
+        assert values is not None
+        self._data_buf[:self._count].reshape(self._shape)[...] = values()
 
     @property
     def diff(self) -> np.ndarray:
@@ -187,13 +214,14 @@ class Blob:
 
     @diff.setter
     def diff(self, value: npt.ArrayLike) -> None:
-        self._assign(self.diff, value, "diff")
+        self._assign(value, "diff")
 
-    def _assign(self, target: np.ndarray, value: npt.ArrayLike, what: str) -> None:
+    def _assign(self, value: npt.ArrayLike, what: str) -> None:
         array = np.asarray(value)
-        if array.shape != target.shape and array.size != 1:
+        if array.shape != self._shape and array.size != 1:
             raise CaffeLiteError(f"cannot assign an array of shape {array.shape} to "
                                  f"the {what} of a blob of shape {self._shape}")
+        target = self.data_for_overwrite() if what == "data" else self.diff
         target[...] = array
 
     def share_data(self, other: Blob) -> None:
@@ -201,13 +229,37 @@ class Blob:
         if other.count != self.count:
             raise CaffeLiteError(f"cannot share data of a blob of shape {other.shape} "
                                  f"with one of shape {self.shape}")
+        if other._pending is not None:
+            other._run_pending()
+        self._pending = None
         self._data_buf = other._data_buf
+
+    def use_memory(self, buffer: np.ndarray) -> None:
+        """Keep the data in ``buffer`` (1-D, at least count values), which other
+        blobs may use too (lean inference); growing past it takes fresh memory."""
+        if buffer.ndim != 1 or buffer.dtype != self.dtype or buffer.size < self._count:
+            raise CaffeLiteError(f"a buffer of {buffer.size} {buffer.dtype} values "
+                                 f"cannot hold a blob of shape {self._shape}")
+        if self._pending is not None:
+            self._run_pending()
+            buffer[:self._count] = self._data_buf[:self._count]
+        self._data_buf = buffer
 
     def share_diff(self, other: Blob) -> None:
         if other.count != self.count:
             raise CaffeLiteError(f"cannot share diff of a blob of shape {other.shape} "
                                  f"with one of shape {self.shape}")
         self._diff_buf = other._diff_buf
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its values: a pending fill is computed first."""
+        if self._pending is not None:
+            self._run_pending()
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def __repr__(self) -> str:
         return f"Blob(shape={self._shape}, dtype={self.dtype.name})"

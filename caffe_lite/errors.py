@@ -139,6 +139,20 @@ class DependencyError(CaffeLiteError):
     """An optional dependency (extra) that is needed but not installed."""
 
 
+class ExportError(CaffeLiteError):
+    """A net that cannot be exported (to ONNX): its layers, phase or inputs."""
+
+
+class VerificationError(ExportError):
+    """An export whose outputs differ from the net's own forward; ``verification``
+    holds the per-output differences."""
+
+    def __init__(self, message: str, *, verification: Any = None,
+                 **context: Any) -> None:
+        self.verification = verification
+        super().__init__(message, **context)
+
+
 class DuplicateLayerNameWarning(UserWarning):
     """A net whose layers share a name: Caffe runs it, and so do we."""
 

@@ -59,3 +59,5 @@ def test_unknown_filler_and_bad_bilinear():
         filled((1, 1, 3, 4), 'type: "bilinear"')
     with pytest.raises(CaffeLiteError, match="sparse"):
         filled((2, 2), 'type: "uniform" sparse: 3')
+    with pytest.raises(CaffeLiteError, match="not finite"):    # refused before a read
+        fill(Blob((2,)), text_format.Parse('type: "uniform" max: inf', caffe_pb2.FillerParameter()))

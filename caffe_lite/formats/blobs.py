@@ -4,7 +4,7 @@ Decoding takes the packed float bytes as a numpy view; encoding writes the shape
 ``ndarray`` bytes directly, in C++ Caffe's field order (data 5 before shape 7).
 """
 from dataclasses import dataclass, field
-from typing import List
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -23,6 +23,10 @@ class SavedBlob:
     data: np.ndarray
     legacy: bool = False
 
+    @property
+    def shape(self):
+        return self.data.shape
+
 
 @dataclass
 class SavedLayer:
@@ -31,9 +35,69 @@ class SavedLayer:
     blobs: List[SavedBlob] = field(default_factory=list)
 
 
+class StoredBlob:
+    """A param blob of an open weights file: its shape is known, its values are read
+    only when asked, straight into the array that keeps them."""
+    shape: Tuple[int, ...]
+    legacy: bool
+    dtype: np.dtype                      # of the values as stored
+
+    @property
+    def nbytes(self):
+        return _product(self.shape) * self.dtype.itemsize
+
+    def read_into(self, out):
+        """Write the values, in file order, into ``out`` (as many values)."""
+        raise NotImplementedError
+
+    def read(self):
+        out = np.empty(self.shape, self.dtype.newbyteorder("="))
+        self.read_into(out)
+        return out
+
+
+@dataclass
+class StoredLayer:
+    name: str
+    type: str
+    blobs: List[StoredBlob] = field(default_factory=list)
+
+
 def decode_blob(buf, start=0, end=None):
-    """A BlobProto's bytes -> SavedBlob. As in Caffe: any legacy dim present on the
-    wire makes the blob 4-D (absent ones 0); double_data wins over data."""
+    """A BlobProto's bytes -> SavedBlob (values copied out only where unaligned)."""
+    layout = blob_layout(buf, start, end)
+    try:
+        data = gather_values(buf, layout)
+    except wire.WireError as exc:
+        raise ModelFileError(f"bad blob: {exc}") from None
+    return SavedBlob(data.reshape(layout.shape), layout.legacy)
+
+
+@dataclass
+class BlobLayout:
+    """Where a BlobProto's values sit, found from its tags alone (nothing read or
+    allocated yet). ``packed`` is the (start, end) of the one packed float32 run
+    that holds every value, the common case that can be read straight into place;
+    otherwise the values are gathered from ``chunks``."""
+    shape: Tuple[int, ...]
+    legacy: bool
+    dtype: np.dtype
+    chunks: List[Tuple[int, Any]]        # (wire type, span or offset), in file order
+    packed: Optional[Tuple[int, int]]
+
+    @property
+    def count(self):
+        return _product(self.shape)
+
+    @property
+    def nbytes(self):
+        return self.count * self.dtype.itemsize
+
+
+def blob_layout(buf, start=0, end=None):
+    """The BlobProto at buf[start:end] as a BlobLayout. As in Caffe: any legacy dim
+    present on the wire makes the blob 4-D (absent ones 0); double_data wins over
+    data. The values the tags declare must be as many as the shape says."""
     end = len(buf) if end is None else end
     legacy, dims, floats, doubles = {}, [], [], []
     try:
@@ -46,16 +110,47 @@ def decode_blob(buf, start=0, end=None):
                 floats.append((wire_type, value))
             elif number == BLOB_DOUBLE_DATA:
                 doubles.append((wire_type, value))
-        data = (_gather(buf, doubles, "<f8", wire.FIXED64) if doubles
-                else _gather(buf, floats, "<f4", wire.FIXED32))
+        dtype, chunks = (np.dtype("<f8"), doubles) if doubles else (np.dtype("<f4"), floats)
+        held = _values_held(chunks, dtype)
     except wire.WireError as exc:
         raise ModelFileError(f"bad blob: {exc}") from None
     shape = tuple(legacy.get(i, 0) for i in BLOB_LEGACY) if legacy else tuple(dims)
-    count = int(np.prod(shape, dtype=np.int64))
-    if data.size != count:
-        raise ModelFileError(f"blob has shape {shape} ({count} values) but holds "
-                             f"{data.size} values")
-    return SavedBlob(data.reshape(shape), bool(legacy))
+    count = _product(shape)
+    if held != count:
+        declared = count * dtype.itemsize
+        beyond = (f", {declared:,} bytes: more than the {len(buf):,} bytes of the "
+                  f"whole file" if declared > len(buf) else "")
+        raise ModelFileError(f"blob has shape {shape} ({count} values{beyond}) but "
+                             f"holds {held} values")
+    packed = None
+    if len(chunks) == 1 and chunks[0][0] == wire.LEN and dtype == np.dtype("<f4"):
+        packed = chunks[0][1]
+    return BlobLayout(shape, bool(legacy), dtype, chunks, packed)
+
+
+def _product(shape):
+    count = 1
+    for d in shape:                  # Python ints: no int64 overflow
+        count *= d
+    return count
+
+
+def _values_held(chunks, dtype):
+    """How many values packed runs (LEN) and single values (FIXED32/64) hold."""
+    fixed_type = wire.FIXED64 if dtype.itemsize == 8 else wire.FIXED32
+    held = 0
+    for wire_type, value in chunks:
+        if wire_type == wire.LEN:
+            size = value[1] - value[0]
+            if size % dtype.itemsize:
+                raise wire.WireError(f"packed {dtype.name} data of {size} bytes is "
+                                     f"not a multiple of {dtype.itemsize}")
+            held += size // dtype.itemsize
+        elif wire_type == fixed_type:
+            held += 1
+        else:
+            raise wire.WireError(f"blob values have wire type {wire_type}")
+    return held
 
 
 def _shape_dims(buf, start, end):
@@ -70,25 +165,23 @@ def _shape_dims(buf, start, end):
     return dims
 
 
-def _gather(buf, chunks, dtype, fixed_type):
-    """Packed runs (LEN) and unpacked single values (FIXED32/64), in file order."""
-    parts, singles = [], []
+def gather_values(buf, layout):
+    """The layout's values as one flat array, from packed runs (LEN) and unpacked
+    single values (FIXED32/64) in file order; a view of buf where it can be."""
+    dtype, parts, singles = layout.dtype, [], []
 
     def flush():
         if singles:    # gather the bytes of a run of unpacked values in one go
-            size = np.dtype(dtype).itemsize
-            offsets = np.asarray(singles)[:, None] + np.arange(size)
+            offsets = np.asarray(singles)[:, None] + np.arange(dtype.itemsize)
             parts.append(np.frombuffer(buf, np.uint8)[offsets].view(dtype).ravel())
             singles.clear()
 
-    for wire_type, value in chunks:
+    for wire_type, value in layout.chunks:
         if wire_type == wire.LEN:
             flush()
             parts.append(wire.numbers(buf, *value, dtype))
-        elif wire_type == fixed_type:
-            singles.append(value)
         else:
-            raise wire.WireError(f"blob values have wire type {wire_type}")
+            singles.append(value)
     flush()
     if len(parts) == 1:
         return parts[0]

@@ -2,28 +2,43 @@
 writer.py and is re-exported here.
 
 Reading walks the wire format and takes only each layer's name, type and blobs, so
-fork files that reuse upstream field numbers for other parameters still load, and
-float payloads go straight into numpy views of the file's bytes.
+fork files that reuse upstream field numbers for other parameters still load. The
+walk reads tags and lengths only (over a memory map of the file, so only the pages
+holding tags are touched); every blob's shape is checked against the values the
+file declares before anything is allocated, and then each packed float run is
+read once, with ``readinto``, straight into the array that keeps it.
 """
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from ..errors import CaffeLiteError, ModelFileError
+from ..blob import memory_limit
+from ..errors import CaffeLiteError, MemoryLimitError, ModelFileError
 from ..proto import caffe_pb2
 from . import wire
-from .blobs import SavedBlob, SavedLayer, decode_blob
+from .blobs import (
+    BlobLayout,
+    SavedBlob,
+    SavedLayer,
+    StoredBlob,
+    StoredLayer,
+    blob_layout,
+    decode_blob,
+    gather_values,
+)
 from .upgrade import upgrade_net, upgraded, v1_type_name
 from .upgrade_v0 import V0_TYPES
 from .writer import HDF5_EXTENSIONS, blob_to_proto, write_blobproto, write_weights
 
-__all__ = ["SavedBlob", "SavedLayer", "read_weights", "write_weights", "blob_to_proto",
-           "blob_from_proto", "read_caffemodel_param", "read_blobproto",
-           "write_blobproto", "is_hdf5"]
+__all__ = ["SavedBlob", "SavedLayer", "StoredBlob", "StoredLayer", "open_weights",
+           "read_weights", "write_weights", "blob_to_proto", "blob_from_proto",
+           "read_caffemodel_param", "read_blobproto", "write_blobproto", "is_hdf5"]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -47,20 +62,146 @@ def is_hdf5(path: str | os.PathLike[str]) -> bool:
 
 
 def read_weights(path: str | os.PathLike[str]) -> list[SavedLayer]:
-    """[SavedLayer(name, type, blobs)] of a .caffemodel (V0/V1/V2) or Caffe HDF5 file."""
+    """[SavedLayer(name, type, blobs)] of a .caffemodel (V0/V1/V2) or Caffe HDF5 file.
+
+    Refused before anything is allocated when the blobs together need more than
+    the memory limit (caffe_lite.set_memory_limit)."""
+    path = os.fspath(path)
+    with open_weights(path) as layers:
+        check_memory(layers, path)
+        out = []
+        for layer in layers:
+            saved = SavedLayer(layer.name, layer.type)
+            for i, blob in enumerate(layer.blobs):
+                with blob_context(path, layer, i):
+                    saved.blobs.append(SavedBlob(blob.read(), blob.legacy))
+            out.append(saved)
+        return out
+
+
+@contextlib.contextmanager
+def open_weights(path: str | os.PathLike[str]) -> Iterator[list[StoredLayer]]:
+    """[StoredLayer] of an open .caffemodel or HDF5 weights file: names, types and
+    blob shapes, every declared size checked against the file; the values are read
+    with each blob's read_into / read while the file is open."""
     path = os.fspath(path)
     if is_hdf5(path):
-        from .hdf5 import read_weights_hdf5
-        return read_weights_hdf5(path)
-    buf = _read_bytes(path)
+        from .hdf5 import open_weights_hdf5
+        with open_weights_hdf5(path) as layers:
+            yield layers
+        return
+    with _open_caffemodel(path) as (buf, handle):
+        try:
+            found = _decode_net(buf)
+        except ModelFileError as exc:
+            exc.with_context(file=path)
+            raise
+        if not found:
+            raise ModelFileError("no layers found: not a Caffe weights file", file=path)
+        yield [StoredLayer(name, kind, [_CaffemodelBlob(buf, handle, path, layout)
+                                        for layout in layouts])
+               for name, kind, layouts in found]
+
+
+@contextlib.contextmanager
+def blob_context(path: str, layer: StoredLayer, index: int) -> Iterator[None]:
+    """Name the file, layer and blob in an error raised while reading its values."""
     try:
-        layers = _decode_net(buf)
-    except ModelFileError as exc:
-        exc.with_context(file=path)
+        yield
+    except CaffeLiteError as exc:
+        exc.with_context(file=path, layer=layer.name, layer_type=layer.type or None,
+                         blob=f"{layer.name}[{index}]")
         raise
-    if not layers:
-        raise ModelFileError("no layers found: not a Caffe weights file", file=path)
-    return layers
+
+
+def check_memory(layers: list[StoredLayer], path: str) -> None:
+    """Refuse, before allocating, blobs that together pass the memory limit."""
+    limit, total = memory_limit(), 0
+    for layer in layers:
+        for i, blob in enumerate(layer.blobs):
+            total += blob.nbytes
+            if total > limit:
+                raise MemoryLimitError(
+                    f"reading the weights needs at least {total:,} bytes by this blob "
+                    f"(shape {blob.shape}), over the memory limit of {limit:,}",
+                    needed=total, limit=limit, file=path, layer=layer.name,
+                    layer_type=layer.type or None, blob=f"{layer.name}[{i}]")
+
+
+class _CaffemodelBlob(StoredBlob):
+    """A blob's layout in an open caffemodel; packed float32 runs are read from the
+    file with readinto, anything else (double_data, unpacked floats, files that
+    cannot be mapped) is gathered from the mapped bytes."""
+
+    def __init__(self, buf: Any, handle: Any, path: str, layout: BlobLayout) -> None:
+        self.buf, self.handle, self.path, self.layout = buf, handle, path, layout
+        self.shape, self.legacy, self.dtype = layout.shape, layout.legacy, layout.dtype
+
+    def read_into(self, out: np.ndarray) -> None:
+        packed = self.layout.packed
+        if out.size != self.layout.count:
+            raise ModelFileError(f"cannot read {self.layout.count} values into an "
+                                 f"array of shape {out.shape}")
+        if packed is None or self.handle is None or not out.flags.c_contiguous:
+            try:
+                values = gather_values(self.buf, self.layout)
+            except wire.WireError as exc:
+                raise ModelFileError(f"bad blob: {exc}") from None
+            out[...] = values.reshape(out.shape)
+            return
+        flat = out.reshape(-1)
+        if flat.dtype == np.dtype("<f4"):
+            _read_exactly(self.handle, packed[0], flat.view(np.uint8))
+            return
+        scratch = np.empty(min(flat.size, READ_CHUNK), "<f4")   # other dtypes: converted
+        for i in range(0, flat.size, READ_CHUNK):
+            part = scratch[:min(READ_CHUNK, flat.size - i)]
+            _read_exactly(self.handle, packed[0] + 4 * i, part.view(np.uint8))
+            flat[i:i + part.size] = part
+
+
+READ_CHUNK = 1 << 22        # values converted per read when the target is not float32
+
+
+def _read_exactly(handle: Any, offset: int, view: np.ndarray) -> None:
+    handle.seek(offset)
+    done = 0
+    while done < view.nbytes:
+        got = handle.readinto(view[done:])
+        if not got:
+            raise ModelFileError("truncated: the file ended while its values were "
+                                 "read (did it change meanwhile?)")
+        done += got
+
+
+@contextlib.contextmanager
+def _open_caffemodel(path: str) -> Iterator[tuple[Any, Any]]:
+    """(bytes, file) of a caffemodel: a read-only map of the file and the file for
+    readinto; for what cannot be mapped (an empty file, a pipe), its bytes read
+    into memory and no file."""
+    try:
+        handle = open(path, "rb", buffering=0)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read file: {exc.strerror or exc}",
+                             file=path) from exc
+    with handle:
+        try:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            try:
+                data = handle.readall()
+            except OSError as exc:
+                raise ModelFileError(f"cannot read file: {exc.strerror or exc}",
+                                     file=path) from exc
+            yield memoryview(data), None
+            return
+        buf = memoryview(mapped)
+        try:
+            yield buf, handle
+        finally:
+            with contextlib.suppress(BufferError):   # a view still held: GC closes it
+                buf.release()
+                mapped.close()
 
 
 def _read_bytes(path):
@@ -85,7 +226,7 @@ def _decode_net(buf):
                 _expect(wire_type, wire.LEN, number)
                 name, kind, spans = _layer_fields(
                     buf, *value, "v2" if number == NET_LAYER_V2 else "v1")
-                layers.append(_layer(buf, name, kind, spans))
+                layers.append((name, kind, _layouts(buf, name, kind, spans)))
     except wire.WireError as exc:
         layer = _partial_layer_name(buf, exc) if exc.partial else None
         reason = "truncated" if exc.partial else "not a valid Caffe weights file"
@@ -130,16 +271,16 @@ def _v0_type(text):
     return text
 
 
-def _layer(buf, name, kind, spans):
-    layer = SavedLayer(name, kind)
+def _layouts(buf, name, kind, spans):
+    layouts = []
     for i, span in enumerate(spans):
         try:
-            layer.blobs.append(decode_blob(buf, *span))
+            layouts.append(blob_layout(buf, *span))
         except ModelFileError as exc:
             exc.with_context(layer=name, layer_type=kind or None,
                              blob=f"{name}[{i}]")
             raise
-    return layer
+    return layouts
 
 
 def _partial_layer_name(buf, exc):

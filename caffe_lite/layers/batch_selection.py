@@ -32,6 +32,8 @@ class BatchReindexLayer(AxisMixin, Layer):
         if bottom[1].num_axes != 1:
             raise self.error(f"the index blob must be 1-D, got shape {bottom[1].shape}",
                              blob=self.bottom_name(1))
+        if bottom[0].num_axes == 0:
+            raise self.error("cannot pick items from a scalar", blob=self.bottom_name(0))
         top[0].reshape(bottom[1].shape[:1] + bottom[0].shape[1:])
 
     def _indices(self, bottom):

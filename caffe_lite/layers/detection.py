@@ -36,6 +36,9 @@ class PriorBoxLayer(Layer):
                              f"{len(max_sizes)}")
         if any(mx <= mn for mn, mx in zip(min_sizes, max_sizes)):
             raise self.error("every max_size must be greater than its min_size")
+        if any(not r > 0 for r in p.aspect_ratio):
+            raise self.error(f"every aspect_ratio must be positive, got "
+                             f"{list(p.aspect_ratio)}")
         ratios = prior_aspect_ratios(p.aspect_ratio, p.flip)
         self.half_sizes = prior_half_sizes(min_sizes, max_sizes, ratios)
         self.num_priors = len(self.half_sizes)
@@ -125,13 +128,14 @@ class DetectionOutputLayer(Layer):
 
     def reshape(self, bottom, top):
         loc, conf, prior = bottom
-        if loc.shape[0] != conf.shape[0]:
-            raise self.error(f"loc has {loc.shape[0]} images but conf {conf.shape[0]}")
+        if loc.legacy_shape(0) != conf.legacy_shape(0):            # the fork's num()
+            raise self.error(f"loc has {loc.legacy_shape(0)} images but conf "
+                             f"{conf.legacy_shape(0)}")
         if prior.num_axes != 3 or prior.shape[1] != 2 or prior.shape[2] % 4:
             raise self.error(f"prior must be (1, 2, P*4) as PriorBox makes it, got "
                              f"{prior.shape}")
         self.num_priors = prior.shape[2] // 4
-        P, N = self.num_priors, loc.shape[0]
+        P, N = self.num_priors, loc.legacy_shape(0)
         if loc.count != N * P * self.num_loc_classes * 4:
             raise self.error(f"loc {loc.shape} must hold {P} priors x "
                              f"{self.num_loc_classes} location class(es) x 4 per image")
@@ -141,7 +145,7 @@ class DetectionOutputLayer(Layer):
         top[0].reshape(1, 1, 1, 7)
 
     def forward(self, bottom, top):
-        N, P, C = bottom[0].shape[0], self.num_priors, self.num_classes
+        N, P, C = bottom[0].legacy_shape(0), self.num_priors, self.num_classes
         loc = bottom[0].data.reshape(N, P, self.num_loc_classes, 4).transpose(0, 2, 1, 3)
         conf = bottom[1].data.reshape(N, P, C)
         prior = bottom[2].data.reshape(2, P, 4)

@@ -187,6 +187,9 @@ class BatchNormLayer(Layer):
         self.fraction, self.eps = t(p.moving_average_fraction), t(p.eps)
         self.use_global_stats = p.use_global_stats if p.HasField("use_global_stats") \
             else self.phase == caffe_pb2.TEST
+        if bottom[0].num_axes == 0:
+            raise self.error("needs a bottom with axes, got a scalar",
+                             blob=self.param.bottom[0])
         self.channels = 1 if bottom[0].num_axes == 1 else bottom[0].shape[1]
         self.blobs = [self.make_blob((self.channels,)), self.make_blob((self.channels,)),
                       self.make_blob((1,))]

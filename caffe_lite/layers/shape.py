@@ -22,7 +22,7 @@ class AxisMixin:
     def canonical_axis(self, blob, axis, what="axis", blob_name=None):
         """Caffe's CanonicalAxisIndex with an error naming this layer."""
         n = blob.num_axes
-        if not -n <= axis < max(n, 1):
+        if not -n <= axis < n:
             raise self.error(f"{what} {axis} is out of range for a {n}-axis blob of "
                              f"shape {blob.shape}", blob=blob_name)
         return axis + n if axis < 0 else axis

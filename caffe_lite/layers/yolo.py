@@ -37,8 +37,9 @@ class ReorgLayer(Layer):
             top[0].reshape(N, C // (s * s), H * s, W * s)
             self.index = reorg_index(shape, s)          # darknet: the input's dims
         else:
-            if H % s or W % s:
-                raise self.error(f"stride {s} must divide height and width, got {shape}")
+            if H % s or W % s or C % (s * s):
+                raise self.error(f"stride {s} must divide height and width, and its square "
+                                 f"the channels (darknet's index order), got {shape}")
             top[0].reshape(N, C * s * s, H // s, W // s)
             self.index = reorg_index(shape, s)
 

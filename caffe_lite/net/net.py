@@ -19,6 +19,7 @@ from ..layers.base import Layer
 from ..proto import caffe_pb2
 from . import scripting, weights
 from .graph import NetGraph, build_graph
+from .lean import LeanMemory
 from .passes import builtin_for_python_layers, filter_by_state, insert_splits
 from .summary import NetSummary, summarize
 
@@ -84,6 +85,10 @@ class Net:
     ``allow_python_layers=True`` or the environment variable
     CAFFE_LITE_ALLOW_PYTHON_LAYERS=1, since a prototxt would otherwise execute
     code.
+
+    ``lean=True`` makes an inference-only net whose intermediate blobs share
+    memory (see lean.py): inputs, outputs and the blobs named in ``keep`` hold
+    their values after a forward, the others do not; backward is refused.
     """
 
     graph: NetGraph
@@ -92,7 +97,8 @@ class Net:
                  *positional: Any, level: int = 0, stages: Sequence[str] | None = None,
                  weights: str | os.PathLike[str] | None = None,
                  phase: int | str | None = None, allow_python_layers: bool | None = None,
-                 dtype: npt.DTypeLike = np.float32) -> None:
+                 dtype: npt.DTypeLike = np.float32, lean: bool = False,
+                 keep: Iterable[str] | None = None) -> None:
         args = list(positional)
         if args and isinstance(args[0], (str, os.PathLike)) and not (
                 isinstance(args[0], str) and args[0].upper() in ("TRAIN", "TEST")):
@@ -127,8 +133,17 @@ class Net:
             exc.with_context(file=source)
             raise
         self.graph = build_graph(filtered, source, allow_python_layers, dtype)
+        self._lean: LeanMemory | None = None
         if weights is not None:
             self.copy_from(weights)
+        if keep is not None and not lean:
+            raise CaffeLiteError("keep= names the blobs a lean net keeps: pass "
+                                 "lean=True too", file=source)
+        if lean:
+            keep = [keep] if isinstance(keep, str) else list(keep or [])
+            scripting.check_blob_names(self, keep, "keep")
+            self._lean = LeanMemory(self.graph, keep)
+            self._lean.apply()
 
     # -- pycaffe's attributes: the graph's fields -------------------------------
     blobs: _FromGraph[OrderedDict[str, Blob]] = _from_graph(
@@ -172,6 +187,11 @@ class Net:
         return self.graph.param.name
 
     @property
+    def lean(self) -> bool:
+        """Whether intermediate blobs share memory (``Net(..., lean=True)``)."""
+        return self._lean is not None
+
+    @property
     def phase(self) -> int:
         return self.graph.param.state.phase
 
@@ -204,6 +224,10 @@ class Net:
     def forward_range(self, start: int = 0, end: int | None = None) -> float:
         """Run layers start..end inclusive and return the summed loss."""
         end = len(self.layers) - 1 if end is None else end
+        if self._lean is not None and start > 0:
+            raise NetError("a lean net runs forward from its first layer: the "
+                           "blobs an inner layer reads may hold other data",
+                           file=self.source, layer=self._layer_names[start])
         loss = 0.0
         with np.errstate(all="ignore"):       # a non-finite result is data, not a warning
             for li in range(start, end + 1):
@@ -218,6 +242,10 @@ class Net:
     def backward_range(self, start: int | None = None, end: int = 0) -> None:
         """Run backward for layers start..end inclusive, top to bottom."""
         start = len(self.layers) - 1 if start is None else start
+        if self._lean is not None:
+            raise NetError("a lean net runs forward only (its intermediate blobs "
+                           "share memory); build it without lean=True to run "
+                           "backward", file=self.source)
         with np.errstate(all="ignore"):
             for li in range(start, end - 1, -1):
                 if self.layer_need_backward[li]:
@@ -238,6 +266,8 @@ class Net:
     def reshape(self) -> None:
         for li, layer in enumerate(self.layers):
             layer.reshape(self.bottom_vecs[li], self.top_vecs[li])
+        if self._lean is not None:
+            self._lean.apply()               # buffers for the new shapes
 
     def clear_param_diffs(self) -> None:
         for blob in self.learnable_params:
@@ -247,6 +277,14 @@ class Net:
     def forward(self, blobs: Iterable[str] | None = None, start: str | None = None,
                 end: str | None = None, **kwargs: npt.ArrayLike) -> dict[str, np.ndarray]:
         """Feed inputs by name (keywords), run, return the outputs' data by name."""
+        if self._lean is not None and blobs is not None:
+            blobs = list(blobs)
+            lost = [n for n in blobs if n not in self._lean.keep and
+                    n not in self.inputs and n not in self.outputs]
+            if lost:
+                raise NetError(f"blobs={lost}: a lean net keeps only its inputs, "
+                               f"outputs and the blobs named in keep=",
+                               file=self.source, blob=lost[0])
         return scripting.forward(self, blobs, start, end, **kwargs)
 
     def backward(self, diffs: Iterable[str] | None = None, start: str | None = None,

@@ -22,7 +22,7 @@ def forward(net: Any, blobs: Iterable[str] | None = None, start: str | None = No
             end: str | None = None, **kwargs: npt.ArrayLike) -> Outputs:
     """pycaffe's forward: feed inputs by name, return the outputs' data."""
     blobs = list(blobs or [])
-    _check_blob_names(net, blobs, "blobs")
+    check_blob_names(net, blobs, "blobs")
     start_i = net._layer_index(start) if start is not None else 0
     if end is not None:
         end_i = net._layer_index(end)
@@ -44,7 +44,7 @@ def backward(net: Any, diffs: Iterable[str] | None = None, start: str | None = N
              end: str | None = None, **kwargs: npt.ArrayLike) -> Outputs:
     """pycaffe's backward: set output diffs by name, return input diffs."""
     diffs = list(diffs or [])
-    _check_blob_names(net, diffs, "diffs")
+    check_blob_names(net, diffs, "diffs")
     start_i = net._layer_index(start) if start is not None else len(net.layers) - 1
     if end is not None:
         end_i = net._layer_index(end)
@@ -62,7 +62,7 @@ def backward(net: Any, diffs: Iterable[str] | None = None, start: str | None = N
     return {name: net.blobs[name].diff for name in dict.fromkeys(wanted)}
 
 
-def _check_blob_names(net: Any, names: Iterable[str], argument: str) -> None:
+def check_blob_names(net: Any, names: Iterable[str], argument: str) -> None:
     """A name the net has no blob for is an error naming it and the known ones."""
     unknown = [name for name in names if name not in net.blobs]
     if unknown:

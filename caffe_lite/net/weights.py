@@ -4,28 +4,48 @@ Net's methods of the same names."""
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from typing import Any, Iterable, Sequence, TypeVar
 
 from ..blob import Blob
 from ..errors import WeightsError
-from ..formats import SavedBlob, SavedLayer, blob_to_proto, read_weights, write_weights
+from ..formats import SavedLayer, StoredLayer, blob_to_proto, write_weights
+from ..formats.caffemodel import blob_context, open_weights
 from ..layers.base import Layer
 from ..proto import caffe_pb2
 from .graph import NetGraph
 
 
 def copy_from(graph: NetGraph, weights_file: str | os.PathLike[str]) -> None:
-    """Copy blobs from a .caffemodel (or .h5) into layers of the same name."""
+    """Copy blobs from a .caffemodel (or .h5) into layers of the same name.
+
+    Every layer and shape is checked before any value is read; then each blob's
+    values go from the file straight into the param array, with no copy between."""
     path = os.fspath(weights_file)
-    copy_from_layers(graph, read_weights(path), path)
+    with open_weights(path) as stored:
+        for saved, i, src, dst in _matches(graph, stored, path):
+            with blob_context(path, saved, i):
+                src.read_into(dst.data_for_overwrite())
 
 
 def copy_from_layers(graph: NetGraph, saved_layers: Iterable[SavedLayer],
                      source: str | None = None) -> None:
     """Copy saved layers' blobs into the graph's layers of the same name."""
+    for _, _, src, dst in _matches(graph, list(saved_layers), source):
+        dst.data_for_overwrite()[...] = src.data.reshape(dst.shape)
+
+
+_Saved = TypeVar("_Saved", SavedLayer, StoredLayer)
+
+
+def _matches(graph: NetGraph, saved_layers: Sequence[_Saved],
+             source: str | None) -> list[tuple[_Saved, int, Any, Blob]]:
+    """(saved layer, index, saved blob, net blob) for every blob to copy, after
+    checking all of them by Caffe's rules: layers matched by name (the first of a
+    name; unknown ones ignored), blob counts equal, shapes equal."""
     layers: dict[str, Layer] = {}
     for name, layer in zip(graph.layer_names, graph.layers):
         layers.setdefault(name, layer)       # the first of a name, as Caffe
+    pairs = []
     for saved in saved_layers:
         if saved.name not in layers:
             continue                         # unknown source layers are ignored
@@ -36,12 +56,13 @@ def copy_from_layers(graph: NetGraph, saved_layers: Iterable[SavedLayer],
                 f"the net has {len(layer.blobs)}", file=source,
                 layer=layer.name, layer_type=layer.type)
         for i, (src, dst) in enumerate(zip(saved.blobs, layer.blobs)):
-            if not _shape_fits(src, dst):
+            if not _shape_fits(tuple(src.shape), src.legacy, dst):
                 raise WeightsError(
-                    f"param blob {i} has shape {tuple(src.data.shape)} in the "
+                    f"param blob {i} has shape {tuple(src.shape)} in the "
                     f"weights but {dst.shape} in the net", file=source,
                     layer=layer.name, layer_type=layer.type, blob=f"{layer.name}[{i}]")
-            dst.data[...] = src.data.reshape(dst.shape)
+            pairs.append((saved, i, src, dst))
+    return pairs
 
 
 def share_with(graph: NetGraph, other: NetGraph) -> None:
@@ -82,10 +103,9 @@ def save(graph: NetGraph, path: str | os.PathLike[str], fmt: str | None = None) 
     write_weights(os.fspath(path), graph.param.name, layers, fmt=fmt)
 
 
-def _shape_fits(saved: SavedBlob, blob: Blob) -> bool:
+def _shape_fits(src_shape: tuple[int, ...], legacy: bool, blob: Blob) -> bool:
     """Caffe's shape check; a legacy 4-D blob compares with the last four axes."""
-    src_shape = tuple(saved.data.shape)
-    if not saved.legacy:
+    if not legacy:
         return src_shape == tuple(blob.shape)
     if blob.num_axes > 4:
         return False
