@@ -34,7 +34,8 @@ ZOO_TEXTS = [(ZOO / p).read_text() for p in SMALL_ZOO if (ZOO / p).exists()]
 #: layers that read files, run user code or need a data set: their refusals are
 #: tested elsewhere, and a random path could name a real file
 SKIP_TYPES = {"Python", "Data", "HDF5Data", "HDF5Output", "ImageData", "WindowData",
-              "DenseImageData", "ImageSegData", "MemoryData"}
+              "DenseImageData", "ImageSegData", "MemoryData", "AnnotatedData",
+              "WindowSegData", "MatWrite", "MatRead"}    # they read or write files
 PARAM_FOR_TYPE = {"Deconvolution": "convolution_param", "Im2col": "convolution_param",
                   "ConvolutionDepthwise": "convolution_param",
                   "SoftmaxWithLoss": "softmax_param", "BN": "bn_param"}
