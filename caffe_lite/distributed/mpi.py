@@ -1,11 +1,13 @@
 """The MPI communicator of data-parallel training, through mpi4py (the ``mpi``
 extra; with the PyPI ``mpich`` wheel no system MPI is needed).
 
-Every collective is preceded by an arrival check: each rank sends a small
-message to every other and waits for theirs, up to a timeout. A rank that died
-or hangs is then named in a DistributedError instead of the others blocking
-forever in the collective. (MPICH's mpiexec itself kills every rank as soon as
-one is killed; the check covers a rank that hangs, or that left early.)
+No operation blocks forever. Each collective is preceded by an arrival check
+(every rank sends a small message to every other and waits for theirs), and
+the collective itself is non-blocking and polled; while a rank waits it answers
+the others' "are you there?" probes. When the waiting exceeds the timeout, the
+rank names the ranks that did not arrive, or else those that no longer answer,
+in a DistributedError. (MPICH's mpiexec itself kills every rank as soon as one
+is killed; the check covers a rank that hangs or left early.)
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 #: seconds a rank waits for the others at each step before naming the missing
 TIMEOUT_VARIABLE = "CAFFE_LITE_MPI_TIMEOUT"
 DEFAULT_TIMEOUT = 600.0
-_ARRIVE_TAG = 0x6CAF
+_ARRIVE_TAG, _PROBE_TAG, _ANSWER_TAG = 0x6CAF, 0x6CB0, 0x6CB1
 
 
 def launched_size() -> int:
@@ -95,44 +97,84 @@ class Comm:
         sends = [self.pings.Isend(mine, dest=r, tag=_ARRIVE_TAG) for r in theirs]
         recvs = {r: self.pings.Irecv(buf, source=r, tag=_ARRIVE_TAG)
                  for r, buf in theirs.items()}
-        start = time.monotonic()
-        pause = 0.0
-        while recvs:
-            for r in [r for r, req in recvs.items() if req.Test()]:
-                del recvs[r]
-            if not recvs:
-                break
-            waited = time.monotonic() - start
-            if not patient and waited > self.timeout:
-                missing = ", ".join(f"rank {r} ({self.where[r]})" for r in sorted(recvs))
-                raise DistributedError(
-                    f"{missing} did not reach {what} within {self.timeout:g} s: it "
-                    f"died or hangs. Stopping (rank {self.rank} waited; the time "
-                    f"limit is {TIMEOUT_VARIABLE})")
-            if waited > 0.01:                        # spin briefly, then sleep a little
-                pause = min(0.002, pause + 0.0001)
-                time.sleep(pause)
-        self.MPI.Request.Waitall(sends)
+        missing = self._wait(recvs, None if patient else self.timeout)
+        if missing:
+            raise DistributedError(
+                f"{self._name(missing)} did not reach {what} within "
+                f"{self.timeout:g} s: dead or hanging. Stopping ({self._limit()})")
+        self._wait(dict(enumerate(sends)), None)
         behind = [r for r, buf in theirs.items() if buf[0] != self.steps]
         if behind:
             raise DistributedError(f"rank {behind[0]} is at step {theirs[behind[0]][0]} "
                                    f"while rank {self.rank} is at step {self.steps} "
                                    f"({what}): the ranks run different programs")
 
+    def _collective(self, request: Any, what: str, patient: bool) -> None:
+        if self._wait({-1: request}, None if patient else self.timeout):
+            silent = self._silent_ranks()
+            who = (self._name(silent) + " stopped answering" if silent else
+                   "every rank answers, but the exchange did not finish")
+            raise DistributedError(f"{what}: {who} within {self.timeout:g} s. "
+                                   f"Stopping ({self._limit()})")
+
+    def _wait(self, requests: dict[int, Any], timeout: float | None) -> list[int]:
+        """Poll ``requests`` ({rank: request}) until all are done, answering the
+        others' probes meanwhile; the keys still pending after ``timeout``."""
+        pending = dict(requests)
+        start, pause = time.monotonic(), 0.0
+        while True:
+            for key in [k for k, req in pending.items() if req.Test()]:
+                del pending[key]
+            if not pending:
+                return []
+            self._answer_probes()
+            waited = time.monotonic() - start
+            if timeout is not None and waited > timeout:
+                return sorted(pending)
+            if waited > 0.01:                        # spin briefly, then sleep a little
+                pause = min(0.002, pause + 0.0001)
+                time.sleep(pause)
+
+    def _answer_probes(self) -> None:
+        status = self.MPI.Status()
+        while self.pings.Iprobe(source=self.MPI.ANY_SOURCE, tag=_PROBE_TAG, status=status):
+            source = status.Get_source()
+            self.pings.Recv(np.zeros(1, np.int64), source=source, tag=_PROBE_TAG)
+            self.pings.Isend(np.array([self.rank], np.int64), dest=source, tag=_ANSWER_TAG)
+
+    def _silent_ranks(self, grace: float = 3.0) -> list[int]:
+        """Ask every other rank whether it is there; those that do not answer."""
+        others = [r for r in range(self.size) if r != self.rank]
+        for r in others:
+            self.pings.Isend(np.array([self.rank], np.int64), dest=r, tag=_PROBE_TAG)
+        answers = {r: self.pings.Irecv(np.zeros(1, np.int64), source=r, tag=_ANSWER_TAG)
+                   for r in others}
+        return self._wait(answers, min(grace, self.timeout))
+
+    def _name(self, ranks: list[int]) -> str:
+        return ", ".join(f"rank {r} ({self.where[r]})" for r in ranks)
+
+    def _limit(self) -> str:
+        return f"rank {self.rank} waited; the time limit is {TIMEOUT_VARIABLE}"
+
     def allreduce_sum(self, buffer: np.ndarray, what: str, patient: bool = False) -> None:
         """buffer := the sum of every rank's buffer (float32, in place)."""
         self.arrive(what, patient)
-        self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        self._collective(self.comm.Iallreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM),
+                         what, patient)
 
     def broadcast(self, buffer: np.ndarray, what: str) -> None:
         """buffer := rank 0's buffer (in place)."""
         self.arrive(what)
-        self.comm.Bcast(buffer, root=0)
+        self._collective(self.comm.Ibcast(buffer, root=0), what, False)
 
-    def allgather(self, value: Any, what: str) -> list[Any]:
-        """Every rank's ``value`` (a small Python object), in rank order."""
+    def allgather(self, value: int, what: str) -> list[int]:
+        """Every rank's integer ``value``, in rank order."""
         self.arrive(what)
-        return list(self.comm.allgather(value))
+        out = np.zeros(self.size, np.int64)
+        self._collective(self.comm.Iallgather(np.array([value], np.int64), out),
+                         what, False)
+        return [int(v) for v in out]
 
     def abort(self, code: int = 1) -> None:
         """End every rank now (after an error that the others cannot see)."""

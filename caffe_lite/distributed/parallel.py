@@ -56,8 +56,8 @@ class DataParallel:
         rank builds its nets (weight fillers, data shuffling) from the same seed."""
         if seed >= 0:
             return seed
-        drawn = random.SystemRandom().randrange(2 ** 31) if self.rank == 0 else None
-        return int(self.comm.allgather(drawn, "the random seed")[0])
+        drawn = random.SystemRandom().randrange(2 ** 31) if self.rank == 0 else 0
+        return self.comm.allgather(drawn, "the random seed")[0]
 
     def attach(self, params: list[Any]) -> None:
         """Lay out the flat buffer over ``params`` (Blobs) and give every rank
