@@ -1,6 +1,7 @@
 """Batch inference over a data set (``caffe-lite run``, distributed.run_dataset):
 outputs in input order equal a forward pass per image; Dask workers (a
-LocalCluster of 2 processes, the ``dask`` extra) give bit-identical results;
+LocalCluster of 2 processes, the ``dask`` extra) give bit-identical results,
+also when a worker process is killed mid-run;
 outputs are refused when they exist, resumed when a run was killed (kill -9),
 and an unreachable scheduler is named within the timeout."""
 import os
@@ -8,6 +9,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -158,6 +160,24 @@ def test_dask_workers_give_bit_identical_results(data, tmp_path, capsys):
         with distributed.Client(cluster) as client:        # each worker built the net
             built = client.run(lambda: len(__import__(
                 "caffe_lite.distributed.dataset", fromlist=["_NETS"])._NETS))
+            pids = list(client.run(os.getpid).values())
+        # a worker process killed mid-run: its shards are run again elsewhere
+        many = tmp_path / "many.txt"
+        many.write_text(pathlib.Path(data["list"]).read_text().replace(
+            "images/", f"{data['root']}/images/") * 40)
+        folder = tmp_path / "with_a_kill"
+        result = {}
+        runner = threading.Thread(target=lambda: result.update(done=run_dataset(
+            DEPLOY, data["weights"], str(many), batch_size=1, shard_size=2,
+            transform=SCALE, scheduler=cluster.scheduler_address, output=str(folder))))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (folder / "shard-00004.npz").exists():
+            time.sleep(0.002)
+        os.kill(pids[0], signal.SIGKILL)
+        written_at_kill = len(list(folder.glob("shard-*.npz")))
+        runner.join(120)
+        assert "done" in result and written_at_kill < 220
     assert "6/6" in capsys.readouterr().err                      # the tqdm bar
     assert sorted(built.values()) == [1, 1]
     h5py = pytest.importorskip("h5py")
@@ -171,6 +191,11 @@ def test_dask_workers_give_bit_identical_results(data, tmp_path, capsys):
                      "--batch-size", "2", "--shard-size", "2", "--workers", "2"]) == 0
     rows = np.concatenate([np.load(folder / f"shard-{i:05d}.npz")["prob"] for i in range(6)])
     np.testing.assert_array_equal(rows, alone.arrays["prob"])
+    killed = np.concatenate([np.load(tmp_path / "with_a_kill" / f"shard-{i:05d}.npz")["prob"]
+                             for i in range(220)])
+    one_by_one = run_dataset(DEPLOY, data["weights"], data["list"], batch_size=1,
+                             transform=SCALE)
+    np.testing.assert_array_equal(killed, np.concatenate([one_by_one.arrays["prob"]] * 40))
 
 
 def _run_command(data, output, items):

@@ -108,7 +108,7 @@ class DataParallel:
         differ: a CRC-32 of their bytes, gathered from every rank."""
         crc = 0
         for array in arrays:
-            crc = zlib.crc32(np.ascontiguousarray(array).view(np.uint8), crc)
+            crc = zlib.crc32(np.ascontiguousarray(array).tobytes(), crc)
         sums = self.comm.allgather(crc, f"the snapshot check at iteration {iteration}")
         differ = [r for r, c in enumerate(sums) if c != sums[0]]
         if differ:

@@ -102,7 +102,8 @@ class ShardStore:
 
     def write(self, index: int, keys: list[str], arrays: dict[str, np.ndarray]) -> None:
         with atomic_write(self.path(index)) as handle:
-            np.savez(handle, keys=np.array(keys, dtype=str), **arrays)
+            contents: dict[str, Any] = {"keys": np.array(keys, dtype=str), **arrays}
+            np.savez(handle, **contents)
 
     def read(self, index: int, blobs: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
         try:
