@@ -79,6 +79,8 @@ class Comm:
         self.size: int = self.comm.Get_size()
         self.timeout = timeout_seconds() if timeout is None else float(timeout)
         self.steps = 0
+        self.arrive_seconds = 0.0            # waiting for the others (bench)
+        self.collective_seconds = 0.0        # in the collectives proper (bench)
         self.where = self.comm.allgather(f"pid {os.getpid()} on {socket.gethostname()}")
 
     def describe(self) -> str:
@@ -97,7 +99,9 @@ class Comm:
         sends = [self.pings.Isend(mine, dest=r, tag=_ARRIVE_TAG) for r in theirs]
         recvs = {r: self.pings.Irecv(buf, source=r, tag=_ARRIVE_TAG)
                  for r, buf in theirs.items()}
+        start = time.perf_counter()
         missing = self._wait(recvs, None if patient else self.timeout)
+        self.arrive_seconds += time.perf_counter() - start
         if missing:
             raise DistributedError(
                 f"{self._name(missing)} did not reach {what} within "
@@ -110,7 +114,10 @@ class Comm:
                                    f"({what}): the ranks run different programs")
 
     def _collective(self, request: Any, what: str, patient: bool) -> None:
-        if self._wait({-1: request}, None if patient else self.timeout):
+        start = time.perf_counter()
+        late = self._wait({-1: request}, None if patient else self.timeout)
+        self.collective_seconds += time.perf_counter() - start
+        if late:
             silent = self._silent_ranks()
             who = (self._name(silent) + " stopped answering" if silent else
                    "every rank answers, but the exchange did not finish")
