@@ -11,8 +11,9 @@ Each configuration runs in fresh processes, started by this script (``mpiexec
 said; the configurations are interleaved round by round and the medians kept,
 so a busy machine disturbs them alike. "allreduce ms" is the time per
 iteration in the gradient allreduce itself, "wait ms" the time a rank waited
-for the other to arrive (their load imbalance); "scaling" is images/s against
-the first line.
+for the other to arrive (their load imbalance), "alone ms" the same allreduce
+timed on its own with the ranks started together (the transport's cost without
+the ranks' skew); "scaling" is images/s against the first line.
 
   1 rank, batch B        the baseline
   2 ranks, batch B each  data parallel: twice the images per iteration
@@ -95,12 +96,22 @@ def worker(name, batch, iters):
         start = time.perf_counter()
         solver.step(1)
         times.append(time.perf_counter() - start)
+    alone = 0.0
+    if comm:                             # the same allreduce, ranks started together
+        buffer, samples = solver.parallel.buffer.copy(), []
+        for _ in range(max(3, iters // 2)):
+            comm.comm.Barrier()
+            start = time.perf_counter()
+            comm.comm.Allreduce(comm.MPI.IN_PLACE, buffer)
+            samples.append(time.perf_counter() - start)
+        alone = statistics.median(samples)
     if solver.parallel is None or solver.parallel.rank == 0:
         wait, reduce = ((comm.arrive_seconds - before[0]) / iters,
                         (comm.collective_seconds - before[1]) / iters) if comm else (0, 0)
         params = sum(b.count for b in net.learnable_params)
         print(json.dumps({"iter_ms": 1000 * statistics.median(times), "params": params,
-                          "allreduce_ms": 1000 * reduce, "wait_ms": 1000 * wait}))
+                          "allreduce_ms": 1000 * reduce, "wait_ms": 1000 * wait,
+                          "alone_ms": 1000 * alone}))
 
 
 CONFIGS = [("1 rank, batch B", 1, 1, 1), ("2 ranks, batch B each", 2, 1, 1),
@@ -144,17 +155,19 @@ def main():
         print(f"\n{name}, B = {batch}, median of {args.rounds} runs x {iters} iterations "
               f"({found[CONFIGS[0][0]][0]['params'] / 1e6:.2f} M params)")
         print(f"{'configuration':36s} {'ms/iter':>9s} {'images/s':>9s} "
-              f"{'allreduce ms':>13s} {'of iter':>8s} {'wait ms':>8s}  scaling")
+              f"{'allreduce ms':>13s} {'of iter':>8s} {'wait ms':>8s} {'alone ms':>9s}"
+              f"  scaling")
         base = None
         for label, ranks, factor, _ in CONFIGS:
             ms = statistics.median(r["iter_ms"] for r in found[label])
             reduce_ms = statistics.median(r["allreduce_ms"] for r in found[label])
             wait_ms = statistics.median(r["wait_ms"] for r in found[label])
+            alone_ms = statistics.median(r["alone_ms"] for r in found[label])
             rate = 1000 * batch * factor * ranks / ms
             base = base or rate
             share = f"{100 * reduce_ms / ms:.0f} %" if ranks > 1 else ""
             print(f"{label:36s} {ms:9.1f} {rate:9.1f} {reduce_ms:13.1f} {share:>8s} "
-                  f"{wait_ms:8.1f}  x{rate / base:.2f}")
+                  f"{wait_ms:8.1f} {alone_ms:9.2f}  x{rate / base:.2f}")
 
 
 if __name__ == "__main__":

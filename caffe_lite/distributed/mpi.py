@@ -138,9 +138,11 @@ class Comm:
             waited = time.monotonic() - start
             if timeout is not None and waited > timeout:
                 return sorted(pending)
-            if waited > 0.01:                        # spin briefly, then sleep a little
+            # poll at once for a while (a collective progresses only while it is
+            # polled), yielding the core; then sleep a little between polls
+            if waited > 0.2:
                 pause = min(0.002, pause + 0.0001)
-                time.sleep(pause)
+            time.sleep(pause)
 
     def _answer_probes(self) -> None:
         status = self.MPI.Status()
