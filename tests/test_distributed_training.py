@@ -337,3 +337,15 @@ def test_one_process_needs_no_mpi():
     assert list(itertools.islice(shard.own_items(iter(range(5))), 5)) == list(range(5))
     from caffe_lite.distributed.parallel import join_if_launched
     assert join_if_launched() is None
+
+
+def test_ranks_share_the_order_but_not_the_random_sampling(as_rank):
+    from caffe_lite.layers.data import layer_rng
+    draws = []
+    for rank in (0, 1):
+        as_rank(rank, 2)
+        caffe.set_random_seed(5)
+        draws.append((layer_rng().integers(10 ** 6, size=4).tolist(),
+                      layer_rng(per_rank=True).integers(10 ** 6, size=4).tolist()))
+    assert draws[0][0] == draws[1][0]          # the shuffled order every rank shares out
+    assert draws[0][1] != draws[1][1]          # crops, mirrors, WindowData's windows

@@ -16,16 +16,24 @@ import itertools
 import numpy as np
 
 from ..data.shard import own_items
+from ..data.shard import rank as shard_rank
+from ..data.shard import size as shard_size
 from ..fillers import fill
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer
 
 
-def layer_rng():
+def layer_rng(per_rank=False):
     """A data layer's own generator, seeded from the global one (set_random_seed),
-    as Caffe seeds each layer's RNG from its global one."""
-    return np.random.default_rng(get_rng().integers(2 ** 63))
+    as Caffe seeds each layer's RNG from its global one. Under data-parallel
+    training every rank draws the same seed; ``per_rank`` generators (random
+    sampling, crops, mirrors) then differ between ranks, the others (the
+    shuffled order of a source, which the ranks share out) do not."""
+    seed = int(get_rng().integers(2 ** 63))
+    if per_rank and shard_size() > 1:
+        return np.random.default_rng([seed, shard_rank()])
+    return np.random.default_rng(seed)
 
 
 class DataLayer(Layer):

@@ -33,7 +33,7 @@ class TransformingDataLayer(DataLayer):
 
     def layer_setup(self, bottom, top):
         tp = self.param.transform_param
-        self.rng = layer_rng()                    # crops and mirrors
+        self.rng = layer_rng(per_rank=True)       # crops and mirrors
         self.order_rng = layer_rng()              # the shuffled order of the records
         mean = find_file(tp.mean_file, self.net_file) if tp.HasField("mean_file") else None
         self.transformer = DataTransformer(tp, self.phase, self.error, self.rng, mean)

@@ -28,7 +28,7 @@ class SegDataLayer(DataLayer):
     max_top = 2
 
     def layer_setup(self, bottom, top):
-        self.rng = layer_rng()
+        self.rng = layer_rng(per_rank=True)     # crops and mirrors
         self.read_params()
         if self.batch_size <= 0:
             raise self.error("batch_size must be positive")
