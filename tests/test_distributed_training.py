@@ -349,3 +349,15 @@ def test_ranks_share_the_order_but_not_the_random_sampling(as_rank):
                       layer_rng(per_rank=True).integers(10 ** 6, size=4).tolist()))
     assert draws[0][0] == draws[1][0]          # the shuffled order every rank shares out
     assert draws[0][1] != draws[1][1]          # crops, mirrors, WindowData's windows
+
+
+def test_a_solver_built_on_one_rank_only_is_an_error_within_the_timeout(tmp_path):
+    mpiexec = _mpiexec()
+    solver = _lenet(tmp_path, 4, max_iter=1)
+    script = ("from mpi4py import MPI\nimport caffe_lite as caffe\n"
+              f"if MPI.COMM_WORLD.Get_rank() == 0:\n    caffe.get_solver({str(solver)!r})\n")
+    result = subprocess.run([mpiexec, "-n", "2", sys.executable, "-c", script],
+                            capture_output=True, text=True, timeout=60,
+                            env=_env(CAFFE_LITE_MPI_TIMEOUT="2"), cwd=ROOT)
+    assert result.returncode != 0
+    assert "did not start their solver within 2 s" in result.stderr, result.stderr

@@ -27,6 +27,7 @@ SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 TIMEOUT_VARIABLE = "CAFFE_LITE_MPI_TIMEOUT"
 DEFAULT_TIMEOUT = 600.0
 _ARRIVE_TAG, _PROBE_TAG, _ANSWER_TAG = 0x6CAF, 0x6CB0, 0x6CB1
+_HOST = 64                       # bytes of a host name shown in errors
 
 
 def launched_size() -> int:
@@ -73,15 +74,36 @@ class Comm:
     def __init__(self, timeout: float | None = None) -> None:
         self.MPI = _mpi()
         world = self.MPI.COMM_WORLD
-        self.comm = world.Dup()                       # our messages apart from the user's
-        self.pings = world.Dup()
-        self.rank: int = self.comm.Get_rank()
-        self.size: int = self.comm.Get_size()
+        self.rank: int = world.Get_rank()
+        self.size: int = world.Get_size()
         self.timeout = timeout_seconds() if timeout is None else float(timeout)
+        self.where = [f"rank {r}" for r in range(self.size)]
+        self.comm = self._join(world)            # our messages apart from the user's
+        self.pings = self._join(world)
         self.steps = 0
         self.arrive_seconds = 0.0            # waiting for the others (bench)
         self.collective_seconds = 0.0        # in the collectives proper (bench)
-        self.where = self.comm.allgather(f"pid {os.getpid()} on {socket.gethostname()}")
+        pid, host = os.getpid(), socket.gethostname()[:_HOST]
+        pids = self.allgather(pid, "the start")
+        raw = np.zeros((self.size, _HOST), np.uint8)
+        mine = np.frombuffer(host.encode("utf-8", "replace")[:_HOST].ljust(_HOST, b"\0"),
+                             np.uint8)
+        self._collective(self.comm.Iallgather(mine, raw), "the start", False)
+        hosts = [bytes(h).rstrip(b"\0").decode("utf-8", "replace") for h in raw]
+        self.where = [f"pid {p} on {h}" for p, h in zip(pids, hosts)]
+
+    def _join(self, world: Any) -> Any:
+        """A duplicate of the world communicator, made by every rank together."""
+        comm, request = world.Idup()
+        start = time.monotonic()
+        while not request.Test():
+            if time.monotonic() - start > self.timeout:
+                raise DistributedError(
+                    f"the other ranks did not start their solver within "
+                    f"{self.timeout:g} s (rank {self.rank} waited): every rank started "
+                    f"by mpiexec must build the solver ({TIMEOUT_VARIABLE})")
+            time.sleep(0.001)
+        return comm
 
     def describe(self) -> str:
         """'rank 0: pid 12 on host, rank 1: ...' (MPICH names a dead process by pid)."""
