@@ -77,12 +77,17 @@ class HDF5DataLayer(DataLayer):
             self.next_file()
 
     def forward(self, bottom, top):
-        for i, (arrays, row) in enumerate(itertools.islice(self.items, self.batch_size)):
+        picked = list(itertools.islice(self.items, self.batch_size))
+        filled = 0
+        for _, run in itertools.groupby(picked, key=lambda item: id(item[0])):
+            run = list(run)                       # consecutive rows of one file
+            arrays, rows = run[0][0], [row for _, row in run]
             for blob, array in zip(top, arrays):
                 if array.shape[1:] != blob.shape[1:]:
                     raise self.error(f"rows of shape {array.shape[1:]} do not match "
                                      f"the first file's {blob.shape[1:]}")
-                blob.data[i] = array[row]
+                blob.data[filled:filled + len(rows)] = array[rows]
+            filled += len(rows)
 
     def next_file(self):
         if len(self.files) > 1:
