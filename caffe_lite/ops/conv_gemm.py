@@ -39,20 +39,11 @@ def _columns(x, kernel, stride, pad, dilation, workspace):
                   out=scratch(workspace, "cols", (N, C * prod(kernel), prod(osz)), x.dtype))
 
 
-# Caffe's GEMM gives bit-identical results for identical columns (e.g. FCN's pad-100
-# border), so a later MAX pooling sees exact ties there; numpy's OpenBLAS rounds
-# identical columns differently by position (one ulp), which flips those ties. Small
-# GEMMs accumulate in float64 and round once, which keeps identical columns identical.
-EXACT_TIE_MACS = 1 << 24
-
-
 def _matmul(a, b, out):
     """np.matmul(a, b, out=out); a contraction of length 1 is an outer product, which BLAS
     does ~7x slower than a broadcast multiply (depthwise deconvolution, conv backward)."""
     if a.shape[-1] == 1:
         np.multiply(a, b, out=out)
-    elif out.dtype == np.float32 and out.size * a.shape[-1] <= EXACT_TIE_MACS:
-        np.matmul(a.astype(np.float64), b.astype(np.float64), out=out, casting="same_kind")
     else:
         np.matmul(a, b, out=out)
 
