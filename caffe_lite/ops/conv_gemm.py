@@ -10,6 +10,7 @@ import numpy as np
 from .depthwise import depthwise_backward, depthwise_forward, is_depthwise
 from .geometry import check_out, conv_geometry, deconv_out_size, per_axis, scratch
 from .im2col import col2im, im2col
+from .winograd import WinogradWeights, winograd_applies, winograd_forward
 
 __all__ = ["conv_forward", "conv_backward", "deconv_forward", "deconv_backward",
            "COLUMN_BUDGET"]
@@ -70,6 +71,15 @@ def _to_channel_major(a, workspace, name):
     return out
 
 
+def _weight_cache(workspace):
+    """The layer's transformed Winograd weights live beside its scratch arrays."""
+    if workspace is None:
+        return None
+    if not hasattr(workspace, "winograd_weights"):
+        workspace.winograd_weights = WinogradWeights()
+    return workspace.winograd_weights
+
+
 def _matmul(a, b, out):
     """np.matmul(a, b, out=out); a contraction of length 1 is an outer product, which BLAS
     does ~7x slower than a broadcast multiply (depthwise deconvolution, conv backward)."""
@@ -128,6 +138,9 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, w
     y = check_out(out, (N, Cout) + osz, x.dtype)
     if is_depthwise(x, w, group):
         return depthwise_forward(x, w, b, stride, pad, dilation, out=y, workspace=workspace)
+    if winograd_applies(x, w, stride, dilation, group):
+        return winograd_forward(x, w, b, pad, out=y, workspace=workspace,
+                                cache=_weight_cache(workspace))
     L = prod(osz)
     for n in _batch_slices(N, C * prod(kernel) * L * x.itemsize):
         if _folds(N, L):
