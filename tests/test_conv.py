@@ -54,7 +54,7 @@ def test_convolution(params, shape, kw):
     case.check_gradient()
 
 
-@pytest.mark.parametrize("block_bytes", [8, 100, 1 << 20])
+@pytest.mark.parametrize("block_bytes", [8, 400, 1 << 20])
 def test_depthwise_blocks(monkeypatch, block_bytes):
     """The depthwise kernel walks planes in blocks (channel runs of one image, or whole
     images); every blocking gives the reference's values and gradients."""

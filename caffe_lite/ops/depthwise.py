@@ -4,7 +4,12 @@ channel: with one input channel per group the GEMMs have a contraction of prod(K
 (9) and a single output row, where BLAS runs at a few percent of its peak.
 
 The planes are walked in blocks of about ``BLOCK_BYTES`` so the running sum and the
-product stay in cache while the kernel offsets add into them.
+product stay in cache while the kernel offsets add into them. Stride-1 2-D layers
+(most of MobileNet's) run on flattened padded planes: output position (h, w) of a
+plane with padded width Wp is h*Wp + w, and kernel offset (i, j) reads flat position
+h*Wp + w + i*d*Wp + j*d, so each offset is one multiply-add over whole rows of
+Oh*Wp cells instead of Oh rows of Ow; the Wp - Ow columns past the output's edge
+are computed and dropped.
 """
 from math import prod
 
@@ -45,6 +50,8 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
     y = check_out(out, (N, C) + osz, x.dtype)
     nd = len(osz)
     taps = w.reshape(C, prod(kernel))
+    if nd == 2 and stride == (1, 1):
+        return _flat_forward(x, taps, b, kernel, pad, dilation, y, workspace)
     offsets = _offsets(spatial, osz, kernel, stride, pad, dilation)
     for n, c in _blocks(N, C, prod(osz) * x.itemsize):
         yb, xb = y[n, c], x[n, c]
@@ -59,6 +66,43 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
             t = prod_buf[(Ellipsis,) + oslc]
             np.multiply(xb[(Ellipsis,) + islc], tb[:, j].reshape((-1,) + (1,) * nd), out=t)
             np.add(dst, t, out=dst)
+    return y
+
+
+def _flat_forward(x, taps, b, kernel, pad, dilation, y, workspace):
+    """Stride-1 2-D depthwise forward on flattened padded planes (see the module doc)."""
+    N, C, H, W = x.shape
+    Oh, Ow = y.shape[2:]
+    (ph, pw), (dh, dw) = pad, dilation
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    slack = (kernel[1] - 1) * dw                       # reads past the last plane's end
+    planes = x.reshape(N * C, H, W)
+    out = y.reshape(N * C, Oh, Ow)
+    rows = Oh * Wp
+    per = max(1, BLOCK_BYTES // (Hp * Wp * x.itemsize))
+    for start in range(0, N * C, per):
+        stop = min(start + per, N * C)
+        m = stop - start
+        channel = np.arange(start, stop) % C
+        padded = scratch(workspace, "depthwise_padded", (m, Hp * Wp + slack), x.dtype)
+        padded.fill(0)
+        padded[:, :Hp * Wp].reshape(m, Hp, Wp)[:, ph:ph + H, pw:pw + W] = planes[start:stop]
+        acc = scratch(workspace, "depthwise_acc", (m, rows), x.dtype)
+        tmp = scratch(workspace, "depthwise", (m, rows), x.dtype)
+        block_taps = taps[channel]                                    # (m, K)
+        for j in range(prod(kernel)):
+            i, k = divmod(j, kernel[1])
+            offset = i * dh * Wp + k * dw
+            src = padded[:, offset:offset + rows]
+            if j == 0:
+                np.multiply(src, block_taps[:, :1], out=acc)
+            else:
+                np.multiply(src, block_taps[:, j:j + 1], out=tmp)
+                acc += tmp
+        dst = out[start:stop]
+        dst[...] = acc.reshape(m, Oh, Wp)[:, :, :Ow]
+        if b is not None:
+            dst += b[channel].reshape(m, 1, 1)
     return y
 
 
