@@ -92,6 +92,8 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
         np.fmax.reduce(planes, axis=2, out=y.reshape(N, C))        # max is order-free
         np.fmax(y, _CAFFE_MAX_INIT, out=y)                          # all NaN/-inf: -FLT_MAX
         return y, None
+    if not need_mask and prod(kernel) > sum(kernel):              # 3x3 and up; not 2x2
+        return _separable_max(x, kernel, stride, pad, out_shape, y), None
     y.fill(_CAFFE_MAX_INIT)
     offsets = list(kernel_offsets(spatial, out_shape, kernel, stride, pad))
     for _, oslc, islc in offsets:
@@ -125,6 +127,27 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
     if unset.any():
         mask[unset] = -1
     return y, mask
+
+
+def _separable_max(x, kernel, stride, pad, out_shape, y):
+    """The window max one axis at a time, the last (contiguous) axis first: a k x k
+    window costs 2k strided maxima instead of k^2, and the later passes read whole
+    rows. Max is exact and order-free, so the result is the joint window's, bit for bit
+    (fmax: NaN never wins; a window with nothing above -FLT_MAX gives -FLT_MAX)."""
+    nd = len(out_shape)
+    current = x
+    for axis in reversed(range(nd)):
+        lead = (slice(None),) * (2 + axis)
+        shape = current.shape[:2 + axis] + (out_shape[axis],) + current.shape[3 + axis:]
+        dst = y if axis == 0 else np.empty(shape, x.dtype)
+        dst.fill(_CAFFE_MAX_INIT)
+        for _, oslc, islc in kernel_offsets((current.shape[2 + axis],), (out_shape[axis],),
+                                            kernel[axis], stride[axis], pad[axis]):
+            if oslc is not None:
+                d = dst[lead + oslc]
+                np.fmax(d, current[lead + islc], out=d)
+        current = dst
+    return y
 
 
 def _is_global(spatial, kernel, pad, out_shape):
