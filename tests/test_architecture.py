@@ -98,9 +98,10 @@ def test_at_most_eight_loose_modules():
 # pycaffe's caffe/__init__.py names, plus CaffeLiteError and Blob
 PUBLIC = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "CaffeLiteError",
           "Classifier", "Detector", "Layer", "NCCL", "NesterovSolver", "Net", "NetSpec",
-          "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "Timer", "get_solver",
-          "has_nccl", "init_log", "layer_type_list", "log", "params", "set_device",
-          "set_memory_limit", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
+          "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "Timer", "get_conv_algorithm",
+          "get_solver",
+          "has_nccl", "init_log", "layer_type_list", "log", "params", "set_conv_algorithm",
+          "set_device", "set_memory_limit", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
           "set_random_seed",
           "set_solver_count", "set_solver_rank", "solver_count", "solver_rank",
           "to_proto"]

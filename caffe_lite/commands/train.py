@@ -6,7 +6,7 @@ import sys
 from ..errors import CaffeLiteError, SolverError, require
 from ..formats import read_solver_param
 from ..solver.progress import ConsoleReporter, plot_curve
-from ._caffe_flags import add_caffe_flags, note_gpu, stages, weights_list
+from ._caffe_flags import add_caffe_flags, apply_fast, note_gpu, stages, weights_list
 
 HELP = "train or finetune a model from a solver definition"
 
@@ -25,6 +25,7 @@ def add_arguments(parser):
 def run(args):
     from ..solver.classes import get_solver
     note_gpu(args)
+    apply_fast(args)
     if args.snapshot and args.weights:
         raise SolverError("give a snapshot to resume training or weights to "
                           "finetune, not both")
