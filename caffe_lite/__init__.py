@@ -12,6 +12,7 @@ from .blob import Blob, set_memory_limit
 from .errors import CaffeLiteError
 from .layers.base import Layer
 from .net import TEST, TRAIN, Net
+from .ops.winograd import get_conv_algorithm, set_conv_algorithm
 from .pycaffe import (
     AdaDeltaSolver,
     AdaGradSolver,
@@ -66,4 +67,4 @@ __all__ = ["Blob", "CaffeLiteError", "Layer", "Net", "TRAIN", "TEST", "SGDSolver
            "set_mode_gpu", "set_device", "layer_type_list", "init_log", "log",
            "solver_count", "set_solver_count", "solver_rank", "set_solver_rank",
            "set_multiprocess", "has_nccl", "NCCL", "Timer", "__version__",
-           "set_memory_limit"]
+           "set_memory_limit", "set_conv_algorithm", "get_conv_algorithm"]

@@ -135,6 +135,12 @@ class MemoryLimitError(CaffeLiteError):
         super().__init__(message, **context)
 
 
+class DistributedError(CaffeLiteError):
+    """A failure among the processes of a distributed run: a rank that died or
+    hangs, parameters that differ between ranks, a Dask scheduler that does not
+    answer."""
+
+
 class DependencyError(CaffeLiteError):
     """An optional dependency (extra) that is needed but not installed."""
 

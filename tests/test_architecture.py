@@ -98,9 +98,10 @@ def test_at_most_eight_loose_modules():
 # pycaffe's caffe/__init__.py names, plus CaffeLiteError and Blob
 PUBLIC = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "CaffeLiteError",
           "Classifier", "Detector", "Layer", "NCCL", "NesterovSolver", "Net", "NetSpec",
-          "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "Timer", "get_solver",
-          "has_nccl", "init_log", "layer_type_list", "log", "params", "set_device",
-          "set_memory_limit", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
+          "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "Timer", "get_conv_algorithm",
+          "get_solver",
+          "has_nccl", "init_log", "layer_type_list", "log", "params", "set_conv_algorithm",
+          "set_device", "set_memory_limit", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
           "set_random_seed",
           "set_solver_count", "set_solver_rank", "solver_count", "solver_rank",
           "to_proto"]
@@ -120,3 +121,17 @@ def test_pycaffe_module_names_import(name):
     import importlib
     module = importlib.import_module(f"caffe_lite.{name}")
     assert module is getattr(caffe_lite, name.split(".")[0]) or "." in name
+
+
+def test_training_does_not_load_the_inference_side():
+    """The solver joins MPI through distributed.parallel; the package's Dask and
+    input/output side (dataset.py) loads only when asked for."""
+    import subprocess
+    import sys
+    code = ("import sys, caffe_lite, caffe_lite.distributed\n"
+            "caffe_lite.get_solver\n"
+            "assert 'caffe_lite.distributed.dataset' not in sys.modules\n"
+            "assert 'mpi4py' not in sys.modules and 'distributed' not in sys.modules\n"
+            "from caffe_lite.distributed import run_dataset\n"
+            "assert 'caffe_lite.distributed.dataset' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)

@@ -36,11 +36,45 @@ CONV_CASES = [
     ("num_output: 2 kernel_size: 2 stride: 3 pad: 3", (1, 2, 5, 4), dict(stride=3, pad=3)),
     ("num_output: 2 kernel_size: 2 stride: 1 stride: 2 stride: 1 pad: 1", (1, 2, 3, 4, 3),
      dict(stride=(1, 2, 1), pad=1)),
+    # depthwise (group == channels == num_output): ops/depthwise.py's multiply-adds
+    ("num_output: 3 kernel_size: 3 group: 3 stride: 2 pad: 1", (2, 3, 6, 5),
+     dict(group=3, stride=2, pad=1)),
+    ("num_output: 2 kernel_size: 3 group: 2 dilation: 2 pad: 3", (1, 2, 5, 6),
+     dict(group=2, dilation=2, pad=3)),
+    ("num_output: 2 kernel_size: 2 group: 2 stride: 2 pad: 1", (1, 2, 3, 4, 3),
+     dict(group=2, stride=2, pad=1)),
 ]
 
 
 @pytest.mark.parametrize("params,shape,kw", CONV_CASES)
 def test_convolution(params, shape, kw):
+    case = LayerCase(conv("Convolution", f"{params} {FILL}"), [shape], forward_atol=1e-5,
+                     reference=lambda x, w, b: ref_conv(x, w, b, **kw))
+    case.check_forward()
+    case.check_gradient()
+
+
+@pytest.mark.parametrize("block_bytes", [8, 400, 1 << 20])
+def test_depthwise_blocks(monkeypatch, block_bytes):
+    """The depthwise kernel walks planes in blocks (channel runs of one image, or whole
+    images); every blocking gives the reference's values and gradients."""
+    from caffe_lite.ops import depthwise
+    monkeypatch.setattr(depthwise, "BLOCK_BYTES", block_bytes)
+    case = LayerCase(conv("Convolution", f"num_output: 5 kernel_size: 3 pad: 1 group: 5 {FILL}"),
+                     [(3, 5, 4, 4)], forward_atol=1e-5,
+                     reference=lambda x, w, b: ref_conv(x, w, b, pad=1, group=5))
+    case.check_forward()
+    case.check_gradient()
+
+
+@pytest.mark.parametrize("fold_max_l", [0, 1 << 20])
+@pytest.mark.parametrize("params,shape,kw", [CONV_CASES[1], CONV_CASES[2], CONV_CASES[7]])
+def test_batch_folding_either_way(monkeypatch, fold_max_l, params, shape, kw):
+    """Per-image GEMMs and one GEMM over the batch (channel-major columns) agree with
+    the reference, values and gradients."""
+    from caffe_lite.ops import conv_gemm
+    monkeypatch.setattr(conv_gemm, "FOLD_MAX_L", fold_max_l)
+    shape = (3,) + shape[1:]
     case = LayerCase(conv("Convolution", f"{params} {FILL}"), [shape], forward_atol=1e-5,
                      reference=lambda x, w, b: ref_conv(x, w, b, **kw))
     case.check_forward()

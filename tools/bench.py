@@ -1,331 +1,430 @@
-"""Forward-pass benchmarks of whole nets and of the convolution layers (medians, ms).
+"""caffe_lite side by side with OpenCV dnn and PyTorch: forward of the zoo's nets at
+batch 1 and 8 and two training steps, in one run, as one table (medians, ms).
 
-    python tools/bench.py [--quick] [--only NAME ...] [--list]
+    python tools/bench.py [--quick] [--only ROW ...] [--threads 2] [--strict] [--markdown]
 
-Self-contained: every net is generated here as prototxt text with random weights
-(xavier fillers, so activations stay in range and no denormals slow things down).
-A benchmark whose layer types are not registered yet is skipped with a message.
-The machine is shared and noisy: compare numbers taken in one run, not across runs.
-Threads are whatever numpy's BLAS uses (set OPENBLAS_NUM_THREADS to pin them).
+Each row runs in a fresh process that builds the net once in caffe_lite with random
+weights (He-scaled normal; BatchNorm statistics 0/1), saves the caffemodel, loads the
+same prototxt + caffemodel into OpenCV dnn (``cv2.dnn.readNetFromCaffe``) and replays
+the same graph and weights in PyTorch (tools/bench_peers.py). The frameworks then
+take turns, one forward each per round, so a load spike hits all of them alike; the
+table has the medians after one warm-up, the ratio caffe_lite / fastest peer, the
+largest deviation of caffe_lite's output from OpenCV's (relative to the output's
+largest magnitude), and the peak resident memory each framework added while it was
+built and ran once. With ``caffe_lite.set_conv_algorithm('winograd')`` available the
+row also times that mode and reports its largest deviation from the exact path.
+
+Load: the row measures the CPU time of other processes while it runs (/proc/stat minus
+its own). Above a quarter of a core the row is marked contended; ``--strict`` retries
+it twice and then reports it as refused instead. Peers that are not installed
+(opencv-python-headless<5, torch) are left out of the row. ``--quick`` runs a tiny net
+and a small train step for a smoke test; its timings mean nothing.
 """
 import argparse
+import json
 import os
+import platform
+import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..")
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+from bench_layers import Proto, bilinear_surgery, caffenet, fcn8s, mobilenet_v1, vgg16  # noqa: E402
+from bench_peers import (  # noqa: E402
+    LoadMeter,
+    PeakRSS,
+    TorchReplay,
+    opencv_forward,
+    opencv_net,
+    torch_train_step,
+)
+
 import caffe_lite as caffe  # noqa: E402
-from caffe_lite.layers.base import layer_types  # noqa: E402
-from caffe_lite.ops import deconv_fast  # noqa: E402
-from caffe_lite.ops.conv_gemm import deconv_forward  # noqa: E402
-from caffe_lite.ops.geometry import Workspace  # noqa: E402
 
-FILLERS = 'weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.01 }'
-LRN = "lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }"
+ZOO = os.path.join(ROOT, "..", "shared", "zoo")
+CONTENDED_CORES = 0.25
+FORWARD_GOAL, LENET_GOAL, VGG_TRAIN_GOAL = 0.9, 1.0, 1.2
 
 
-# ==== prototxt builders =======================================================
+# ==== the nets ===================================================================
 
-class Proto:
-    """Accumulates layers as prototxt text; records the layer types used."""
-
-    def __init__(self, name, input_shape):
-        self.types = {"Input"}
-        dims = " ".join(f"dim: {d}" for d in input_shape)
-        self.text = [f'name: "{name}"',
-                     f'layer {{ name: "data" type: "Input" top: "data" '
-                     f'input_param {{ shape {{ {dims} }} }} }}']
-
-    def layer(self, kind, name, bottoms, tops, params=""):
-        self.types.add(kind)
-        b = " ".join(f'bottom: "{x}"' for x in bottoms)
-        t = " ".join(f'top: "{x}"' for x in tops)
-        self.text.append(f'layer {{ name: "{name}" type: "{kind}" {b} {t} {params} }}')
-        return tops[0]
-
-    def conv(self, name, bottom, n, k, pad=0, stride=1, group=1, kind="Convolution",
-             bias=True, relu=True):
-        extra = "" if bias else " bias_term: false"
-        top = self.layer(kind, name, [bottom], [name],
-                         f"convolution_param {{ num_output: {n} kernel_size: {k} pad: {pad} "
-                         f"stride: {stride} group: {group}{extra} {FILLERS} }}")
-        if relu:
-            self.layer("ReLU", f"relu_{name}", [top], [top])
-        return top
-
-    def pool(self, name, bottom, k, s, mask=False, method="MAX"):
-        tops = [name, name + "_mask"] if mask else [name]
-        return self.layer("Pooling", name, [bottom], tops,
-                          f"pooling_param {{ pool: {method} kernel_size: {k} stride: {s} }}")
-
-    def fc(self, name, bottom, n, relu=True, dropout=True):
-        top = self.layer("InnerProduct", name, [bottom], [name],
-                         f"inner_product_param {{ num_output: {n} {FILLERS} }}")
-        if relu:
-            self.layer("ReLU", f"relu_{name}", [top], [top])
-        if dropout:
-            self.layer("Dropout", f"drop_{name}", [top], [top],
-                       "dropout_param { dropout_ratio: 0.5 }")
-        return top
-
-    def __str__(self):
-        return "\n".join(self.text) + "\n"
-
-
-def caffenet(batch):
-    p = Proto("CaffeNet", (batch, 3, 227, 227))
-    x = p.conv("conv1", "data", 96, 11, stride=4)
+def tiny_net(batch):
+    """The --quick net: a few layers of every kind the big rows use."""
+    p = Proto("Tiny", (batch, 3, 32, 32))
+    x = p.conv("conv1", "data", 16, 3, pad=1)
     x = p.pool("pool1", x, 3, 2)
-    x = p.layer("LRN", "norm1", [x], ["norm1"], LRN)
-    x = p.conv("conv2", x, 256, 5, pad=2, group=2)
-    x = p.pool("pool2", x, 3, 2)
-    x = p.layer("LRN", "norm2", [x], ["norm2"], LRN)
-    x = p.conv("conv3", x, 384, 3, pad=1)
-    x = p.conv("conv4", x, 384, 3, pad=1, group=2)
-    x = p.conv("conv5", x, 256, 3, pad=1, group=2)
-    x = p.pool("pool5", x, 3, 2)
-    x = p.fc("fc6", x, 4096)
-    x = p.fc("fc7", x, 4096)
-    x = p.fc("fc8", x, 1000, relu=False, dropout=False)
+    a = p.conv("expand1x1", x, 8, 1)
+    b = p.conv("dw", x, 16, 3, pad=1, group=16)
+    x = p.layer("Concat", "concat", [a, b], ["concat"])
+    x = p.fc("fc", x, 10, relu=False, dropout=False)
     p.layer("Softmax", "prob", [x], ["prob"])
     return p
 
 
-VGG_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
+def zoo(*parts):
+    return os.path.join(ZOO, *parts)
 
 
-def vgg_body(p, x, pad1=1, masks=False):
-    """The 13 convolutions and 5 poolings of VGG16; returns the pool5 blob."""
-    for b, (n, reps) in enumerate(VGG_BLOCKS, 1):
-        for r in range(1, reps + 1):
-            x = p.conv(f"conv{b}_{r}", x, n, 3, pad=pad1 if (b, r) == (1, 1) else 1)
-        x = p.pool(f"pool{b}", x, 2, 2, mask=masks)
-    return x
+# name -> (label, batches, source): source is a Proto builder (batch -> Proto) or a zoo path
+FORWARD = {
+    "caffenet": ("CaffeNet 227²", (1, 8), caffenet),
+    "vgg16": ("VGG16 224²", (1, 8), vgg16),
+    "fcn8s": ("FCN-8s 500²", (1,), lambda batch: fcn8s()),
+    "googlenet": ("GoogLeNet 224²", (1, 8), zoo("bvlc_googlenet", "deploy.prototxt")),
+    "resnet50": ("ResNet-50 224²", (1, 8), zoo("resnet", "ResNet-50-deploy.prototxt")),
+    "squeezenet": ("SqueezeNet 1.1 227²", (1, 8), zoo("squeezenet", "v1.1", "deploy.prototxt")),
+    "mobilenet": ("MobileNet v1 224² (ours)", (1, 8), mobilenet_v1),
+}
+TRAIN = {
+    "lenet_train": ("LeNet train step b64 (SGD)", (64,)),
+    "vgg16_train": ("VGG16 train step b8 (SGD)", (8,)),
+}
+QUICK = {"tiny": ("tiny net 32² (smoke test)", (1, 2), tiny_net)}
+QUICK_TRAIN = {"lenet_train": ("LeNet train step b8 (smoke test)", (8,))}
 
 
-def vgg16(batch):
-    p = Proto("VGG16", (batch, 3, 224, 224))
-    x = vgg_body(p, "data")
-    x = p.fc("fc6", x, 4096)
-    x = p.fc("fc7", x, 4096)
-    x = p.fc("fc8", x, 1000, relu=False, dropout=False)
-    p.layer("Softmax", "prob", [x], ["prob"])
-    return p
-
-
-def fcn8s(size=500, classes=21):
-    """voc-fcn8s: VGG16 with pad 100, fully convolutional, three bilinear upscores."""
-    p = Proto("FCN-8s", (1, 3, size, size))
-    vgg_body(p, "data", pad1=100)
-    x = p.conv("fc6", "pool5", 4096, 7)
-    x = p.conv("fc7", x, 4096, 1)
-    score = p.conv("score_fr", x, classes, 1, relu=False)
-
-    def upscore(name, bottom, k, s):
-        return p.conv(name, bottom, classes, k, stride=s, kind="Deconvolution", bias=False,
-                      relu=False)
-
-    def fuse(name, up, pool, offset):
-        s = p.conv(f"score_{pool}", pool, classes, 1, relu=False)
-        c = p.layer("Crop", f"score_{pool}c", [s, up], [f"score_{pool}c"],
-                    f"crop_param {{ axis: 2 offset: {offset} }}")
-        return p.layer("Eltwise", name, [up, c], [name], "eltwise_param { operation: SUM }")
-
-    x = fuse("fuse_pool4", upscore("upscore2", score, 4, 2), "pool4", 5)
-    x = fuse("fuse_pool3", upscore("upscore_pool4", x, 4, 2), "pool3", 9)
-    x = upscore("upscore8", x, 16, 8)
-    p.layer("Crop", "score", [x, "data"], ["score"], "crop_param { axis: 2 offset: 31 }")
-    return p
-
-
-def deconvnet(size=224, classes=21):
-    """DeconvNet's shape without BN: VGG16 encoder with pooling masks, fc6/fc7 as
-    convolutions, then a mirrored decoder of unpooling + 3x3 deconvolutions."""
-    p = Proto("DeconvNet", (1, 3, size, size))
-    x = vgg_body(p, "data", masks=True)
-    x = p.conv("fc6", x, 4096, 7)
-    x = p.conv("fc7", x, 4096, 1)
-    x = p.conv("fc6-deconv", x, 512, 7, kind="Deconvolution")
-    side = size // 32
-    for b, (n, reps) in reversed(list(enumerate(VGG_BLOCKS, 1))):
-        side *= 2
-        x = p.layer("Unpooling", f"unpool{b}", [x, f"pool{b}_mask"], [f"unpool{b}"],
-                    f"unpooling_param {{ unpool: MAX kernel_size: 2 stride: 2 "
-                    f"unpool_size: {side} }}")
-        outs = [n] * (reps - 1) + [VGG_BLOCKS[b - 2][0] if b > 1 else n]
-        for r, m in enumerate(outs, 1):
-            x = p.conv(f"deconv{b}_{r}", x, m, 3, pad=1, kind="Deconvolution")
-    p.conv("seg-score", x, classes, 1, kind="Deconvolution", relu=False)
-    return p
-
-
-# ==== timing ====================================================================
-
-def median_ms(fn, repeat):
-    fn()                                                       # warm up: buffers, BLAS threads
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times)), 1e3 * float(np.min(times))
-
-
-def missing(proto):
-    return sorted(proto.types - set(layer_types()))
-
-
-def build(proto, tmp):
-    path = os.path.join(tmp, "net.prototxt")
+def prototxt_for(source, batch, tmp):
+    if isinstance(source, str):
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"{source} (the zoo beside the repo) is absent")
+        return source
+    path = os.path.join(tmp, f"net_b{batch}.prototxt")
     with open(path, "w") as handle:
-        handle.write(str(proto))
-    return caffe.Net(path, caffe.TEST)
+        handle.write(str(source(batch)))
+    return path
 
 
-def bilinear_surgery(net):
-    """FCN's surgery: each upscore channel reads only its own channel, bilinearly."""
+def randomize(net, rng):
+    """He-scaled random weights, biases 0.01, BatchNorm mean 0 / var 1, Scale 1 / 0."""
     for layer in net.layers:
-        if layer.type == "Deconvolution" and layer.name.startswith("upscore"):
-            w = layer.blobs[0].data
-            k = w.shape[-1]
-            f = (k + 1) // 2
-            center = f - 1 if k % 2 else f - 0.5
-            og = np.ogrid[:k, :k]
-            kernel = (1 - abs(og[0] - center) / f) * (1 - abs(og[1] - center) / f)
-            w[...] = 0
-            w[range(w.shape[0]), range(w.shape[1])] = kernel
+        blobs = layer.blobs
+        if layer.type == "BatchNorm":
+            blobs[0].data[...], blobs[1].data[...], blobs[2].data[...] = 0, 1, 1
+        elif layer.type == "Scale":
+            blobs[0].data[...] = 1
+            if len(blobs) > 1:
+                blobs[1].data[...] = 0.01
+        elif blobs:
+            w = blobs[0].data
+            fan_in = w.size // (w.shape[1] if layer.type == "Deconvolution" else w.shape[0])
+            w[...] = rng.standard_normal(w.shape) * np.sqrt(2.0 / max(1, fan_in))
+            for b in blobs[1:]:
+                b.data[...] = 0.01
 
 
-def bench_net(label, proto, repeat, tmp, surgery=None):
-    gone = missing(proto)
-    if gone:
-        print(f"{label:34s} skipped: layer types not implemented yet: {', '.join(gone)}")
-        return
-    net = build(proto, tmp)
-    if surgery:
-        surgery(net)
-    net.blobs["data"].data[...] = np.random.default_rng(0).uniform(
-        -50, 50, net.blobs["data"].shape)
-    med, best = median_ms(net.forward, repeat)
-    print(f"{label:34s} {med:9.1f} ms  (min {best:.1f}, {repeat} runs)", flush=True)
-    return net
+def compared_blob(net):
+    """The output OpenCV's is compared on: the input of a final Softmax (a saturated
+    softmax of random weights would hide differences), else the net's output."""
+    output = net.outputs[0]
+    for name in reversed(net._layer_names):
+        if output in net.top_names[name]:
+            layer = net.layer_dict[name]
+            return net.bottom_names[name][0] if layer.type == "Softmax" else output
+    return output
 
 
-def bench_conv_layers(repeat, tmp):
-    """Single Convolution layers (Input + Convolution nets), forward only."""
-    cases = [("VGG16 conv1_1 3->64 224^2", 1, 3, 224, 64, 3, 1, 1, 1),
-             ("VGG16 conv1_2 64->64 224^2", 1, 64, 224, 64, 3, 1, 1, 1),
-             ("VGG16 conv2_2 128->128 112^2", 1, 128, 112, 128, 3, 1, 1, 1),
-             ("VGG16 conv3_2 256->256 56^2", 1, 256, 56, 256, 3, 1, 1, 1),
-             ("VGG16 conv4_1 256->512 28^2", 1, 256, 28, 512, 3, 1, 1, 1),
-             ("VGG16 conv5_1 512->512 14^2", 1, 512, 14, 512, 3, 1, 1, 1),
-             ("CaffeNet conv1 3->96 k11 s4", 1, 3, 227, 96, 11, 4, 0, 1),
-             ("CaffeNet conv2 96->256 k5 g2", 1, 96, 27, 256, 5, 1, 2, 2),
-             ("VGG16 conv1_2 b8", 8, 64, 224, 64, 3, 1, 1, 1)]
-    for label, N, C, H, n, k, s, pad, g in cases:
-        p = Proto("conv", (N, C, H, H))
-        p.conv("conv", "data", n, k, pad=pad, stride=s, group=g, relu=False)
-        net = build(p, tmp)
-        net.blobs["data"].data[...] = np.random.default_rng(0).standard_normal((N, C, H, H))
-        med, best = median_ms(net.forward, max(1, repeat // N))
-        out = net.blobs["conv"].shape
-        gflop = 2 * N * n * (C // g) * k * k * out[2] * out[3] / 1e9
-        print(f"  {label:32s} {med:8.2f} ms  (min {best:.2f}; {gflop / best * 1e3:5.0f} GFLOP/s)",
-              flush=True)
+def producer_layer(net, blob):
+    """OpenCV names outputs by layer: the last layer writing ``blob``."""
+    for name in reversed(net._layer_names):
+        if blob in net.top_names[name]:
+            return name
+    return blob
 
 
-def bench_weights_io(tmp, repeat):
-    proto = caffenet(1)
-    if missing(proto):
-        print(f"caffemodel load: skipped (missing {', '.join(missing(proto))})")
-        return
-    from caffe_lite.formats import read_weights, write_weights
-    net = build(proto, tmp)
-    path = os.path.join(tmp, "caffenet.caffemodel")
-    write_weights(path, net.name, [(lp, [b.data for b in layer.blobs])
-                                   for lp, layer in zip(net.param.layer, net.layers)])
-    mb = os.path.getsize(path) / 2**20
-    read, _ = median_ms(lambda: read_weights(path), repeat)
-    copy, _ = median_ms(lambda: net.copy_from(path), repeat)
-    print(f"caffemodel load ({mb:.0f} MB CaffeNet)    read_weights {read:.0f} ms "
-          f"({mb / read * 1e3:.0f} MB/s), Net.copy_from {copy:.0f} ms ({mb / copy * 1e3:.0f} MB/s)")
+# ==== one row, in its own process ====================================================
+
+def median_ms(times):
+    return 1e3 * float(np.median(times)) if times else None
 
 
-def bench_bilinear(repeat):
-    """FCN-32s's upscore (k64 s32, 21 channels, 16x16 in): separable path vs generic."""
+def interleave(runners, repeat):
+    """One warm-up each, then ``repeat`` rounds of one call each; (medians, other cores).
+    BENCH_CLOCK=cpu times the process's CPU time instead of the wall clock."""
+    clock = time.process_time if os.environ.get("BENCH_CLOCK") == "cpu" else time.perf_counter
+    for fn in runners.values():
+        fn()
+    times = {name: [] for name in runners}
+    meter = LoadMeter()
+    for _ in range(repeat):
+        for name, fn in runners.items():
+            start = clock()
+            fn()
+            times[name].append(clock() - start)
+    load = meter.other_cores()
+    return {name: median_ms(t) for name, t in times.items()}, load
+
+
+def relative_deviation(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64).reshape(np.shape(a))
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+PEERS = {"opencv": "cv2", "torch": "torch"}
+
+
+def peers_available():
+    chosen = os.environ.get("BENCH_PEERS")
+    wanted = chosen.split(",") if chosen is not None else list(PEERS)
+    have = {}
+    for peer, module in PEERS.items():
+        if peer not in wanted:
+            have[module] = False
+            continue
+        try:
+            __import__(module)
+            have[module] = True
+        except ImportError:
+            have[module] = False
+    return have
+
+
+def forward_row(source, batch, repeat, threads, tmp, surgery=None):
+    have = peers_available()
     rng = np.random.default_rng(0)
-    C, H, k, s = 21, 16, 64, 32
-    x = rng.standard_normal((1, C, H, H), dtype=np.float32)
-    f = (k + 1) // 2
-    taps = 1 - np.abs(np.arange(k) - (f - 0.5)) / f
-    kernel = np.outer(taps, taps).astype(np.float32)
-    grouped = np.broadcast_to(kernel, (C, 1, k, k)).copy()
-    full = np.zeros((C, C, k, k), np.float32)
-    full[range(C), range(C)] = kernel
-    ws = Workspace()
-    t_group, _ = median_ms(lambda: deconv_forward(x, grouped, None, s, group=C, workspace=ws),
-                           repeat)
-    t_full, _ = median_ms(lambda: deconv_forward(x, full, None, s, workspace=ws), repeat)
-    det = deconv_fast.BilinearDetector()
-    out = (H - 1) * s + k
-    plan = det.plan(full, 1, (H, H), (out, out), (s, s), (0, 0), (1, 1))
-    y = np.empty((1, C, out, out), np.float32)
-    t_fast, _ = median_ms(lambda: deconv_fast.separable_deconv(x, plan, out=y), repeat)
-    t_check, _ = median_ms(lambda: det.plan(full, 1, (H, H), (out, out), (s, s), (0, 0), (1, 1)),
-                           repeat)
-    print(f"bilinear upscore k64 s32 21x16^2     separable {t_fast:.2f} ms (+ weight check "
-          f"{t_check:.2f} ms); generic grouped {t_group:.2f} ms ({t_group / t_fast:.0f}x), "
-          f"generic full weight {t_full:.2f} ms ({t_full / t_fast:.0f}x)")
+    path = prototxt_for(source, batch, tmp)
+    result = {"rss": {}}
+    with PeakRSS() as mem:
+        net = caffe.Net(path, caffe.TEST)
+        data = net.inputs[0]
+        if net.blobs[data].shape[0] != batch:
+            net.blobs[data].reshape((batch,) + net.blobs[data].shape[1:])
+            net.reshape()
+        randomize(net, rng)
+        if surgery:
+            surgery(net)
+        x = rng.standard_normal(net.blobs[data].shape).astype(np.float32)
+        net.blobs[data].data[...] = x
+        net.forward()
+    result["rss"]["caffe_lite"] = mem.mib
+    output = compared_blob(net)
+    exact = net.blobs[output].data.copy()
+    runners = {"caffe_lite": net.forward}
+    if hasattr(caffe, "set_conv_algorithm"):
+        def fast():
+            caffe.set_conv_algorithm("winograd")
+            try:
+                net.forward()
+            finally:
+                caffe.set_conv_algorithm("exact")
+        fast()
+        result["fast_deviation"] = relative_deviation(net.blobs[output].data, exact)
+        runners["caffe_lite_fast"] = fast
+    if have["cv2"]:
+        model = os.path.join(tmp, "weights.caffemodel")
+        net.save(model)
+        name = producer_layer(net, output)
+        with PeakRSS() as mem:
+            cv_net = opencv_net(path, model, threads)
+            got = opencv_forward(cv_net, x, name)
+        result["rss"]["opencv"] = mem.mib
+        result["opencv_deviation"] = relative_deviation(exact, got)
+        runners["opencv"] = lambda: opencv_forward(cv_net, x, name)
+    if have["torch"]:
+        import torch
+        torch.set_num_threads(threads)
+        with PeakRSS() as mem, torch.inference_mode():
+            replay = TorchReplay(net)
+            feeds = {data: torch.from_numpy(x)}
+            got = replay.forward(feeds)[output]
+        result["rss"]["torch"] = mem.mib
+        result["torch_deviation"] = relative_deviation(exact, got.numpy())
+
+        def torch_forward():
+            with torch.inference_mode():
+                replay.forward(feeds)
+        runners["torch"] = torch_forward
+    result["ms"], result["load"] = interleave(runners, repeat)
+    return result
 
 
-BENCHES = ["conv", "caffenet", "vgg16", "weights", "fcn8s", "deconvnet", "bilinear",
-           "lenet_train"]
+def lenet_solver(batch):
+    from bench_train import make_solver
+    return make_solver(batch, "SGD")
+
+
+def vgg16_solver(batch):
+    from google.protobuf import text_format
+
+    from caffe_lite.proto import caffe_pb2
+    p = vgg16(batch)
+    p.text[-1] = p.text[-1].replace('"Softmax"', '"SoftmaxWithLoss"').replace(
+        'top: "prob"', 'bottom: "label" top: "loss"')
+    p.text.insert(2, f'layer {{ name: "label" type: "Input" top: "label" '
+                     f'input_param {{ shape {{ dim: {batch} }} }} }}')
+    param = caffe_pb2.SolverParameter()
+    text_format.Parse(str(p), param.net_param)
+    param.type, param.base_lr, param.lr_policy = "SGD", 1e-4, "fixed"
+    param.momentum, param.weight_decay, param.max_iter = 0.9, 5e-4, 10 ** 6
+    param.random_seed = 1
+    return caffe.get_solver(param)
+
+
+def train_row(kind, batch, repeat, threads):
+    have = peers_available()
+    rng = np.random.default_rng(0)
+    result = {"rss": {}}
+    with PeakRSS() as mem:
+        solver = lenet_solver(batch) if kind == "lenet_train" else vgg16_solver(batch)
+        net = solver.net
+        if kind == "vgg16_train":
+            randomize(net, rng)
+        net.blobs["data"].data[...] = rng.uniform(0, 1, net.blobs["data"].shape)
+        net.blobs["label"].data[...] = rng.integers(0, 10, batch)
+        solver.step(1)
+    result["rss"]["caffe_lite"] = mem.mib
+    runners = {"caffe_lite": lambda: solver.step(1)}
+    if have["torch"]:
+        import torch
+        torch.set_num_threads(threads)
+        with PeakRSS() as mem:
+            replay = TorchReplay(net, train=True)
+            optimizer = torch.optim.SGD(replay.params, lr=solver.param.base_lr,
+                                        momentum=0.9, weight_decay=5e-4)
+            feeds = {"data": torch.from_numpy(net.blobs["data"].data.copy()),
+                     "label": torch.from_numpy(net.blobs["label"].data.copy())}
+            torch_train_step(replay, optimizer, feeds, "loss")
+        result["rss"]["torch"] = mem.mib
+        runners["torch"] = lambda: torch_train_step(replay, optimizer, feeds, "loss")
+    result["ms"], result["load"] = interleave(runners, repeat)
+    return result
+
+
+def run_row(args):
+    table = {**FORWARD, **QUICK}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.row in TRAIN:
+            result = train_row(args.row, args.batch, args.repeat, args.threads)
+        else:
+            _, _, source = table[args.row]
+            surgery = bilinear_surgery if args.row == "fcn8s" else None
+            result = forward_row(source, args.batch, args.repeat, args.threads, tmp, surgery)
+    print("ROW " + json.dumps(result), flush=True)
+
+
+# ==== the table ====================================================================
+
+def spawn(row, batch, repeat, threads, peers, cpu_time=False):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), BENCH_PEERS=",".join(peers),
+               BENCH_CLOCK="cpu" if cpu_time else "wall")
+    cmd = [sys.executable, os.path.abspath(__file__), "--row", row, "--batch", str(batch),
+           "--repeat", str(repeat), "--threads", str(threads)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("ROW "):
+            return json.loads(line[4:])
+    return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+
+
+def fmt_ms(v):
+    return "—" if v is None else f"{v:.1f}" if v < 100 else f"{v:.0f}"
+
+
+def table_line(label, goal, r):
+    if "error" in r:
+        return f"| {label} | skipped: {r['error']} |" + " |" * 9
+    ms = r["ms"]
+    peers = [ms[k] for k in ("opencv", "torch") if ms.get(k) is not None]
+    best = min(peers) if peers else None
+    ratio = ms["caffe_lite"] / best if best else None
+    fast = ms.get("caffe_lite_fast")
+    fast_ratio = fast / best if best and fast else None
+    met = "—" if ratio is None else ("yes" if min(ratio, fast_ratio or ratio) <= goal else "no")
+    if fast_ratio is not None and ratio is not None and ratio > goal >= fast_ratio:
+        met = "fast only"
+    rss = r["rss"]
+    mem = " / ".join("—" if rss.get(k) is None else f"{rss[k]:.0f}"
+                     for k in ("caffe_lite", "opencv", "torch"))
+    dev = r.get("opencv_deviation")
+    fdev = r.get("fast_deviation")
+    status = "contended" if r["load"] > CONTENDED_CORES else "quiet"
+    cells = [label, fmt_ms(ms["caffe_lite"]), fmt_ms(fast), fmt_ms(ms.get("opencv")),
+             fmt_ms(ms.get("torch")),
+             "—" if ratio is None else f"{ratio:.2f}x",
+             "—" if fast_ratio is None else f"{fast_ratio:.2f}x", f"≤{goal} {met}",
+             "—" if dev is None else f"{dev:.1e}", "—" if fdev is None else f"{fdev:.1e}",
+             mem, f"{status} ({r['load']:.2f})"]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = ("| case | caffe_lite ms | caffe_lite --fast ms | OpenCV dnn ms | PyTorch ms | ratio | "
+          "ratio --fast | goal met | dev. vs OpenCV | --fast dev. | peak RSS MiB (cl / cv / pt) "
+          "| other load (cores) |\n|" + "---|" * 12)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats")
-    ap.add_argument("--only", nargs="+", choices=BENCHES, help="run only these")
+    ap.add_argument("--quick", action="store_true", help="a tiny net, for a smoke test")
+    ap.add_argument("--only", nargs="+", help="rows to run (names: "
+                    + ", ".join(list(FORWARD) + list(TRAIN)) + ")")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--peers", nargs="*", choices=list(PEERS), default=list(PEERS),
+                    help="peers to compare with, when installed (default: all)")
+    ap.add_argument("--repeat", type=int, default=None, help="rounds per row")
+    ap.add_argument("--strict", action="store_true",
+                    help="retry contended rows twice, then refuse to report them")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="with --threads 1: time the CPU each framework uses instead of the "
+                         "wall clock, for a machine others keep busy (no parallel speedup "
+                         "is measured; rows still show the load)")
+    ap.add_argument("--row", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    want = set(args.only or BENCHES)
-    r = 3 if args.quick else 10
-    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS="
-          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, {os.cpu_count()} CPUs")
-    with tempfile.TemporaryDirectory() as tmp:
-        if "conv" in want:
-            print("Convolution layers alone (batch 1 unless said):")
-            bench_conv_layers(r, tmp)
-        if "caffenet" in want:
-            bench_net("CaffeNet 227^2 batch 1", caffenet(1), r, tmp)
-            bench_net("CaffeNet 227^2 batch 8", caffenet(8), max(2, r // 2), tmp)
-        if "vgg16" in want:
-            bench_net("VGG16 224^2 batch 1", vgg16(1), max(2, r // 2), tmp)
-            bench_net("VGG16 224^2 batch 8", vgg16(8), 1 if args.quick else 3, tmp)
-        if "weights" in want:
-            bench_weights_io(tmp, max(2, r // 2))
-        if "fcn8s" in want:
-            bench_net("FCN-8s 500^2 batch 1", fcn8s(), 1 if args.quick else 3, tmp,
-                      surgery=bilinear_surgery)
-        if "deconvnet" in want:
-            bench_net("DeconvNet-shaped 224^2 batch 1", deconvnet(), 1 if args.quick else 3, tmp)
-        if "bilinear" in want:
-            bench_bilinear(r)
-        if "lenet_train" in want:
-            bench_lenet_train(20 if args.quick else 50)
-
-
-def bench_lenet_train(iters):
-    """The LeNet training step of tools/bench_train.py (batch 64, SGD)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_train import bench
-    r = bench(64, iters)
-    print(f"LeNet 28^2 train step batch 64 (SGD): {r['step_ms']:.2f} ms; layers "
-          f"{r['layers_ms']:.2f} ms, update {r['update_ms']:.2f} ms, outside the "
-          f"layers {100 * r['outside_fraction']:.1f}% of the step")
+    if args.row:
+        run_row(args)
+        return 0
+    if args.cpu_time and args.threads != 1:
+        ap.error("--cpu-time needs --threads 1 (CPU time over several threads is not "
+                 "their wall time)")
+    forward, train = (QUICK, QUICK_TRAIN) if args.quick else (FORWARD, TRAIN)
+    if args.only:
+        unknown = set(args.only) - set(forward) - set(train)
+        if unknown:
+            ap.error(f"unknown rows {sorted(unknown)}")
+        forward = {k: v for k, v in forward.items() if k in args.only}
+        train = {k: v for k, v in train.items() if k in args.only}
+    os.environ["BENCH_PEERS"] = ",".join(args.peers)
+    have = peers_available()
+    versions = [f"caffe_lite {caffe.__version__}", f"numpy {np.__version__}"]
+    if have["cv2"]:
+        import cv2
+        versions.append(f"OpenCV {cv2.__version__}")
+    if have["torch"]:
+        import torch
+        versions.append(f"PyTorch {torch.__version__}")
+    clock = "CPU time" if args.cpu_time else "wall clock"
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{args.threads} threads each, {clock}; {', '.join(versions)}; "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    print(HEADER, flush=True)
+    jobs = [(name, label, b, FORWARD_GOAL) for name, (label, batches, _) in forward.items()
+            for b in batches]
+    jobs += [(name, label, b, LENET_GOAL if name == "lenet_train" else VGG_TRAIN_GOAL)
+             for name, (label, batches) in train.items() for b in batches]
+    for name, label, batch, goal in jobs:
+        big = batch * (8 if name in ("vgg16", "fcn8s", "vgg16_train") else 1)
+        repeat = args.repeat or (2 if args.quick else max(3, 15 // big))
+        for _attempt in range(3 if args.strict else 1):
+            r = spawn(name, batch, repeat, args.threads, args.peers, args.cpu_time)
+            if args.cpu_time:
+                break                       # CPU time is what the load cannot inflate much
+            if "error" in r or r["load"] <= CONTENDED_CORES:
+                break
+        refused = args.strict and "error" not in r and r["load"] > CONTENDED_CORES
+        row_label = label if name in TRAIN or name in QUICK_TRAIN else f"{label} b{batch}"
+        if refused:
+            print(f"| {row_label} | refused: other processes used {r['load']:.2f} cores "
+                  f"in 3 tries |" + " |" * 10, flush=True)
+            continue
+        print(table_line(row_label, goal, r), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

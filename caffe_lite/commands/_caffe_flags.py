@@ -28,6 +28,9 @@ def add_caffe_flags(parser: argparse.ArgumentParser, required=()) -> None:
          help="what Ctrl-C does: stop (after a snapshot), snapshot or none; train")
     flag("sighup_effect", default="snapshot", choices=EFFECTS,
          help="what SIGHUP does (default: snapshot); train")
+    flag("fast", action="store_true",
+         help="3x3 stride-1 convolutions by Winograd F(2x2,3x3) in forward: faster, "
+              "about 1e-6 relative from Caffe's numbers (set_conv_algorithm)")
     flag("allow_python_layers", action="store_true", default=None,
          help="run Python layers the prototxt names (executes their code; also "
               "CAFFE_LITE_ALLOW_PYTHON_LAYERS=1)")
@@ -39,6 +42,12 @@ def stages(args: argparse.Namespace) -> list[str]:
 
 def weights_list(args: argparse.Namespace) -> list[str]:
     return [w for w in (args.weights or "").split(",") if w]
+
+
+def apply_fast(args: argparse.Namespace) -> None:
+    """``--fast``: the Winograd convolution algorithm for this run."""
+    from ..ops.winograd import set_conv_algorithm
+    set_conv_algorithm("winograd" if getattr(args, "fast", False) else "exact")
 
 
 def note_gpu(args: argparse.Namespace) -> None:

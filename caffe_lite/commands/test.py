@@ -1,7 +1,7 @@
 """``caffe-lite test``: Caffe's ``caffe test`` (score a model over N batches)."""
 import numpy as np
 
-from ._caffe_flags import add_caffe_flags, note_gpu, stages
+from ._caffe_flags import add_caffe_flags, apply_fast, note_gpu, stages
 
 HELP = "score a model: mean of each output over --iterations batches"
 
@@ -15,6 +15,7 @@ def add_arguments(parser):
 def run(args):
     from ..net.net import TEST, Net
     note_gpu(args)
+    apply_fast(args)
     net = Net(args.model, TEST, level=args.level, stages=stages(args),
               weights=args.weights, allow_python_layers=args.allow_python_layers)
     total, loss = None, 0.0

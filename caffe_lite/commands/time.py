@@ -1,7 +1,7 @@
 """``caffe-lite time``: Caffe's ``caffe time`` (per-layer forward/backward ms)."""
 import time
 
-from ._caffe_flags import add_caffe_flags, note_gpu, stages
+from ._caffe_flags import add_caffe_flags, apply_fast, note_gpu, stages
 
 HELP = "benchmark a model: average forward and backward time per layer"
 
@@ -51,6 +51,7 @@ def time_layers(net, iterations, progress=None):
 def run(args):
     from ..net.net import Net
     note_gpu(args)
+    apply_fast(args)
     net = Net(args.model, args.phase or "TRAIN", level=args.level, stages=stages(args),
               weights=args.weights, allow_python_layers=args.allow_python_layers)
     print(f"Testing for {args.iterations} iterations.")

@@ -26,8 +26,8 @@ def backend_name(value):
 
 
 class RecordReader:
-    """Read-only view of a database: ``len()``, and ``records()`` yielding
-    (key, value) bytes in key order from the first record."""
+    """Read-only view of a database: ``len()``, ``records()`` yielding
+    (key, value) bytes in key order from the first record, and ``get(key)``."""
 
     def __init__(self, path, backend):
         self.path = os.fspath(path)
@@ -56,6 +56,13 @@ class RecordReader:
                 yield from txn.cursor().iternext()
         else:
             yield from self._handle.iterator()
+
+    def get(self, key):
+        """The value stored under ``key`` (bytes), or None."""
+        if self.backend == "lmdb":
+            with self._handle.begin(buffers=False) as txn:
+                return txn.get(key)
+        return self._handle.get(key)
 
     def close(self):
         _close_shared(self.path, self.backend)

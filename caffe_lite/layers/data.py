@@ -2,23 +2,38 @@
 shares (DataLayer, layer_rng; files are found by data/files.py). They have no bottoms and no backward;
 the HDF5 ones are in data_hdf5.py, databases and images in data_db.py.
 
+Every layer that reads a source item by item passes its endless item stream
+through ``DataLayer.own``, the one place where data-parallel training gives each
+rank its share (data/shard.py).
+
 File names in layer params are read as Caffe reads them, relative to the
 current directory; a name that does not exist there is looked up next to the
 net's prototxt (and an HDF5 list's entries next to the list file).
 """
 
+import itertools
+
 import numpy as np
 
+from ..data.shard import own_items
+from ..data.shard import rank as shard_rank
+from ..data.shard import size as shard_size
 from ..fillers import fill
 from ..proto import caffe_pb2
 from ..rng import get_rng
 from .base import Layer, register_layer
 
 
-def layer_rng():
+def layer_rng(per_rank=False):
     """A data layer's own generator, seeded from the global one (set_random_seed),
-    as Caffe seeds each layer's RNG from its global one."""
-    return np.random.default_rng(get_rng().integers(2 ** 63))
+    as Caffe seeds each layer's RNG from its global one. Under data-parallel
+    training every rank draws the same seed; ``per_rank`` generators (random
+    sampling, crops, mirrors) then differ between ranks, the others (the
+    shuffled order of a source, which the ranks share out) do not."""
+    seed = int(get_rng().integers(2 ** 63))
+    if per_rank and shard_size() > 1:
+        return np.random.default_rng([seed, shard_rank()])
+    return np.random.default_rng(seed)
 
 
 class DataLayer(Layer):
@@ -29,6 +44,12 @@ class DataLayer(Layer):
 
     def reshape(self, bottom, top):
         pass
+
+    def own(self, stream):
+        """The items of the endless ``stream`` (the source in Caffe's order) that
+        this rank reads: under data-parallel training the train net's rank r of
+        N takes items r, r + N, ...; a test net (run by rank 0 alone) takes all."""
+        return own_items(stream, sharded=self.phase == caffe_pb2.TRAIN)
 
     def top_name(self, i):
         tops = self.param.top
@@ -88,7 +109,8 @@ class DummyDataLayer(DataLayer):
 class MemoryDataLayer(DataLayer):
     """Serves batches from arrays given with ``reset(data, labels)``
     (``Net.set_input_arrays``): data (M, C, H, W), labels (M,) or (M, 1, 1, 1),
-    M a multiple of batch_size; each forward takes the next batch, wrapping.
+    M a multiple of batch_size; each forward takes the next batch, wrapping
+    (a rank of data-parallel training takes its share of the rows).
     memory_data_param fields read: batch_size, channels, height, width. As in
     Caffe, forward shapes the label top (B, 1, 1, 1) and no transform is applied."""
     exact_num_top = 2
@@ -103,7 +125,7 @@ class MemoryDataLayer(DataLayer):
         top[0].reshape(self.batch_size, self.channels, self.height, self.width)
         top[1].reshape(self.batch_size)
         self.data = self.labels = None
-        self.pos = 0
+        self.rows = iter(())
 
     def reset(self, data, labels):
         """Use these arrays from the first batch on (float32 arrays are used
@@ -121,15 +143,17 @@ class MemoryDataLayer(DataLayer):
             raise self.error(f"the number of items ({len(data)}) must be a positive "
                              f"multiple of batch_size {self.batch_size}")
         self.data, self.labels = data, labels.reshape(-1)
-        self.pos = 0
+        self.rows = self.own(itertools.cycle(range(len(data))))
 
     def forward(self, bottom, top):
         if self.data is None:
             raise self.error("MemoryData has no arrays yet: call "
                              "net.set_input_arrays(data, labels) first")
-        B, end = self.batch_size, self.pos + self.batch_size
+        B = self.batch_size
         top[0].reshape(B, self.channels, self.height, self.width)
         top[1].reshape(B, 1, 1, 1)
-        top[0].data[...] = self.data[self.pos:end]
-        top[1].data.reshape(-1)[...] = self.labels[self.pos:end]
-        self.pos = end % len(self.data)
+        rows = np.fromiter(itertools.islice(self.rows, B), np.intp, B)
+        if (np.diff(rows) == 1).all():           # one slice: a view, no gather
+            rows = slice(int(rows[0]), int(rows[-1]) + 1)
+        top[0].data[...] = self.data[rows]
+        top[1].data.reshape(-1)[...] = self.labels[rows]

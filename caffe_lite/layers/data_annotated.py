@@ -55,7 +55,7 @@ class AnnotatedDataLayer(DataLayer):
 
     def layer_setup(self, bottom, top):
         p, tp = self.param.data_param, self.param.transform_param
-        self.rng = layer_rng()
+        self.rng = layer_rng(per_rank=True)       # sampling, distortions, mirrors
         self.batch_size = p.batch_size
         if self.batch_size <= 0:
             raise self.error("batch_size must be positive")
@@ -77,7 +77,7 @@ class AnnotatedDataLayer(DataLayer):
             raise self.error(exc.message + f": {self.source}") from None
         if len(self.db) == 0:
             raise self.error(f"the database {self.source} holds no records")
-        self.cursor = self.db.records()
+        self.records = self.own(self.all_records())
         image, boxes, _, typed = self.next_record()
         ap = self.param.annotated_data_param
         self.annotated = typed or ap.HasField("anno_type")
@@ -122,15 +122,18 @@ class AnnotatedDataLayer(DataLayer):
         self.fill = list(tp.mean_value) or [0.0]
         self.emit = tp.emit_constraint if tp.HasField("emit_constraint") else None
 
+    def all_records(self):
+        """(key, value) in key order, from the first again after the last."""
+        while True:
+            empty = True
+            for record in self.db.records():
+                empty = False
+                yield record
+            if empty:
+                raise self.error(f"the database {self.source} holds no records")
+
     def next_record(self):
-        for _ in range(2):
-            try:
-                key, value = next(self.cursor)
-                break
-            except StopIteration:
-                self.cursor = self.db.records()             # restart from the first
-        else:
-            raise self.error(f"the database {self.source} holds no records")
+        key, value = next(self.records)
         name = f"{self.source} record {key.decode(errors='replace')!r}"
         try:
             image, boxes, label, typed = read_annotated(value, self.mode, name)

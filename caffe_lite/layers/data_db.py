@@ -3,10 +3,15 @@
 labels). Tops: data (N, C, h, w) float32 and, if asked for, label (N,).
 
 Records are read in order (ImageData optionally shuffled, anew each epoch) and
-the reading wraps around at the end, so every epoch yields each record once.
+the reading wraps around at the end, so every epoch yields each record once; a
+rank of data-parallel training reads its share of that endless stream
+(DataLayer.own). The shuffling has its own generator, apart from the
+transform's, so every rank shuffles alike whatever its crops drew.
 Batches are loaded when forward needs them (no prefetch thread), so a run is
 repeatable under caffe.set_random_seed.
 """
+import itertools
+
 import numpy as np
 
 from ..data.datum import datum_to_chw
@@ -28,7 +33,8 @@ class TransformingDataLayer(DataLayer):
 
     def layer_setup(self, bottom, top):
         tp = self.param.transform_param
-        self.rng = layer_rng()
+        self.rng = layer_rng(per_rank=True)       # crops and mirrors
+        self.order_rng = layer_rng()              # the shuffled order of the records
         mean = find_file(tp.mean_file, self.net_file) if tp.HasField("mean_file") else None
         self.transformer = DataTransformer(tp, self.phase, self.error, self.rng, mean)
         self.open_source()
@@ -85,20 +91,21 @@ class DBDataLayer(TransformingDataLayer):
             raise self.error(exc.message + f": {self.source}") from None
         if len(self.db) == 0:
             raise self.error(f"the database {self.source} holds no records")
-        self.cursor = self.db.records()
+        self.records = self.own(self.all_records())
 
-    def next_record(self):
-        for _ in range(2):
-            try:
-                return next(self.cursor)
-            except StopIteration:
-                self.cursor = self.db.records()             # restart from the first
-        raise self.error(f"the database {self.source} holds no records")
+    def all_records(self):
+        """(key, value) in key order, from the first again after the last."""
+        while True:
+            empty = True
+            for record in self.db.records():
+                empty = False
+                yield record
+            if empty:
+                raise self.error(f"the database {self.source} holds no records")
 
     def read_batch(self):
         arrays, labels, keys = [], [], []
-        for _ in range(self.batch_size):
-            key, value = self.next_record()
+        for key, value in itertools.islice(self.records, self.batch_size):
             datum = caffe_pb2.Datum.FromString(value)
             arrays.append(self.datum_array(datum, key))
             labels.append(datum.label)
@@ -135,18 +142,30 @@ class ImageDataLayer(TransformingDataLayer):
             raise self.error(f"the image list {self.source} is empty")
         self.shuffle = p.shuffle
         if self.shuffle:
-            self.rng.shuffle(self.lines)
-        self.index = 0
+            self.order_rng.shuffle(self.lines)
+        start = 0
         if p.rand_skip:
-            self.index = int(self.rng.integers(p.rand_skip))
-            if self.index >= len(self.lines):
+            start = int(self.order_rng.integers(p.rand_skip))
+            if start >= len(self.lines):
                 raise self.error(f"rand_skip {p.rand_skip} skips past the "
                                  f"{len(self.lines)} images of {self.source}")
+        self.items = self.own(self.all_lines(start))
+
+    def all_lines(self, index):
+        """(name, label) in list order from ``index``, reshuffled at each new
+        epoch (when its last line is taken, as Caffe does)."""
+        while True:
+            line = self.lines[index]
+            index += 1
+            if index == len(self.lines):                 # next epoch
+                index = 0
+                if self.shuffle:
+                    self.order_rng.shuffle(self.lines)
+            yield line
 
     def read_batch(self):
         arrays, labels, names = [], [], []
-        for _ in range(self.batch_size):
-            name, label = self.lines[self.index]
+        for name, label in itertools.islice(self.items, self.batch_size):
             try:
                 image = read_image(self.root + name, *self.new_size, self.is_color)
             except CaffeLiteError as exc:
@@ -155,9 +174,4 @@ class ImageDataLayer(TransformingDataLayer):
             arrays.append(to_chw(image))
             labels.append(label)
             names.append(name)
-            self.index += 1
-            if self.index == len(self.lines):            # next epoch
-                self.index = 0
-                if self.shuffle:
-                    self.rng.shuffle(self.lines)
         return self.stack(arrays, names), np.array(labels, np.float32)

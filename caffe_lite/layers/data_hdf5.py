@@ -4,6 +4,8 @@ File names in layer params are read as Caffe reads them, relative to the current
 directory; a name that does not exist there is looked up next to the net's
 prototxt (and an HDF5 list's entries next to the list file).
 """
+import itertools
+
 import numpy as np
 
 from ..data.files import find_file
@@ -18,7 +20,8 @@ class HDF5DataLayer(DataLayer):
     line) in hdf5_data_param.source, file after file; batch_size rows per forward,
     wrapping at the end. With shuffle, the file order and the rows within each
     file are permuted anew each pass (so an epoch still yields every row once).
-    One file is held in memory at a time, as in Caffe."""
+    One file is held in memory at a time, as in Caffe. A rank of data-parallel
+    training takes its share of the rows (DataLayer.own)."""
     min_top = 1
 
     def layer_setup(self, bottom, top):
@@ -41,6 +44,7 @@ class HDF5DataLayer(DataLayer):
         self.load(self.files[self.file_order[0]])
         for blob, array in zip(top, self.arrays):
             blob.reshape((self.batch_size,) + array.shape[1:])
+        self.items = self.own(self.all_rows())
 
     def load(self, path):
         h5py = require("h5py", "hdf5", "the HDF5Data layer", file=path)
@@ -63,22 +67,27 @@ class HDF5DataLayer(DataLayer):
         self.rows = np.arange(rows.pop())
         if self.shuffle:
             self.rng.shuffle(self.rows)
-        self.row = 0
+
+    def all_rows(self):
+        """(arrays of the file in memory, row index) in reading order, endless."""
+        while True:
+            arrays = self.arrays
+            for row in self.rows:
+                yield arrays, row
+            self.next_file()
 
     def forward(self, bottom, top):
+        picked = list(itertools.islice(self.items, self.batch_size))
         filled = 0
-        while filled < self.batch_size:       # one chunk per file crossed
-            take = min(self.batch_size - filled, len(self.rows) - self.row)
-            picked = self.rows[self.row:self.row + take]
-            for blob, array in zip(top, self.arrays):
+        for _, run in itertools.groupby(picked, key=lambda item: id(item[0])):
+            run = list(run)                       # consecutive rows of one file
+            arrays, rows = run[0][0], [row for _, row in run]
+            for blob, array in zip(top, arrays):
                 if array.shape[1:] != blob.shape[1:]:
                     raise self.error(f"rows of shape {array.shape[1:]} do not match "
                                      f"the first file's {blob.shape[1:]}")
-                blob.data[filled:filled + take] = array[picked]
-            filled += take
-            self.row += take
-            if self.row == len(self.rows):
-                self.next_file()
+                blob.data[filled:filled + len(rows)] = array[rows]
+            filled += len(rows)
 
     def next_file(self):
         if len(self.files) > 1:
@@ -88,10 +97,8 @@ class HDF5DataLayer(DataLayer):
                 if self.shuffle:
                     self.rng.shuffle(self.file_order)
             self.load(self.files[self.file_order[self.file_index]])
-        else:
-            self.row = 0
-            if self.shuffle:
-                self.rng.shuffle(self.rows)
+        elif self.shuffle:
+            self.rng.shuffle(self.rows)
 
 
 @register_layer("HDF5Output")

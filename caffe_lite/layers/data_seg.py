@@ -7,8 +7,11 @@ width) before cropping, (N, 1, 1, 2), as DeepLab's data_dim.
 
 A missing file names the list file and line; a label whose size differs from its
 image names both files. Batches are read when forward needs them, in list order
-(shuffled anew each epoch with ``shuffle``).
+(shuffled anew each epoch with ``shuffle``); a rank of data-parallel training
+reads its share (DataLayer.own).
 """
+import itertools
+
 import numpy as np
 
 from ..data.files import find_file
@@ -33,16 +36,17 @@ class SegDataLayer(DataLayer):
     max_top = 2
 
     def layer_setup(self, bottom, top):
-        self.rng = layer_rng()
+        self.rng = layer_rng(per_rank=True)     # crops and mirrors
         self.read_params()
         if self.batch_size <= 0:
             raise self.error("batch_size must be positive")
         self.source = find_file(self.source, self.net_file)
         text = self.read_text(self.source, "image list")
         self.pairs = self.read_list(text)
+        self.order_rng = layer_rng()            # apart from the crops', alike on every rank
         if self.shuffle:
-            self.rng.shuffle(self.pairs)
-        self.index = 0
+            self.order_rng.shuffle(self.pairs)
+        self.items = self.own(self.all_pairs())
         self.pending = self.read_batch()
         self.shape_tops(top, self.pending)
 
@@ -54,20 +58,27 @@ class SegDataLayer(DataLayer):
         if len(top) > 2:
             top[2].reshape(dims.shape)
 
+    def all_pairs(self):
+        """The list's pairs in order, endless, reshuffled as each epoch ends."""
+        index = 0
+        while True:
+            pair = self.pairs[index]
+            index += 1
+            if index == len(self.pairs):                 # next epoch
+                index = 0
+                if self.shuffle:
+                    self.order_rng.shuffle(self.pairs)
+            yield pair
+
     def read_batch(self):
         images, labels, dims = [], [], []
-        for _ in range(self.batch_size):
-            image, label = self.read_item(self.pairs[self.index])
+        for pair in itertools.islice(self.items, self.batch_size):
+            image, label = self.read_item(pair)
             before = image.shape[1:]
             image, label = self.transform(image, label, self.error)
             dims.append(self.item_dims(before, image.shape[1:]))
             images.append(image)
             labels.append(label)
-            self.index += 1
-            if self.index == len(self.pairs):            # next epoch
-                self.index = 0
-                if self.shuffle:
-                    self.rng.shuffle(self.pairs)
         shapes = {im.shape for im in images}
         if len(shapes) > 1:
             raise self.error(f"the images of one batch have different sizes {sorted(shapes)} "

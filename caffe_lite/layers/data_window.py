@@ -59,7 +59,7 @@ class WindowDataLayer(DataLayer):
             if len(tp.mean_value) not in (1, channels):
                 raise self.error(f"give one mean_value or one per channel ({channels})")
             self.mean_values = np.broadcast_to(np.array(tp.mean_value, F32), (channels,))
-        self.rng = layer_rng()
+        self.rng = layer_rng(per_rank=True)
         top[0].reshape(self.batch_size, channels, self.crop, self.crop)
         top[1].reshape(self.batch_size)
 

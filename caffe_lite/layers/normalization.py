@@ -217,6 +217,13 @@ class BatchNormLayer(Layer):
         if self.use_global_stats:
             scale = t(0) if factor[0] == 0 else t(1) / factor[0]
             mean, var = scale * mean_sum, scale * var_sum
+            # straight into top (in place too): backward needs only std, not x_norm
+            self.std = np.sqrt(var + self.eps)[:, None]                  # (C, 1)
+            y = top[0].data.reshape(x.shape)
+            np.subtract(x, mean[:, None], out=y)
+            y /= self.std
+            self.x_norm = None
+            return
         else:
             inv = t(1.0 / (n * x.shape[2]))
             mean = (x.sum(axis=2) * inv).sum(axis=0)                    # (C,)
@@ -238,7 +245,7 @@ class BatchNormLayer(Layer):
         """Only the bottom diff: the statistics blobs never get a gradient."""
         if not propagate_down[0]:
             return
-        dy = top[0].diff.reshape(self.x_norm.shape)                     # (N, C, S)
+        dy = top[0].diff.reshape(top[0].shape[0], self.channels, -1)    # (N, C, S)
         if self.use_global_stats:
             dx = dy / self.std
         else:

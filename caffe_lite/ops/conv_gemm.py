@@ -7,8 +7,10 @@ from math import prod
 
 import numpy as np
 
+from .depthwise import depthwise_backward, depthwise_forward, is_depthwise
 from .geometry import check_out, conv_geometry, deconv_out_size, per_axis, scratch
 from .im2col import col2im, im2col
+from .winograd import WinogradWeights, winograd_applies, winograd_forward
 
 __all__ = ["conv_forward", "conv_backward", "deconv_forward", "deconv_backward",
            "COLUMN_BUDGET"]
@@ -39,11 +41,47 @@ def _columns(x, kernel, stride, pad, dilation, workspace):
                   out=scratch(workspace, "cols", (N, C * prod(kernel), prod(osz)), x.dtype))
 
 
-# Caffe's GEMM gives bit-identical results for identical columns (e.g. FCN's pad-100
-# border), so a later MAX pooling sees exact ties there; numpy's OpenBLAS rounds
-# identical columns differently by position (one ulp), which flips those ties. Small
-# GEMMs accumulate in float64 and round once, which keeps identical columns identical.
-EXACT_TIE_MACS = 1 << 24
+# Batch folding: for small images the per-image GEMMs are too small for BLAS (LeNet's
+# conv2: (50 x 500) @ (500 x 64) per image), so the whole batch slice becomes one GEMM
+# over channel-major columns (C*K, N*L); the output comes out as (Cout, N, L) and is
+# transposed back, which is cheap exactly when L is small (perf-notes: for 224^2 maps
+# the transpose costs as much as it saves). Pointwise (1x1 stride-1 unpadded)
+# convolutions need no columns per image, so folding would add two copies: they stay
+# per image (measured: GoogLeNet b8 forward 20% slower when they folded).
+FOLD_MAX_L = 1024
+
+
+def _pointwise(kernel, stride, pad):
+    return all(k == 1 and s == 1 and p == 0 for k, s, p in
+               zip(kernel, *(per_axis(v, len(kernel), n) for v, n in ((stride, "stride"), (pad, "pad")))))
+
+
+def _folds(N, L, kernel, stride, pad):
+    return N > 1 and L <= FOLD_MAX_L and not _pointwise(kernel, stride, pad)
+
+
+def _columns_folded(x, kernel, stride, pad, dilation, workspace):
+    """Channel-major columns (C*K, N, L) of x (N, C, *S) (never pointwise: see _folds)."""
+    N, C, *spatial = x.shape
+    kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
+    out = scratch(workspace, "cols", (C * prod(kernel), N, prod(osz)), x.dtype)
+    return im2col(x, kernel, stride, pad, dilation, out=out, channel_major=True)
+
+
+def _to_channel_major(a, workspace, name):
+    """(N, C, L) -> a C-contiguous (C, N, L) copy in the workspace."""
+    out = scratch(workspace, name, (a.shape[1], a.shape[0], a.shape[2]), a.dtype)
+    out[...] = a.transpose(1, 0, 2)
+    return out
+
+
+def _weight_cache(workspace):
+    """The layer's transformed Winograd weights live beside its scratch arrays."""
+    if workspace is None:
+        return None
+    if not hasattr(workspace, "winograd_weights"):
+        workspace.winograd_weights = WinogradWeights()
+    return workspace.winograd_weights
 
 
 def _matmul(a, b, out):
@@ -51,8 +89,6 @@ def _matmul(a, b, out):
     does ~7x slower than a broadcast multiply (depthwise deconvolution, conv backward)."""
     if a.shape[-1] == 1:
         np.multiply(a, b, out=out)
-    elif out.dtype == np.float32 and out.size * a.shape[-1] <= EXACT_TIE_MACS:
-        np.matmul(a.astype(np.float64), b.astype(np.float64), out=out, casting="same_kind")
     else:
         np.matmul(a, b, out=out)
 
@@ -104,7 +140,19 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, w
     Cout, kernel = w.shape[0], w.shape[2:]
     *_, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
     y = check_out(out, (N, Cout) + osz, x.dtype)
-    for n in _batch_slices(N, C * prod(kernel) * prod(osz) * x.itemsize):
+    if is_depthwise(x, w, group):
+        return depthwise_forward(x, w, b, stride, pad, dilation, out=y, workspace=workspace)
+    if winograd_applies(x, w, stride, dilation, group):
+        return winograd_forward(x, w, b, pad, out=y, workspace=workspace,
+                                cache=_weight_cache(workspace))
+    L = prod(osz)
+    for n in _batch_slices(N, C * prod(kernel) * L * x.itemsize):
+        if _folds(N, L, kernel, stride, pad):
+            cols = _columns_folded(x[n], kernel, stride, pad, dilation, workspace)
+            yc = scratch(workspace, "y_channel_major", (Cout, cols.shape[1], L), x.dtype)
+            _gemm_forward(cols.reshape(1, -1, cols.shape[1] * L), w, group, yc)
+            y[n].reshape(-1, Cout, L)[...] = yc.transpose(1, 0, 2)
+            continue
         cols = _columns(x[n], kernel, stride, pad, dilation, workspace)  # (n, C*K, L)
         _gemm_forward(cols, w, group, y[n])                              # (n, Cout, L)
     if b is not None:
@@ -125,12 +173,21 @@ def conv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True, 
     *_, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
     if dy.shape != (N, Cout) + osz:
         raise ValueError(f"conv_backward: dy {dy.shape} should be {(N, Cout) + osz}")
+    if is_depthwise(x, w, group):
+        db = _sum_bias(dy) if need_db else None
+        dx, dw = depthwise_backward(x, w, dy, stride, pad, dilation, need_dx, need_dw,
+                                    dx_out, workspace)
+        return dx, dw, db
     L = prod(osz)
     dy = dy.reshape(N, Cout, L)                                    # (N, Cout, L)
     db = _sum_bias(dy) if need_db else None
     dw = np.zeros((group, Cout // group, C // group * prod(kernel)), w.dtype) if need_dw else None
     dx = check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
     for n in _batch_slices(N, C * prod(kernel) * L * x.itemsize):
+        if _folds(N, L, kernel, stride, pad):
+            _conv_backward_folded(x[n], w, dy[n], (stride, pad, dilation), group, dw,
+                                  dx[n] if need_dx else None, workspace)
+            continue
         if need_dw:
             cols = _columns(x[n], kernel, stride, pad, dilation, workspace)
             dw += _gemm_weight(dy[n], cols, group)
@@ -139,6 +196,22 @@ def conv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True, 
             _gemm_data(w, dy[n], group, dcols)
             col2im(dcols, x[n].shape, kernel, stride, pad, dilation, out=dx[n], workspace=workspace)
     return dx, None if dw is None else dw.reshape(w.shape), db
+
+
+def _conv_backward_folded(x, w, dy, geometry, group, dw, dx, workspace):
+    """conv_backward's GEMMs over the batch as one (channel-major columns): dw += (G,
+    Cout/G, n*L) @ cols^T; dx = col2im(W^T @ dy), both with n*L columns."""
+    n, C, *spatial = x.shape
+    Cout, kernel, L = w.shape[0], w.shape[2:], dy.shape[2]
+    dyc = _to_channel_major(dy, workspace, "dy_channel_major").reshape(1, Cout, n * L)
+    if dw is not None:
+        cols = _columns_folded(x, kernel, *geometry, workspace).reshape(1, -1, n * L)
+        dw += _gemm_weight(dyc, cols, group)
+    if dx is not None:
+        dcols = scratch(workspace, "dcols", (C * prod(kernel), n, L), dy.dtype)
+        _gemm_data(w, dyc, group, dcols.reshape(1, -1, n * L))
+        col2im(dcols, x.shape, kernel, *geometry, out=dx, workspace=workspace,
+               channel_major=True)
 
 
 def deconv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, workspace=None):

@@ -27,10 +27,19 @@ from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 __all__ = ["im2col", "col2im"]
 
 
-def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None):
+def _channel_major(cols, N, C, kernel, osz):
+    """View a (C*K, N, L) buffer as (N, C, *K, *O), the order the loops index."""
+    nd = len(kernel)
+    view = cols.reshape((C,) + tuple(kernel) + (N,) + tuple(osz))
+    return view.transpose((1 + nd, 0) + tuple(range(1, 1 + nd)) + tuple(range(2 + nd, 2 + 2 * nd)))
+
+
+def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, channel_major=False):
     """Unfold (N, C, *spatial) into columns (N, C*K, L) in Caffe's per-image order.
 
     ``out`` (C-contiguous, right shape and dtype) is filled and returned when given.
+    ``channel_major``: columns (C*K, N, L) instead, the whole batch as one matrix
+    (C*K, N*L), for one GEMM over the batch when the images are small.
 
     >>> x = np.arange(9.).reshape(1, 1, 3, 3)
     >>> im2col(x, 2)[0]
@@ -41,8 +50,12 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None):
     """
     N, C, *spatial = x.shape
     kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
-    out = check_out(out, (N, C * prod(kernel), prod(osz)), x.dtype)
-    cols = out.reshape(N, C, *kernel, *osz)                      # view: (N, C, *K, *O)
+    if channel_major:
+        out = check_out(out, (C * prod(kernel), N, prod(osz)), x.dtype)
+        cols = _channel_major(out, N, C, kernel, osz)
+    else:
+        out = check_out(out, (N, C * prod(kernel), prod(osz)), x.dtype)
+        cols = out.reshape(N, C, *kernel, *osz)                  # view: (N, C, *K, *O)
     for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
         dst = cols[(slice(None), slice(None)) + k]                # (N, C, *O)
         if oslc is None:
@@ -56,8 +69,11 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None):
     return out
 
 
-def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspace=None):
+def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspace=None,
+           channel_major=False):
     """Adjoint of im2col: fold columns (N, C*K, L) back into ``x_shape``, summing overlaps.
+    ``channel_major``: the columns are (C*K, N, L) (see im2col); the sums then run in a
+    (C, N, *spatial) buffer, in the columns' memory order, and are transposed once.
 
     ``out`` is overwritten (not accumulated into) when given. When every kernel size is a
     multiple of its stride (dilation 1) only prod(k/s) block-adds are needed instead of
@@ -70,20 +86,33 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspa
     """
     N, C, *spatial = x_shape
     kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
-    if cols.shape != (N, C * prod(kernel), prod(osz)):
+    expect = (C * prod(kernel), N, prod(osz)) if channel_major else (N, C * prod(kernel), prod(osz))
+    if cols.shape != expect:
         raise ValueError(f"col2im: columns {cols.shape} do not match image {tuple(x_shape)} "
-                         f"with kernel {kernel}: expected {(N, C * prod(kernel), prod(osz))}")
+                         f"with kernel {kernel}: expected {expect}")
     out = check_out(out, tuple(x_shape), cols.dtype)
     blocks = tuple(k // s for k, s in zip(kernel, stride))
     if (all(d == 1 for d in dilation) and all(k % s == 0 for k, s in zip(kernel, stride))
             and prod(blocks) < prod(kernel)):
+        if channel_major:
+            cols = np.ascontiguousarray(_channel_major(cols, N, C, kernel, osz)).reshape(
+                N, C * prod(kernel), prod(osz))
         return _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace)
-    cols = cols.reshape(N, C, *kernel, *osz)                      # (N, C, *K, *O)
-    out[...] = 0
+    if channel_major:                       # sum in (C, N, *S), the columns' order
+        acc = scratch(workspace, "col2im_channel_major", (C, N) + tuple(spatial), cols.dtype)
+        src = cols.reshape((C,) + tuple(kernel) + (N,) + tuple(osz))
+        offset_cols = lambda k: src[(slice(None),) + k]                        # noqa: E731
+    else:
+        acc = out
+        src = cols.reshape(N, C, *kernel, *osz)                   # (N, C, *K, *O)
+        offset_cols = lambda k: src[(slice(None), slice(None)) + k]            # noqa: E731
+    acc[...] = 0
     for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
         if oslc is not None:
-            dst = out[(Ellipsis,) + islc]
-            np.add(dst, cols[(slice(None), slice(None)) + k + oslc], out=dst)
+            dst = acc[(Ellipsis,) + islc]
+            np.add(dst, offset_cols(k)[(Ellipsis,) + oslc], out=dst)
+    if channel_major:
+        out[...] = acc.transpose((1, 0) + tuple(range(2, 2 + len(spatial))))
     return out
 
 

@@ -87,6 +87,13 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
     N, C, *spatial = x.shape
     kernel, stride, pad, out_shape = _pool_params(spatial, kernel, stride, pad, out_shape)
     y = check_out(out, (N, C) + out_shape, x.dtype)
+    if not need_mask and _is_global(spatial, kernel, pad, out_shape):
+        planes = x.reshape(N, C, -1)
+        np.fmax.reduce(planes, axis=2, out=y.reshape(N, C))        # max is order-free
+        np.fmax(y, _CAFFE_MAX_INIT, out=y)                          # all NaN/-inf: -FLT_MAX
+        return y, None
+    if not need_mask and prod(kernel) > sum(kernel):              # 3x3 and up; not 2x2
+        return _separable_max(x, kernel, stride, pad, out_shape, y), None
     y.fill(_CAFFE_MAX_INIT)
     offsets = list(kernel_offsets(spatial, out_shape, kernel, stride, pad))
     for _, oslc, islc in offsets:
@@ -120,6 +127,43 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
     if unset.any():
         mask[unset] = -1
     return y, mask
+
+
+def _separable_max(x, kernel, stride, pad, out_shape, y):
+    """The window max one axis at a time, the last (contiguous) axis first: a k x k
+    window costs 2k strided maxima instead of k^2, and the later passes read whole
+    rows. Max is exact and order-free, so the result is the joint window's, bit for bit
+    (fmax: NaN never wins; a window with nothing above -FLT_MAX gives -FLT_MAX)."""
+    nd = len(out_shape)
+    current = x
+    for axis in reversed(range(nd)):
+        lead = (slice(None),) * (2 + axis)
+        shape = current.shape[:2 + axis] + (out_shape[axis],) + current.shape[3 + axis:]
+        dst = y if axis == 0 else np.empty(shape, x.dtype)
+        dst.fill(_CAFFE_MAX_INIT)
+        for _, oslc, islc in kernel_offsets((current.shape[2 + axis],), (out_shape[axis],),
+                                            kernel[axis], stride[axis], pad[axis]):
+            if oslc is not None:
+                d = dst[lead + oslc]
+                np.fmax(d, current[lead + islc], out=d)
+        current = dst
+    return y
+
+
+def _is_global(spatial, kernel, pad, out_shape):
+    """One window covering the whole plane (global pooling, SqueezeNet's pool10)."""
+    return (all(o == 1 for o in out_shape) and all(p == 0 for p in pad)
+            and all(k >= s for k, s in zip(kernel, spatial)))
+
+
+def _global_sum(x, y):
+    """y (N, C, 1..) = sum of each plane, added in row-major order in x's dtype as the
+    per-offset loop (and Caffe) does: a reduction over the leading axis of the (L, N*C)
+    transpose adds whole rows one after another (over the contiguous axis numpy would
+    sum pairwise, which rounds differently)."""
+    N, C = x.shape[:2]
+    cells = np.ascontiguousarray(x.reshape(N * C, -1).T)            # (L, N*C)
+    np.add.reduce(cells, axis=0, out=y.reshape(N * C))
 
 
 def max_pool_backward(dy, mask, x_shape, out=None):
@@ -166,6 +210,10 @@ def ave_pool_forward(x, kernel, stride, pad, out_shape, out=None):
     N, C, *spatial = x.shape
     kernel, stride, pad, out_shape = _pool_params(spatial, kernel, stride, pad, out_shape)
     y = check_out(out, (N, C) + out_shape, x.dtype)
+    if _is_global(spatial, kernel, pad, out_shape):
+        _global_sum(x, y)
+        y /= _ave_divisor(spatial, kernel, stride, pad, out_shape, x.dtype)
+        return y
     y.fill(0)
     for _, oslc, islc in kernel_offsets(spatial, out_shape, kernel, stride, pad):
         if oslc is not None:

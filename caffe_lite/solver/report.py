@@ -38,3 +38,19 @@ def output_lines(outputs):
         for value in values:
             yield name, f"#{k}: {name} = {float(value):.6g}"
             k += 1
+
+
+class SilentReporter(Reporter):
+    """Reports nothing: the ranks other than 0 of data-parallel training."""
+
+    def train(self, it, loss, lr, outputs, seconds):
+        pass
+
+    def test(self, it, net_id, scores, loss):
+        pass
+
+    def snapshot(self, paths):
+        pass
+
+    def message(self, text):
+        pass

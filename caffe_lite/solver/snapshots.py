@@ -15,29 +15,39 @@ def take_snapshot(solver):
     Each is written to a temporary file and renamed, so a crash never leaves a
     half-written file under the final name."""
     p = solver.param
-    if not p.snapshot_prefix:
-        raise SolverError("cannot snapshot: the solver has no snapshot_prefix",
-                          file=solver.source)
+    model, state = snapshot_paths(solver)
     check_prefix_dir(p.snapshot_prefix, solver.source)
     hdf5 = p.snapshot_format == caffe_pb2.SolverParameter.HDF5
-    # weights that are NaN or infinite never take a snapshot's name: a finite
-    # snapshot written earlier under it stays as it was
-    mark = "" if health.params_finite(solver.net) else ".nonfinite"
-    model = state_io.snapshot_filename(p.snapshot_prefix, solver.iter,
-                                       mark + (".caffemodel.h5" if hdf5 else ".caffemodel"))
+    mark = os.path.basename(model).endswith((".nonfinite.caffemodel",
+                                             ".nonfinite.caffemodel.h5"))
     if p.snapshot_diff and not hdf5:
         with atomic_write(model) as handle:
             handle.write(solver.net.to_proto(write_diff=True).SerializeToString())
     else:
         solver.net.save(model, fmt="hdf5" if hdf5 else "binary")     # atomic
-    state = state_io.snapshot_filename(p.snapshot_prefix, solver.iter,
-                                       mark + (".solverstate.h5" if hdf5 else ".solverstate"))
     if mark:
         solver.reporter.message(f"Warning: the weights are not finite; the snapshot "
                                 f"goes to {model} so no finite snapshot is replaced")
     state_io.write_state(state, state_io.SolverStateData(
         solver.iter, solver.current_step, model, list(solver.history)))
     solver.reporter.snapshot([model, state])
+    return model, state
+
+
+def snapshot_paths(solver):
+    """The (weights, state) file names a snapshot now takes. Weights that are
+    NaN or infinite never take a snapshot's name: a finite snapshot written
+    earlier under it stays as it was."""
+    p = solver.param
+    if not p.snapshot_prefix:
+        raise SolverError("cannot snapshot: the solver has no snapshot_prefix",
+                          file=solver.source)
+    hdf5 = p.snapshot_format == caffe_pb2.SolverParameter.HDF5
+    mark = "" if health.params_finite(solver.net) else ".nonfinite"
+    model = state_io.snapshot_filename(p.snapshot_prefix, solver.iter,
+                                       mark + (".caffemodel.h5" if hdf5 else ".caffemodel"))
+    state = state_io.snapshot_filename(p.snapshot_prefix, solver.iter,
+                                       mark + (".solverstate.h5" if hdf5 else ".solverstate"))
     return model, state
 
 

@@ -7,6 +7,11 @@ on_gradients_ready callbacks; rate from the lr policy; clip the global gradient
 norm; per param: scale by 1/iter_size, add weight decay (L2 or L1), turn the
 gradient into the update (the rule); subtract the updates; iter += 1; then a
 snapshot when due or asked for by a signal.
+
+Started by ``mpiexec -n N``, the solver is one of N data-parallel ranks
+(distributed/parallel.py): right after the forward-backward passes the gradients
+and the loss are averaged over the ranks; rank 0 alone tests, reports and
+writes snapshots.
 """
 from __future__ import annotations
 
@@ -17,11 +22,12 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 
 from ..blob import Blob
+from ..distributed.parallel import join_if_launched
 from ..net.net import Net
 from ..rng import set_random_seed
 from . import config, health, nets, snapshots, testing
 from .lr_policies import learning_rate
-from .report import Reporter
+from .report import Reporter, SilentReporter
 from .signals import NONE, SNAPSHOT, STOP, SignalActions
 from .updates import rule_class
 
@@ -34,12 +40,15 @@ Callback = Callable[[], Any]
 class Solver:
     """``Solver(solver_file or SolverParameter)``; the update rule is the
     class's ``type_name`` (SGDSolver, AdamSolver, ...) or else ``param.type``.
-    ``source``: the file a SolverParameter came from (for relative paths)."""
+    ``source``: the file a SolverParameter came from (for relative paths).
+    ``distributed``: None joins the other ranks when started by mpiexec with
+    more than one rank; False trains alone regardless."""
     type_name: str | None = None
 
     def __init__(self, solver: str | os.PathLike[str] | Any, *, source: str | None = None,
                  allow_python_layers: bool | None = None,
-                 continue_on_nan: bool = False) -> None:
+                 continue_on_nan: bool = False,
+                 distributed: bool | None = None) -> None:
         param, self.source = config.load_param(solver, source)
         self._base_dir = (os.path.dirname(os.path.abspath(self.source))
                           if self.source else None)
@@ -47,21 +56,30 @@ class Solver:
         self.type = self.type_name or param.type
         rule = rule_class(self.type)
         config.check_param(param, rule, self.source)
-        if param.random_seed >= 0:
-            set_random_seed(param.random_seed)
+        self.parallel = join_if_launched(distributed)
+        seed = param.random_seed
+        if self.parallel is not None:
+            seed = self.parallel.common_seed(seed)
+        if seed >= 0:
+            set_random_seed(seed)
         self.net: Net = nets.build_train_net(param, self._base_dir, self.source,
                                         allow_python_layers)
         self.test_nets: list[Net] = nets.build_test_nets(param, self._base_dir, self.source,
                                               allow_python_layers)
         nets.load_weights([self.net] + self.test_nets, param, self._base_dir,
                           self.source)
+        self.reporter = Reporter()
+        if self.parallel is not None:
+            self.parallel.attach(self.net.learnable_params)      # rank 0's weights
+            set_random_seed(seed + self.parallel.rank)           # own dropout masks
+            if self.parallel.rank != 0:
+                self.reporter = SilentReporter()
         self.iter = 0
         self.current_step = 0
         self._rule = rule(param, [b.shape for b in self.net.learnable_params])
         self._callbacks: list[Tuple[Optional[Callback], Optional[Callback]]] = []
         self._action_function: Callable[[], str] | None = None
         self.requested_early_exit = False
-        self.reporter = Reporter()
         self.smoothed_loss = 0.0
         self._losses: list[np.float32] = []    # the window of average_loss losses
         self.test_results: list[dict[str, np.ndarray]] = []   # per test net: {output: mean values}
@@ -115,8 +133,9 @@ class Solver:
         last_display = time.perf_counter()
         while self.iter < stop_iter:
             self.net.clear_param_diffs()
-            if p.test_interval and self.iter % p.test_interval == 0 and (
-                    self.iter > 0 or p.test_initialization):
+            tested = bool(p.test_interval and self.iter % p.test_interval == 0 and (
+                self.iter > 0 or p.test_initialization))
+            if tested:
                 self.test_all()
                 if self.requested_early_exit:
                     break
@@ -127,6 +146,10 @@ class Solver:
             for _ in range(p.iter_size):
                 loss += f32(self.net.forward_backward())
             loss /= f32(p.iter_size)
+            if self.parallel is not None:       # rank 0 may have tested: no time limit
+                local = self._action_function() if self._action_function else NONE
+                loss = self.parallel.exchange(self.net.learnable_params, loss, local,
+                                              self.iter, patient=tested)
             if not health.outputs_finite(self.net, float(loss)):
                 self._non_finite(float(loss))
             self._update_smoothed_loss(loss, start_iter)
@@ -213,6 +236,8 @@ class Solver:
             self._losses[idx] = loss
 
     def _requested_action(self) -> str:
+        if self.parallel is not None:            # what the ranks agreed on
+            return self.parallel.requested_action()
         return self._action_function() if self._action_function else NONE
 
     def solve(self, resume_file: str | os.PathLike[str] | None = None, *,
@@ -256,7 +281,10 @@ class Solver:
 
     # -- testing and snapshots ---------------------------------------------------
     def test_all(self) -> list[dict[str, np.ndarray]]:
-        """Run every test net (stops early when a STOP action arrives)."""
+        """Run every test net (stops early when a STOP action arrives); under
+        data-parallel training on rank 0 alone."""
+        if self.parallel is not None and self.parallel.rank != 0:
+            return []
         return testing.run_all(self)
 
     def test(self, net_id: int = 0) -> dict[str, np.ndarray]:
@@ -265,7 +293,14 @@ class Solver:
 
     def snapshot(self) -> tuple[str, str]:
         """Write <prefix>_iter_N.caffemodel(.h5) and .solverstate(.h5), each
-        atomically; returns both paths."""
+        atomically; returns both paths. Under data-parallel training every rank
+        calls it at once: the ranks' weights are checked to be identical, then
+        rank 0 alone writes."""
+        if self.parallel is not None:
+            self.parallel.check_identical(
+                [b.data for b in self.net.learnable_params] + self.history, self.iter)
+            if self.parallel.rank != 0:
+                return snapshots.snapshot_paths(self)
         return snapshots.take_snapshot(self)
 
     def restore(self, state_file: str | os.PathLike[str]) -> None:

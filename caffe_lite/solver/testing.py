@@ -31,7 +31,11 @@ def run_all(solver):
 
 
 def handle_requests(solver):
-    """Caffe's test loop: serve every pending action; True to stop testing."""
+    """Caffe's test loop: serve every pending action; True to stop testing.
+    Under data-parallel training rank 0 tests alone, so the ranks' agreed
+    actions wait for the next iteration."""
+    if getattr(solver, "parallel", None) is not None:
+        return solver.requested_early_exit
     request = solver._requested_action()
     while request != NONE:
         if request == SNAPSHOT:

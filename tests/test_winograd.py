@@ -1,0 +1,109 @@
+"""Winograd F(2x2, 3x3) (ops/winograd.py), the opt-in fast path for 3x3 stride-1
+convolutions: against the loop reference ref_conv.py (float32 within 1e-4, and the
+float64 numerical gradient of the Winograd forward against the exact backward), the
+switch, the weight cache, and the CLI's --fast."""
+import numpy as np
+import pytest
+from layer_case import LayerCase, proto
+from ref_conv import ref_conv
+
+import caffe_lite
+from caffe_lite.ops import conv_gemm, winograd
+
+FILL = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "uniform" min: -1 max: 1 }'
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    """Winograd on for one test; count the calls so a test knows the path ran."""
+    calls = []
+    real = conv_gemm.winograd_forward
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(conv_gemm, "winograd_forward", counted)
+    caffe_lite.set_conv_algorithm("winograd")
+    yield calls
+    caffe_lite.set_conv_algorithm("exact")
+
+
+def layer(params):
+    return proto("Convolution", f"convolution_param {{ {params} {FILL} }}")
+
+
+@pytest.mark.parametrize("params,shape,pad", [
+    ("num_output: 3 kernel_size: 3 pad: 1", (2, 2, 5, 6), 1),      # odd rows: a half tile
+    ("num_output: 2 kernel_size: 3", (1, 3, 6, 7), 0),
+    ("num_output: 2 kernel_size: 3 pad: 2 bias_term: false", (2, 2, 4, 3), 2),
+    ("num_output: 4 kernel_size: 3 pad_h: 1 pad_w: 0", (1, 2, 7, 5), (1, 0)),
+])
+def test_winograd_matches_reference(fast, params, shape, pad):
+    bias = "bias_term: false" not in params
+    reference = (lambda x, w, b: ref_conv(x, w, b, pad=pad)) if bias else \
+        (lambda x, w: ref_conv(x, w, pad=pad))
+    case = LayerCase(layer(params), [shape], forward_atol=1e-4, reference=reference)
+    case.check_forward()
+    case.check_gradient()
+    assert fast, "the Winograd path did not run"
+
+
+@pytest.mark.parametrize("budget", [1, 200, 1 << 23])
+def test_winograd_chunks(fast, monkeypatch, budget):
+    """Tile-row ranges of one image, image slices, the whole batch: same values."""
+    monkeypatch.setattr(winograd, "TILE_BUDGET", budget)
+    case = LayerCase(layer("num_output: 3 kernel_size: 3 pad: 1"), [(3, 2, 9, 8)],
+                     forward_atol=1e-4, reference=lambda x, w, b: ref_conv(x, w, b, pad=1))
+    case.check_forward()
+    assert fast
+
+
+def test_other_convolutions_stay_exact(fast):
+    """Strided, dilated, grouped and non-3x3 convolutions keep im2col + GEMM."""
+    for params, shape in [("num_output: 2 kernel_size: 3 stride: 2", (1, 2, 7, 7)),
+                          ("num_output: 2 kernel_size: 3 dilation: 2", (1, 2, 7, 7)),
+                          ("num_output: 2 kernel_size: 3 group: 2", (1, 4, 7, 7)),
+                          ("num_output: 2 kernel_size: 5", (1, 2, 7, 7))]:
+        LayerCase(layer(params), [shape]).forward_blobs()
+    assert not fast
+
+
+def test_weight_cache_sees_in_place_updates():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    cache = winograd.WinogradWeights()
+    first = winograd.winograd_forward(x, w, pad=1, cache=cache)
+    w[1, 0, 2, 2] += 1                                   # e.g. a solver step
+    np.testing.assert_allclose(winograd.winograd_forward(x, w, pad=1, cache=cache),
+                               ref_conv(x.astype(np.float64), w.astype(np.float64), pad=1),
+                               atol=1e-4)
+    assert not np.allclose(first, winograd.winograd_forward(x, w, pad=1, cache=cache))
+
+
+def test_switch_rejects_unknown_names():
+    with pytest.raises(ValueError, match="winograd"):
+        caffe_lite.set_conv_algorithm("fft")
+    assert caffe_lite.get_conv_algorithm() == "exact"
+
+
+def test_time_command_fast_flag(tmp_path, monkeypatch):
+    from caffe_lite import cli
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 '
+        'dim: 2 dim: 6 dim: 6 } } }\n'
+        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" '
+        'convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }\n')
+    seen = []
+    real = conv_gemm.winograd_forward
+    monkeypatch.setattr(conv_gemm, "winograd_forward",
+                        lambda *a, **k: seen.append(1) or real(*a, **k))
+    try:
+        assert cli.main(["time", "-model", "net.prototxt", "-iterations", "1", "--fast"]) == 0
+        assert seen
+    finally:
+        caffe_lite.set_conv_algorithm("exact")
+    seen.clear()
+    assert cli.main(["time", "-model", "net.prototxt", "-iterations", "1"]) == 0
+    assert not seen
