@@ -51,6 +51,17 @@ class DataLayer(Layer):
         N takes items r, r + N, ...; a test net (run by rank 0 alone) takes all."""
         return own_items(stream, sharded=self.phase == caffe_pb2.TRAIN)
 
+    def all_records(self):
+        """(key, value) of the layer's database ``self.db`` (``self.source``) in
+        key order, from the first again after the last."""
+        while True:
+            empty = True
+            for record in self.db.records():
+                empty = False
+                yield record
+            if empty:
+                raise self.error(f"the database {self.source} holds no records")
+
     def top_name(self, i):
         tops = self.param.top
         return tops[i] if i < len(tops) else f"top[{i}]"

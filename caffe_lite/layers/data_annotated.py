@@ -122,16 +122,6 @@ class AnnotatedDataLayer(DataLayer):
         self.fill = list(tp.mean_value) or [0.0]
         self.emit = tp.emit_constraint if tp.HasField("emit_constraint") else None
 
-    def all_records(self):
-        """(key, value) in key order, from the first again after the last."""
-        while True:
-            empty = True
-            for record in self.db.records():
-                empty = False
-                yield record
-            if empty:
-                raise self.error(f"the database {self.source} holds no records")
-
     def next_record(self):
         key, value = next(self.records)
         name = f"{self.source} record {key.decode(errors='replace')!r}"

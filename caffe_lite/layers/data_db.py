@@ -93,16 +93,6 @@ class DBDataLayer(TransformingDataLayer):
             raise self.error(f"the database {self.source} holds no records")
         self.records = self.own(self.all_records())
 
-    def all_records(self):
-        """(key, value) in key order, from the first again after the last."""
-        while True:
-            empty = True
-            for record in self.db.records():
-                empty = False
-                yield record
-            if empty:
-                raise self.error(f"the database {self.source} holds no records")
-
     def read_batch(self):
         arrays, labels, keys = [], [], []
         for key, value in itertools.islice(self.records, self.batch_size):

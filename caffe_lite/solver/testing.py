@@ -85,26 +85,40 @@ def run_test(solver, net_id):
     return means
 
 
-def run_detection_test(solver, net_id):
-    """The fork's TestDetection: each output's (1, 1, K, 5) marks gathered over
-    test_iter batches, scored as {output: [mAP]} (per-class AP in the log with
-    show_per_class_result)."""
+def _gather_outputs(solver, net_id, width, eval_type, expected):
+    """Run test net ``net_id`` for its test_iter batches: ({output: [a copy of each
+    batch's array]}, mean loss or None), or None when a stop request interrupts.
+    Every output's last axis must be ``width`` (the evaluation layer's format)."""
     net = solver.test_nets[net_id]
     net.share_with(solver.net)
     iters = solver.param.test_iter[net_id]
-    marks = {name: [] for name in net.outputs}
+    outputs = {name: [] for name in net.outputs}
     loss = f32(0)
     for _ in range(iters):
         if handle_requests(solver):
             solver.reporter.message("Test interrupted.")
-            return {}
+            return None
         loss += f32(net.forward_range())
         for name in net.outputs:
             data = net.blobs[name].data
-            if data.shape[-1] != 5:
-                raise SolverError(f"eval_type detection: test net output '{name}' must "
-                                  f"be DetectionEvaluate's (1, 1, K, 5), got {data.shape}")
-            marks[name].append(data.reshape(-1, 5).copy())
+            if data.shape[-1] != width:
+                raise SolverError(f"eval_type {eval_type}: test net output '{name}' must "
+                                  f"be {expected}, got {data.shape}")
+            outputs[name].append(data.copy())
+    mean_loss = float(loss / f32(iters)) if solver.param.test_compute_loss else None
+    return outputs, mean_loss
+
+
+def run_detection_test(solver, net_id):
+    """The fork's TestDetection: each output's (1, 1, K, 5) marks gathered over
+    test_iter batches, scored as {output: [mAP]} (per-class AP in the log with
+    show_per_class_result)."""
+    gathered = _gather_outputs(solver, net_id, 5, "detection",
+                               "DetectionEvaluate's (1, 1, K, 5)")
+    if gathered is None:
+        return {}
+    outputs, mean_loss = gathered
+    marks = {name: [b.reshape(-1, 5) for b in batches] for name, batches in outputs.items()}
     scores = {}
     for name, results in marks.items():
         try:
@@ -115,7 +129,6 @@ def run_detection_test(solver, net_id):
         if solver.param.show_per_class_result:
             for label, ap in sorted(aps.items()):
                 solver.reporter.message(f"class{label}: {float(ap):.6g}")
-    mean_loss = float(loss / f32(iters)) if solver.param.test_compute_loss else None
     solver.reporter.test(solver.iter, net_id, scores, mean_loss)
     return scores
 
@@ -152,22 +165,15 @@ def segmentation_scores(stats):
 def run_segmentation_test(solver, net_id):
     """The fork's TestSegmentation: each output's counts summed over test_iter
     batches; {'<output> <score>': [value]} for the four scores."""
-    net = solver.test_nets[net_id]
-    net.share_with(solver.net)
-    iters = solver.param.test_iter[net_id]
+    gathered = _gather_outputs(solver, net_id, 3, "segmentation",
+                               "ParseEvaluate's (1, L, 1, 3)")
+    if gathered is None:
+        return {}
+    outputs, mean_loss = gathered
     sums = {}
-    loss = f32(0)
-    for _ in range(iters):
-        if handle_requests(solver):
-            solver.reporter.message("Test interrupted.")
-            return {}
-        loss += f32(net.forward_range())
-        for name in net.outputs:
-            data = net.blobs[name].data
-            if data.shape[-1] != 3:
-                raise SolverError(f"eval_type segmentation: test net output '{name}' must "
-                                  f"be ParseEvaluate's (1, L, 1, 3), got {data.shape}")
-            sums[name] = sums.get(name, 0) + data.astype(f32)
+    for name, batches in outputs.items():
+        for batch in batches:                           # float32 sums, in order
+            sums[name] = sums.get(name, 0) + batch.astype(f32)
     scores = {}
     for name, stats in sums.items():
         values = segmentation_scores(stats)
@@ -176,6 +182,5 @@ def run_segmentation_test(solver, net_id):
             continue
         for what, value in zip(SEGMENTATION_SCORES, values):
             scores[f"{name} {what}"] = np.array([value], f32)
-    mean_loss = float(loss / f32(iters)) if solver.param.test_compute_loss else None
     solver.reporter.test(solver.iter, net_id, scores, mean_loss)
     return scores
