@@ -165,3 +165,11 @@ def test_cli_prints_table_and_totals(tmp_path, capsys):
     assert cli_main(["summary", str(tmp_path / "tiny.prototxt"),
                      "--input-shape", "1,3,10,10", "2,2"]) == 1
     assert "1 input(s): data" in capsys.readouterr().err
+
+
+def test_ssd_annotated_data_takes_its_shapes_from_resize_param(zoo_path, capsys):
+    from caffe_lite import cli
+    path = str(zoo_path("mobilenet_ssd/voc_MobileNetSSD_test.prototxt"))
+    assert cli.main(["summary", path]) == 0
+    out = capsys.readouterr().out
+    assert "8x3x300x300 1x1x1x8" in out           # batch 8, resize 300x300, the boxes

@@ -129,13 +129,20 @@ def _data_shapes(lp: Any) -> list[list[int]] | None:
     crop = lp.transform_param.crop_size
     size = (crop, crop) if crop else (getattr(param, "new_height", 0),
                                       getattr(param, "new_width", 0))
+    resize = lp.transform_param.resize_param
+    if lp.type == "AnnotatedData" and not crop and lp.transform_param.HasField("resize_param"):
+        size = (resize.height, resize.width)               # SSD resizes every image
     if lp.type == "HDF5Data" or not batch or not all(size):
         return None
     channels = 1 if getattr(param, "is_color", True) is False else 3
     shapes = [[batch, channels, *size]]
     for _ in lp.top[1:]:
-        shapes.append([batch, 1, *size] if lp.type in ("DenseImageData", "ImageSegData",
-                                                       "WindowSegData") else [batch])
+        if lp.type == "AnnotatedData":          # boxes: (1, 1, boxes in the batch, 8)
+            shapes.append([1, 1, 1, 8])
+        elif lp.type in ("DenseImageData", "ImageSegData", "WindowSegData"):
+            shapes.append([batch, 1, *size])
+        else:
+            shapes.append([batch])
     return shapes
 
 
