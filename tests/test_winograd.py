@@ -23,6 +23,7 @@ def fast(monkeypatch):
         calls.append(args[0].shape)
         return real(*args, **kwargs)
     monkeypatch.setattr(conv_gemm, "winograd_forward", counted)
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)        # small test layers too
     caffe_lite.set_conv_algorithm("winograd")
     yield calls
     caffe_lite.set_conv_algorithm("exact")
@@ -99,6 +100,7 @@ def test_time_command_fast_flag(tmp_path, monkeypatch):
     real = conv_gemm.winograd_forward
     monkeypatch.setattr(conv_gemm, "winograd_forward",
                         lambda *a, **k: seen.append(1) or real(*a, **k))
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
     try:
         assert cli.main(["time", "-model", "net.prototxt", "-iterations", "1", "--fast"]) == 0
         assert seen
@@ -107,3 +109,14 @@ def test_time_command_fast_flag(tmp_path, monkeypatch):
     seen.clear()
     assert cli.main(["time", "-model", "net.prototxt", "-iterations", "1"]) == 0
     assert not seen
+
+
+def test_winograd_leaves_layers_with_few_channels_to_the_exact_path():
+    caffe_lite.set_conv_algorithm("winograd")
+    try:
+        x = np.zeros((1, 3, 8, 8), np.float32)
+        assert not winograd.winograd_applies(x, np.zeros((64, 3, 3, 3), np.float32), 1, 1, 1)
+        assert winograd.winograd_applies(np.zeros((1, 256, 8, 8), np.float32),
+                                         np.zeros((256, 256, 3, 3), np.float32), 1, 1, 1)
+    finally:
+        caffe_lite.set_conv_algorithm("exact")
