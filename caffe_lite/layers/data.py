@@ -15,9 +15,13 @@ import itertools
 
 import numpy as np
 
+from ..data.db import RecordReader
+from ..data.files import find_file
+from ..data.image import COLOR, GRAY, UNCHANGED
 from ..data.shard import own_items
 from ..data.shard import rank as shard_rank
 from ..data.shard import size as shard_size
+from ..errors import CaffeLiteError
 from ..fillers import fill
 from ..proto import caffe_pb2
 from ..rng import get_rng
@@ -50,6 +54,23 @@ class DataLayer(Layer):
         this rank reads: under data-parallel training the train net's rank r of
         N takes items r, r + N, ...; a test net (run by rank 0 alone) takes all."""
         return own_items(stream, sharded=self.phase == caffe_pb2.TRAIN)
+
+    def open_database(self):
+        """Open data_param's LMDB/LevelDB (self.source, self.db) and this rank's
+        endless record stream (self.records); return the image decode mode that
+        transform_param's force_color / force_gray ask for."""
+        p, tp = self.param.data_param, self.param.transform_param
+        self.source = find_file(p.source, self.net_file)
+        if tp.force_color and tp.force_gray:
+            raise self.error("transform_param cannot set both force_color and force_gray")
+        try:
+            self.db = RecordReader(self.source, p.backend)
+        except CaffeLiteError as exc:
+            raise self.error(exc.message + f": {self.source}") from None
+        if len(self.db) == 0:
+            raise self.error(f"the database {self.source} holds no records")
+        self.records = self.own(self.all_records())
+        return COLOR if tp.force_color else GRAY if tp.force_gray else UNCHANGED
 
     def all_records(self):
         """(key, value) of the layer's database ``self.db`` (``self.source``) in

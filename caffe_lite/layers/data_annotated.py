@@ -28,10 +28,8 @@ from ..data.annotated import (
     project_boxes,
     read_annotated,
 )
-from ..data.db import RecordReader
 from ..data.distort import check_distortion, distort, warp
 from ..data.files import find_file
-from ..data.image import COLOR, GRAY, UNCHANGED
 from ..data.transform import DataTransformer
 from ..errors import CaffeLiteError
 from ..proto import caffe_pb2
@@ -67,17 +65,7 @@ class AnnotatedDataLayer(DataLayer):
             message = check_sampler(s.sampler)
             if message:
                 raise self.error(f"batch_sampler: {message}")
-        self.source = find_file(p.source, self.net_file)
-        if tp.force_color and tp.force_gray:
-            raise self.error("transform_param cannot set both force_color and force_gray")
-        self.mode = COLOR if tp.force_color else GRAY if tp.force_gray else UNCHANGED
-        try:
-            self.db = RecordReader(self.source, p.backend)
-        except CaffeLiteError as exc:
-            raise self.error(exc.message + f": {self.source}") from None
-        if len(self.db) == 0:
-            raise self.error(f"the database {self.source} holds no records")
-        self.records = self.own(self.all_records())
+        self.mode = self.open_database()
         image, boxes, _, typed = self.next_record()
         ap = self.param.annotated_data_param
         self.annotated = typed or ap.HasField("anno_type")

@@ -15,9 +15,8 @@ import itertools
 import numpy as np
 
 from ..data.datum import datum_to_chw
-from ..data.db import RecordReader
 from ..data.files import find_file
-from ..data.image import COLOR, GRAY, UNCHANGED, parse_list_line, read_image, to_chw
+from ..data.image import parse_list_line, read_image, to_chw
 from ..data.transform import DataTransformer
 from ..errors import CaffeLiteError
 from ..proto import caffe_pb2
@@ -80,18 +79,7 @@ class DBDataLayer(TransformingDataLayer):
     def open_source(self):
         p = self.param.data_param
         self.batch_size = p.batch_size
-        self.source = find_file(p.source, self.net_file)
-        tp = self.param.transform_param
-        if tp.force_color and tp.force_gray:
-            raise self.error("transform_param cannot set both force_color and force_gray")
-        self.decode_mode = COLOR if tp.force_color else GRAY if tp.force_gray else UNCHANGED
-        try:
-            self.db = RecordReader(self.source, p.backend)
-        except CaffeLiteError as exc:
-            raise self.error(exc.message + f": {self.source}") from None
-        if len(self.db) == 0:
-            raise self.error(f"the database {self.source} holds no records")
-        self.records = self.own(self.all_records())
+        self.decode_mode = self.open_database()
 
     def read_batch(self):
         arrays, labels, keys = [], [], []
