@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ExportError, VerificationError, require
 from ..formats.atomic import atomic_write
 from ..proto import caffe_pb2
-from . import forks, neurons, shapes  # noqa: F401  (they register converters)
+from . import forks, neurons, pooling, shapes  # noqa: F401  (they register converters)
 from .builder import GraphBuilder, NoMapping, Step
 from .layers import CONVERTERS
 from .verify import Verification, unverified_path, verify

@@ -4,7 +4,7 @@ forks' BN, and SSD's Normalize and PriorBox (a constant: it depends on shapes on
 
 Caffe's pooling mask holds h*W + w inside each (n, c) plane (as a float); ONNX's
 MaxUnpool wants indices into the whole flattened output (N, C, OH, OW), so each
-plane's offset (n*C + c)*OH*OW is added (layers.pooling does the reverse).
+plane's offset (n*C + c)*OH*OW is added (pooling.pool does the reverse).
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 
 from ..proto import caffe_pb2
 from .builder import GraphBuilder, NoMapping, Step
-from .layers import converts, emit, normalize_by_batch, plane_offsets
+from .layers import converts, emit, normalize_by_batch
+from .pooling import plane_offsets
 
 SEGNET_EPS = 1e-9
 
