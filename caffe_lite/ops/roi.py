@@ -67,13 +67,14 @@ def roi_pool_backward(top_diff: Array, argmax: Array, rois: Array,
                       data_shape: tuple[int, ...]) -> Array:
     """Each top diff added to its argmax element, rois in order (R, C, PH, PW)."""
     num, channels, height, width = data_shape
-    diff = np.zeros((num, channels, height * width), top_diff.dtype)
-    batch = rois[:, 0].astype(np.int64)
-    for c in range(channels):
-        idx = argmax[:, c].reshape(len(rois), -1)               # (R, PH*PW)
-        keep = idx >= 0
-        n = np.broadcast_to(batch[:, None], idx.shape)[keep]
-        np.add.at(diff[:, c], (n, idx[keep]), top_diff[:, c].reshape(idx.shape)[keep])
+    diff = np.zeros(num * channels * height * width, top_diff.dtype)
+    R = len(rois)
+    idx = argmax.reshape(R, channels, -1)                       # (R, C, PH*PW)
+    plane = rois[:, 0].astype(np.int64)[:, None] * channels + np.arange(channels)
+    flat = plane[:, :, None] * (height * width) + idx           # into (N, C, H, W)
+    keep = idx >= 0
+    # one scatter; each element still sums its contributions rois-then-bins in order
+    np.add.at(diff, flat[keep], top_diff.reshape(idx.shape)[keep])
     return diff.reshape(data_shape)
 
 
