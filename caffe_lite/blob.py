@@ -234,6 +234,9 @@ class Blob:
         self._pending = None
         self._data_buf = other._data_buf
 
+    def shares_data_with(self, other: Blob) -> bool:
+        return self._data_buf is other._data_buf
+
     def use_memory(self, buffer: np.ndarray) -> None:
         """Keep the data in ``buffer`` (1-D, at least count values), which other
         blobs may use too (lean inference); growing past it takes fresh memory."""

@@ -115,7 +115,10 @@ def test_the_default_net_keeps_every_blob():
     full.forward(data=np.ones(full.blobs["data"].shape))
     buffers = [b._data_buf for b in full.blobs.values()]
     shared = sum(np.shares_memory(x, y) for i, x in enumerate(buffers) for y in buffers[i + 1:])
-    assert shared == 1                       # only Flatten's top, over its bottom
+    # only as Caffe shares: Flatten's top over its bottom, and a Split's two tops
+    # over their bottom (three pairs among the three blobs)
+    assert [layer.type for layer in full.layers].count("Split") == 1
+    assert shared == 1 + 3
 
 
 def test_a_zoo_net_runs_lean(zoo_path):

@@ -32,7 +32,8 @@ class InputLayer(Layer):
 
 @register_layer("Split")
 class SplitLayer(Layer):
-    """Copies its bottom to every top; backward sums the tops' diffs."""
+    """Every top shares its bottom's data, as in Caffe (no copy: an in-place layer on
+    one top changes them all, exactly what Caffe shows); backward sums the tops' diffs."""
     exact_num_bottom = 1
     min_top = 1
 
@@ -41,10 +42,12 @@ class SplitLayer(Layer):
             if blob is bottom[0]:
                 raise self.error("Split cannot run in place", blob=self.param.top[0])
             blob.reshape(bottom[0].shape)
+            blob.share_data(bottom[0])
 
     def forward(self, bottom, top):
-        for blob in top:
-            blob.data[...] = bottom[0].data
+        for blob in top:                   # only a top given other memory since reshape
+            if not blob.shares_data_with(bottom[0]):
+                blob.data[...] = bottom[0].data
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
