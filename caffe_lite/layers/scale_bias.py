@@ -103,7 +103,8 @@ class ScaleLayer(_OperandLayer):
     bottom[1] or a learned blob; bias_term appends a learned bias blob shaped like s.
     Learned diffs accumulate (Caffe overwrites the scale's diff when the outer dim
     is 1 or the scale is as large as x); bottom[1]'s diff is written. In place
-    keeps a copy of x for the scale's gradient."""
+    keeps a copy of x for the scale's gradient, as Caffe, unless the net runs
+    forward only (lean)."""
 
     def layer_setup(self, bottom, top):
         p = self.param.scale_param
@@ -131,13 +132,22 @@ class ScaleLayer(_OperandLayer):
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.view)
-        if top[0] is bottom[0]:
-            self.kept_input = x.copy()           # the scale's gradient needs x
+        self.kept_input = None
+        if top[0] is bottom[0] and not self.forward_only:
+            self.kept_input = self.keep(x)       # the scale's gradient needs x
         y = top[0].data.reshape(self.view)
         np.multiply(x, self._scale(bottom).data.reshape(self.view[1], 1), out=y)
         if self.bias_term:
             y = top[0].data.reshape(self.bias_view)
             y += self.blobs[-1].data.reshape(self.bias_view[1], 1)
+
+    def keep(self, x):
+        """x copied into a buffer reused from one forward to the next."""
+        kept = getattr(self, "_kept_buffer", None)
+        if kept is None or kept.shape != x.shape:
+            kept = self._kept_buffer = np.empty_like(x)
+        np.copyto(kept, x)
+        return kept
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff

@@ -27,6 +27,8 @@ class LeanMemory:
     def __init__(self, graph: NetGraph, keep: Iterable[str] = ()) -> None:
         self.keep = set(keep)
         _share_workspaces(graph)
+        for layer in graph.layers:
+            layer.forward_only = True
         self.groups, self.lifetimes = _groups_and_lifetimes(graph, self.keep)
         self.saved_bytes = 0
 
