@@ -58,12 +58,11 @@ class EltwiseLayer(Layer):
             for b in bottom[2:]:
                 y *= b.data
         elif self.op == _OP.SUM:
-            for i, (b, c) in enumerate(zip(bottom, self.coeffs)):
-                term = b.data if c == 1 else b.data * y.dtype.type(c)
-                if i == 0:
-                    np.copyto(y, term)
-                else:
-                    y += term
+            terms = [b.data if c == 1 else b.data * y.dtype.type(c)
+                     for b, c in zip(bottom, self.coeffs)]
+            np.add(terms[0], terms[1], out=y)    # one pass; the same sums as Caffe's
+            for term in terms[2:]:
+                y += term
         else:
             a, b = bottom[0].data, bottom[1].data
             first = a > b
