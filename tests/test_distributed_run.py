@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import caffe_lite as caffe
 from caffe_lite import cli
@@ -149,8 +150,9 @@ def test_an_unreachable_scheduler_is_named_within_the_timeout(data):
 def test_dask_workers_give_bit_identical_results(data, tmp_path, capsys):
     distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
     pytest.importorskip("tqdm")
-    alone = run_dataset(DEPLOY, data["weights"], data["list"], batch_size=2,
-                        shard_size=2, transform=SCALE)
+    with threadpool_limits(1):                 # as dask's workers: one BLAS thread each
+        alone = run_dataset(DEPLOY, data["weights"], data["list"], batch_size=2,
+                            shard_size=2, transform=SCALE)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         out = tmp_path / "dask.h5"

@@ -17,7 +17,7 @@ from ..errors import CaffeLiteError, NetError
 from ..formats import SavedLayer, read_net_param, upgrade_net
 from ..layers.base import Layer
 from ..proto import caffe_pb2
-from . import scripting, weights
+from . import parallel, scripting, weights
 from .graph import NetGraph, build_graph
 from .lean import LeanMemory
 from .passes import builtin_for_python_layers, filter_by_state, insert_splits
@@ -77,6 +77,20 @@ def _from_graph(name: str, doc: str) -> _FromGraph[Any]:
     return _FromGraph(name, doc)
 
 
+def run_forward(graph: NetGraph, start: int, end: int) -> float:
+    """Run a graph's layers start..end inclusive and return the summed loss."""
+    loss = 0.0
+    with np.errstate(all="ignore"):       # a non-finite result is data, not a warning
+        for li in range(start, end + 1):
+            layer = graph.layers[li]
+            try:
+                loss += layer.run_forward(graph.bottom_vecs[li], graph.top_vecs[li])
+            except CaffeLiteError as exc:
+                exc.with_context(layer=layer.name, layer_type=layer.type)
+                raise
+    return loss
+
+
 class Net:
     """pycaffe's Net: ``Net(network_file, phase, level=0, stages=None,
     weights=None)`` or the legacy ``Net(network_file, weights_file, phase)``.
@@ -133,6 +147,10 @@ class Net:
             exc.with_context(file=source)
             raise
         self.graph = build_graph(filtered, source, allow_python_layers, dtype)
+        self._dtype = dtype
+        self._separable: bool | None = None
+        self._parallel: parallel.BatchParallel | None = None
+        self._state_in_shadows = False
         self._lean: LeanMemory | None = None
         if weights is not None:
             self.copy_from(weights)
@@ -228,15 +246,36 @@ class Net:
             raise NetError("a lean net runs forward from its first layer: the "
                            "blobs an inner layer reads may hold other data",
                            file=self.source, layer=self._layer_names[start])
-        loss = 0.0
-        with np.errstate(all="ignore"):       # a non-finite result is data, not a warning
-            for li in range(start, end + 1):
-                layer = self.layers[li]
-                try:
-                    loss += layer.run_forward(self.bottom_vecs[li], self.top_vecs[li])
-                except CaffeLiteError as exc:
-                    exc.with_context(layer=layer.name, layer_type=layer.type)
-                    raise
+        if start == 0 and end == len(self.layers) - 1:
+            loss = self._forward_in_parallel()
+            if loss is not None:
+                return loss
+        self._state_in_shadows = False
+        return run_forward(self.graph, start, end)
+
+    def _forward_in_parallel(self) -> float | None:
+        """The whole forward as slices of the batch on threads (parallel.py), where
+        that gives exactly the serial result; None where it does not apply."""
+        if self._separable is None:
+            self._separable = parallel.separable_layers(self.graph)
+        if not self._separable or self._lean is not None or parallel.threads() < 2:
+            return None
+        for li, layer in enumerate(self.layers):     # as a serial forward would, first
+            try:
+                layer.reshape(self.bottom_vecs[li], self.top_vecs[li])
+            except CaffeLiteError as exc:
+                exc.with_context(layer=layer.name, layer_type=layer.type)
+                raise
+        batch = parallel.batch_of(self.graph)
+        if batch < 2:
+            return None
+        if self._parallel is None:
+            graph = self.graph
+            self._parallel = parallel.BatchParallel(graph, lambda: build_graph(
+                graph.param, graph.source, None, self._dtype))
+        loss = self._parallel.forward(self._parallel.slices(batch),
+                                      lambda shadow: run_forward(shadow, 0, len(shadow.layers) - 1))
+        self._state_in_shadows = True
         return loss
 
     def backward_range(self, start: int | None = None, end: int = 0) -> None:
@@ -246,6 +285,9 @@ class Net:
             raise NetError("a lean net runs forward only (its intermediate blobs "
                            "share memory); build it without lean=True to run "
                            "backward", file=self.source)
+        if self._state_in_shadows:               # the layers' forward state is there
+            self._state_in_shadows = False
+            run_forward(self.graph, 0, len(self.layers) - 1)
         with np.errstate(all="ignore"):
             for li in range(start, end - 1, -1):
                 if self.layer_need_backward[li]:

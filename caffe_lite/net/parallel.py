@@ -1,0 +1,197 @@
+"""Batch-parallel inference: a TEST net's forward over a batch of N >= 2 runs as
+one slice of the batch per thread, each thread with BLAS on one thread of its own.
+
+numpy runs everything but BLAS on one core, so on a 2-core machine a forward
+spends much of its time (im2col, pooling, LRN, ReLU, BatchNorm, Scale...) with
+one core idle, and BLAS's own 2 threads do small GEMMs no faster than one. A
+slice of the batch per thread keeps every core busy with no lock between them.
+
+Each thread runs a *shadow* of the net: the same layers, built from the same
+NetParameter, whose parameters share the net's memory and whose blobs are views
+of the net's blobs (rows n0..n1 of the batch axis, which are contiguous). The
+outputs land in the net's own blobs, so pycaffe's readers see what a serial
+forward gives: the same layers on the same values, image by image.
+
+It applies only where that is exact: every layer is one whose forward treats
+the images of a batch independently (the types below, with their axis
+parameters past the batch axis), every blob has the batch on its first axis,
+and no blob is a loss. The shadows hold the layers' forward state (pooling
+masks, kept inputs), so a backward after a parallel forward first runs the
+forward again on the net itself (Net.backward does that). A lean net stays
+serial: its blobs share memory, and another thread's slice of one blob may lie
+in this thread's slice of another.
+
+BLAS's thread count is read and set with threadpoolctl (the optional extra
+``fast``); without it, or with BLAS on one thread, the forward stays serial.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..blob import Blob
+from ..ops.geometry import Workspace
+from ..proto import caffe_pb2
+
+if TYPE_CHECKING:
+    from .graph import NetGraph
+
+# -- which layers treat the images of a batch independently -------------------
+
+def _axis_past_batch(axis: int) -> bool:
+    return axis != 0          # negative axes count from the end: never the batch
+
+
+def _always(lp: Any) -> bool:
+    return True
+
+
+#: layer type -> whether this layer's forward keeps the images apart (TEST phase)
+BATCH_SEPARABLE: dict[str, Callable[[Any], bool]] = {
+    **{t: _always for t in (
+        "Input", "Convolution", "Deconvolution", "ConvolutionDepthwise", "DepthwiseConvolution",
+        "Pooling", "LRN", "Split", "Eltwise", "Dropout", "Silence",
+        "ReLU", "PReLU", "Sigmoid", "TanH", "ELU", "BNLL", "AbsVal", "Power", "Exp",
+        "Log", "Threshold", "Clip", "ReLU6", "Swish", "Mish", "Normalize",
+        "Upsample", "Interp", "Unpooling", "ShuffleChannel", "Im2col")},
+    "BatchNorm": lambda lp: not (lp.batch_norm_param.HasField("use_global_stats")
+                                 and not lp.batch_norm_param.use_global_stats),
+    "Scale": lambda lp: _axis_past_batch(lp.scale_param.axis),
+    "Bias": lambda lp: _axis_past_batch(lp.bias_param.axis),
+    "InnerProduct": lambda lp: _axis_past_batch(lp.inner_product_param.axis),
+    "Softmax": lambda lp: _axis_past_batch(lp.softmax_param.axis),
+    "Concat": lambda lp: (_axis_past_batch(lp.concat_param.axis)
+                          and not lp.concat_param.HasField("concat_dim")),
+    "Slice": lambda lp: (_axis_past_batch(lp.slice_param.axis)
+                         and not lp.slice_param.HasField("slice_dim")),
+    "Flatten": lambda lp: _axis_past_batch(lp.flatten_param.axis),
+    "Crop": lambda lp: _axis_past_batch(lp.crop_param.axis),
+    "Permute": lambda lp: not lp.permute_param.order or lp.permute_param.order[0] == 0,
+}
+
+
+def separable_layers(graph: NetGraph) -> bool:
+    """Whether every layer of a TEST net keeps the images of a batch apart (and
+    every top has a name, so that its shadow can be found)."""
+    if graph.param.state.phase != caffe_pb2.TEST or any(graph.blob_loss_weights.values()):
+        return False
+    named = {id(blob) for blob in graph.blobs.values()}
+    for layer, tops in zip(graph.layers, graph.top_vecs):
+        rule = BATCH_SEPARABLE.get(layer.param.type)
+        if rule is None or not rule(layer.param) or any(layer.loss_weights):
+            return False
+        if any(id(blob) not in named for blob in tops):
+            return False
+    return True
+
+
+def batch_of(graph: NetGraph) -> int:
+    """The batch every blob has on its first axis, or 0 if the blobs disagree."""
+    shapes = [blob.shape for blob in graph.blobs.values()]
+    if not graph.inputs or not all(shapes):
+        return 0
+    batch = graph.blobs[graph.inputs[0]].shape[0]
+    return batch if all(shape[0] == batch for shape in shapes) else 0
+
+
+# -- threads and BLAS ----------------------------------------------------------
+
+class _Blas:
+    """numpy's BLAS through threadpoolctl, found once; None without it."""
+
+    def __init__(self) -> None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            self.controller = None
+            return
+        self.controller = ThreadpoolController().select(user_api="blas")
+
+    def threads(self) -> int:
+        if self.controller is None or not self.controller.lib_controllers:
+            return 1
+        return max(lib.num_threads for lib in self.controller.lib_controllers)
+
+    def one_thread(self) -> Any:
+        assert self.controller is not None
+        return self.controller.limit(limits=1)
+
+
+_blas: _Blas | None = None
+_pool: ThreadPoolExecutor | None = None
+
+
+def blas() -> _Blas:
+    global _blas
+    if _blas is None:
+        _blas = _Blas()
+    return _blas
+
+
+def threads() -> int:
+    """Threads a batch is split over: BLAS's own count (OPENBLAS_NUM_THREADS and the
+    like set it), at most the CPUs this process may use."""
+    return min(blas().threads(), len(os.sched_getaffinity(0)) if hasattr(
+        os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def pool(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool._max_workers < workers:
+        _pool = ThreadPoolExecutor(workers, thread_name_prefix="caffe_lite")
+    return _pool
+
+
+# -- the shadows ----------------------------------------------------------------
+
+class BatchParallel:
+    """A net's shadows, one per thread, made on first use."""
+
+    def __init__(self, graph: NetGraph, build: Callable[[], NetGraph]) -> None:
+        self.graph = graph
+        self.build = build
+        self.shadows: list[NetGraph] = []
+
+    def slices(self, batch: int) -> list[tuple[int, int]]:
+        parts = min(threads(), batch)
+        edges = [batch * k // parts for k in range(parts + 1)]
+        return list(zip(edges[:-1], edges[1:]))
+
+    def forward(self, slices: list[tuple[int, int]], run: Callable[[NetGraph], float]) -> float:
+        """Point each shadow at its slice of the net's blobs and run them together."""
+        while len(self.shadows) < len(slices):
+            self.shadows.append(self._shadow())
+        for shadow, (n0, n1) in zip(self.shadows, slices):
+            _share_params(shadow, self.graph)
+            for name, blob in self.graph.blobs.items():
+                _view_rows(shadow.blobs[name], blob, n0, n1)
+        with blas().one_thread():
+            jobs = [pool(len(slices)).submit(run, shadow)
+                    for shadow in self.shadows[:len(slices)]]
+            wait(jobs)                       # all done before BLAS gets its threads back
+        return sum(job.result() for job in jobs)
+
+    def _shadow(self) -> NetGraph:
+        shadow = self.build()
+        workspace = Workspace()             # layers run one at a time in a shadow
+        for layer in shadow.layers:
+            if isinstance(getattr(layer, "workspace", None), Workspace):
+                layer.workspace = workspace  # type: ignore[attr-defined]
+        return shadow
+
+
+def _share_params(shadow: NetGraph, graph: NetGraph) -> None:
+    for layer, main in zip(shadow.layers, graph.layers):
+        for blob, param in zip(layer.blobs, main.blobs):
+            if blob.shape != param.shape:
+                blob.reshape(param.shape)
+            if not blob.shares_data_with(param):
+                blob.share_data(param)
+
+
+def _view_rows(shadow: Blob, blob: Blob, n0: int, n1: int) -> None:
+    """Make ``shadow`` rows n0..n1 of ``blob`` (a view of its memory)."""
+    per_row = blob.count // blob.shape[0]
+    shadow.reshape((n1 - n0,) + blob.shape[1:])
+    shadow.use_memory(blob.data.reshape(-1)[n0 * per_row:n1 * per_row])

@@ -1,0 +1,184 @@
+"""Batch-parallel inference (net/parallel.py): a TEST net's forward over a batch
+runs one slice per thread, each slice exactly as a serial net of that batch size
+runs it on one BLAS thread."""
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import caffe_lite as caffe
+from caffe_lite.errors import CaffeLiteError
+from caffe_lite.formats import parse_net_param
+from caffe_lite.net import parallel
+
+pytestmark = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="batch-parallel forward needs 2 CPUs")
+
+# every kind of layer the inference nets of the bench use, with a branch (Split),
+# a channel Concat, in-place BatchNorm/Scale/ReLU and a residual Eltwise
+NET = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 5 dim: 3 dim: 15 dim: 15 } } }
+layer { name: "c1" type: "Convolution" bottom: "data" top: "c1"
+        convolution_param { num_output: 8 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.3 }
+                            bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "bn1" type: "BatchNorm" bottom: "c1" top: "c1" }
+layer { name: "sc1" type: "Scale" bottom: "c1" top: "c1"
+        scale_param { bias_term: true filler { type: "gaussian" std: 1 } bias_filler { type: "gaussian" std: 1 } } }
+layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "a" type: "Convolution" bottom: "c1" top: "a"
+        convolution_param { num_output: 4 kernel_size: 1 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "b" type: "Convolution" bottom: "c1" top: "b"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 group: 2 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "cat" type: "Concat" bottom: "a" bottom: "b" top: "cat" }
+layer { name: "sum" type: "Eltwise" bottom: "cat" bottom: "c1" top: "sum" }
+layer { name: "lrn" type: "LRN" bottom: "sum" top: "lrn" lrn_param { local_size: 3 alpha: 0.1 beta: 0.75 } }
+layer { name: "pool" type: "Pooling" bottom: "lrn" top: "pool" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "drop" type: "Dropout" bottom: "pool" top: "pool" }
+layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip"
+        inner_product_param { num_output: 6 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
+"""
+
+
+def make(text=NET, batch=5, seed=3, **kwargs):
+    caffe.set_random_seed(seed)
+    net = caffe.Net(parse_net_param(text), caffe.TEST, **kwargs)
+    net.blobs["data"].reshape(batch, 3, 15, 15)
+    net.reshape()
+    bn = net.params["bn1"]
+    bn[0].data[...] = np.linspace(-1, 1, 8)
+    bn[1].data[...] = np.linspace(0.5, 2, 8)
+    bn[2].data[...] = 1.5
+    return net
+
+
+def images(batch, seed=0):
+    return np.random.default_rng(seed).standard_normal((batch, 3, 15, 15)).astype(np.float32)
+
+
+def forward_in_parallel(net, x):
+    with threadpool_limits(2):
+        net.forward(data=x)
+    assert net._state_in_shadows, "the forward should have run in parallel"
+    return {name: blob.data.copy() for name, blob in net.blobs.items()}
+
+
+def serial_slices(x, slices):
+    """Each slice through its own net of that batch size, serially, on one BLAS thread."""
+    out = {}
+    with threadpool_limits(1):
+        for n0, n1 in slices:
+            net = make(batch=n1 - n0)
+            net.forward(data=x[n0:n1])
+            assert not net._state_in_shadows
+            for name, blob in net.blobs.items():
+                out.setdefault(name, []).append(blob.data.copy())
+    return {name: np.concatenate(parts) for name, parts in out.items()}
+
+
+def test_each_slice_is_exactly_a_serial_forward_of_it():
+    x = images(5)
+    net = make()
+    got = forward_in_parallel(net, x)
+    slices = net._parallel.slices(5)
+    assert slices == [(0, 2), (2, 5)]               # uneven: 5 images on 2 threads
+    want = serial_slices(x, slices)
+    assert got.keys() == want.keys()
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_parameters_changed_between_forwards_are_seen():
+    x = images(4, seed=1)
+    net = make(batch=4)
+    forward_in_parallel(net, x)
+    net.params["c1"][0].data[...] *= -0.5                            # in place
+    net.params["ip"][1].data[...] = np.arange(6)
+    got = forward_in_parallel(net, x)["prob"]
+    with threadpool_limits(1):
+        reference = make(batch=2)
+        reference.params["c1"][0].data[...] *= -0.5
+        reference.params["ip"][1].data[...] = np.arange(6)
+        want = np.concatenate([reference.forward(data=x[:2])["prob"].copy(),
+                               reference.forward(data=x[2:])["prob"].copy()])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_new_batch_size_is_split_again():
+    net = make(batch=4)
+    forward_in_parallel(net, images(4))
+    net.blobs["data"].reshape(7, 3, 15, 15)
+    x = images(7, seed=2)
+    got = forward_in_parallel(net, x)
+    want = serial_slices(x, [(0, 3), (3, 7)])
+    np.testing.assert_array_equal(got["prob"], want["prob"])
+
+
+def test_backward_after_a_parallel_forward_is_the_serial_ones():
+    """The layers' forward state is in the shadows, so backward runs the forward
+    again on the net itself first: the diffs equal those after a serial forward."""
+    x = images(4, seed=4)
+    dy = np.random.default_rng(5).standard_normal((4, 6)).astype(np.float32)
+    nets = []
+    for run_parallel in (True, False):
+        net = make(text=NET + "force_backward: true", batch=4)
+        with threadpool_limits(2 if run_parallel else 1):
+            net.forward(data=x)
+            assert net._state_in_shadows == run_parallel
+        with threadpool_limits(1):
+            net.backward(prob=dy)
+        assert not net._state_in_shadows
+        nets.append(net)
+    for name in ("data", "c1", "cat", "pool"):
+        np.testing.assert_array_equal(nets[0].blobs[name].diff, nets[1].blobs[name].diff)
+    np.testing.assert_array_equal(nets[0].params["c1"][0].diff, nets[1].params["c1"][0].diff)
+
+
+@pytest.mark.parametrize("change,why", [
+    (("bottom: \"ip\" top: \"prob\" }", "bottom: \"ip\" top: \"prob\" softmax_param { axis: 0 } }"),
+     "a Softmax over the batch axis"),
+    (("bottom: \"ip\" top: \"prob\" }", "bottom: \"ip\" top: \"prob\" loss_weight: 1 }"),
+     "a loss"),
+    (("layer { name: \"bn1\" type: \"BatchNorm\" bottom: \"c1\" top: \"c1\" }",
+      "layer { name: \"bn1\" type: \"BatchNorm\" bottom: \"c1\" top: \"c1\" "
+      "batch_norm_param { use_global_stats: false } }"),
+     "batch statistics"),
+])
+def test_nets_that_mix_the_images_stay_serial(change, why):
+    text = NET.replace(*change)
+    assert text != NET, why
+    net = caffe.Net(parse_net_param(text), caffe.TEST)
+    assert not parallel.separable_layers(net.graph), why
+    with threadpool_limits(2):
+        net.forward(data=images(5))
+    assert not net._state_in_shadows, why
+
+
+def test_train_nets_lean_nets_and_single_images_stay_serial():
+    assert not parallel.separable_layers(
+        caffe.Net(parse_net_param(NET), caffe.TRAIN).graph)
+    lean = make(lean=True)
+    one = make(batch=1)
+    with threadpool_limits(2):
+        lean.forward(data=images(5))
+        one.forward(data=images(1))
+    assert not lean._state_in_shadows and not one._state_in_shadows
+
+
+def test_one_blas_thread_means_serial():
+    net = make()
+    with threadpool_limits(1):
+        assert parallel.threads() == 1
+        net.forward(data=images(5))
+    assert not net._state_in_shadows
+
+
+def test_an_error_in_a_thread_names_the_layer(monkeypatch):
+    from caffe_lite.layers.softmax import SoftmaxLayer
+
+    def fail(layer, bottom, top):
+        raise layer.error("no luck")
+    monkeypatch.setattr(SoftmaxLayer, "forward", fail)
+    with threadpool_limits(2), pytest.raises(CaffeLiteError, match="layer 'prob'.*no luck"):
+        make().forward(data=images(5))
