@@ -15,6 +15,11 @@ from caffe_lite.net import parallel
 pytestmark = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2, reason="batch-parallel forward needs 2 CPUs")
 
+@pytest.fixture(autouse=True)
+def small_nets_split_too(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_VALUES", 0)
+
+
 # every kind of layer the inference nets of the bench use, with a branch (Split),
 # a channel Concat, in-place BatchNorm/Scale/ReLU and a residual Eltwise
 NET = """
@@ -164,6 +169,14 @@ def test_train_nets_lean_nets_and_single_images_stay_serial():
         lean.forward(data=images(5))
         one.forward(data=images(1))
     assert not lean._state_in_shadows and not one._state_in_shadows
+
+
+def test_a_net_too_small_to_gain_stays_serial(monkeypatch):
+    net = make()
+    monkeypatch.setattr(parallel, "MIN_VALUES", sum(b.count for b in net.blobs.values()) + 1)
+    with threadpool_limits(2):
+        net.forward(data=images(5))
+    assert not net._state_in_shadows
 
 
 def test_one_blas_thread_means_serial():

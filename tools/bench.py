@@ -13,6 +13,9 @@ largest deviation of caffe_lite's output from OpenCV's (relative to the output's
 largest magnitude), and the peak resident memory each framework added while it was
 built and ran once. With ``caffe_lite.set_conv_algorithm('winograd')`` available the
 row also times that mode and reports its largest deviation from the exact path.
+With the extra ``fast`` (threadpoolctl) a batch runs one slice per thread
+(caffe_lite/net/parallel.py); the row then also times the numpy-only path, serial
+as without the extra.
 
 Load: the row measures the CPU time of other processes while it runs (/proc/stat minus
 its own). Above a quarter of a core the row is marked contended; ``--strict`` retries
@@ -46,6 +49,7 @@ from bench_peers import (  # noqa: E402
 )
 
 import caffe_lite as caffe  # noqa: E402
+from caffe_lite.net import parallel  # noqa: E402
 
 ZOO = os.path.join(ROOT, "..", "shared", "zoo")
 CONTENDED_CORES = 0.25
@@ -205,6 +209,14 @@ def forward_row(source, batch, repeat, threads, tmp, surgery=None):
     output = compared_blob(net)
     exact = net.blobs[output].data.copy()
     runners = {"caffe_lite": net.forward}
+    if parallel.threads() > 1:                  # the extra threadpoolctl is installed
+        def numpy_only():
+            parallel.enabled = False            # serial, as without threadpoolctl
+            try:
+                net.forward()
+            finally:
+                parallel.enabled = True
+        runners["caffe_lite_numpy"] = numpy_only
     if hasattr(caffe, "set_conv_algorithm"):
         def fast():
             caffe.set_conv_algorithm("winograd")
@@ -328,7 +340,7 @@ def fmt_ms(v):
 
 def table_line(label, goal, r):
     if "error" in r:
-        return f"| {label} | skipped: {r['error']} |" + " |" * 9
+        return f"| {label} | skipped: {r['error']} |" + " |" * 10
     ms = r["ms"]
     peers = [ms[k] for k in ("opencv", "torch") if ms.get(k) is not None]
     best = min(peers) if peers else None
@@ -344,7 +356,8 @@ def table_line(label, goal, r):
     dev = r.get("opencv_deviation")
     fdev = r.get("fast_deviation")
     status = "contended" if r["load"] > CONTENDED_CORES else "quiet"
-    cells = [label, fmt_ms(ms["caffe_lite"]), fmt_ms(fast), fmt_ms(ms.get("opencv")),
+    cells = [label, fmt_ms(ms["caffe_lite"]), fmt_ms(ms.get("caffe_lite_numpy")),
+             fmt_ms(fast), fmt_ms(ms.get("opencv")),
              fmt_ms(ms.get("torch")),
              "—" if ratio is None else f"{ratio:.2f}x",
              "—" if fast_ratio is None else f"{fast_ratio:.2f}x", f"≤{goal} {met}",
@@ -353,9 +366,9 @@ def table_line(label, goal, r):
     return "| " + " | ".join(cells) + " |"
 
 
-HEADER = ("| case | caffe_lite ms | caffe_lite --fast ms | OpenCV dnn ms | PyTorch ms | ratio | "
-          "ratio --fast | goal met | dev. vs OpenCV | --fast dev. | peak RSS MiB (cl / cv / pt) "
-          "| other load (cores) |\n|" + "---|" * 12)
+HEADER = ("| case | caffe_lite ms | caffe_lite numpy only ms | caffe_lite --fast ms | OpenCV dnn ms "
+          "| PyTorch ms | ratio | ratio --fast | goal met | dev. vs OpenCV | --fast dev. "
+          "| peak RSS MiB (cl / cv / pt) | other load (cores) |\n|" + "---|" * 13)
 
 
 def main(argv=None):

@@ -266,8 +266,8 @@ class Net:
             except CaffeLiteError as exc:
                 exc.with_context(layer=layer.name, layer_type=layer.type)
                 raise
-        batch = parallel.batch_of(self.graph)
-        if batch < 2:
+        batch = parallel.batch_to_split(self.graph)
+        if not batch:
             return None
         if self._parallel is None:
             graph = self.graph
