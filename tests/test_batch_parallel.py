@@ -11,6 +11,7 @@ import caffe_lite as caffe
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.formats import parse_net_param
 from caffe_lite.net import parallel
+from caffe_lite.ops import threads
 
 pytestmark = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2, reason="batch-parallel forward needs 2 CPUs")
@@ -182,7 +183,7 @@ def test_a_net_too_small_to_gain_stays_serial(monkeypatch):
 def test_one_blas_thread_means_serial():
     net = make()
     with threadpool_limits(1):
-        assert parallel.threads() == 1
+        assert threads.threads() == 1
         net.forward(data=images(5))
     assert not net._state_in_shadows
 

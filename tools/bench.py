@@ -14,7 +14,7 @@ largest magnitude), and the peak resident memory each framework added while it w
 built and ran once. With ``caffe_lite.set_conv_algorithm('winograd')`` available the
 row also times that mode and reports its largest deviation from the exact path.
 With the extra ``fast`` (threadpoolctl) a batch runs one slice per thread
-(caffe_lite/net/parallel.py); the row then also times the numpy-only path, serial
+(caffe_lite/ops/threads.py); the row then also times the numpy-only path, serial
 as without the extra.
 
 Load: the row measures the CPU time of other processes while it runs (/proc/stat minus
@@ -49,7 +49,7 @@ from bench_peers import (  # noqa: E402
 )
 
 import caffe_lite as caffe  # noqa: E402
-from caffe_lite.net import parallel  # noqa: E402
+from caffe_lite.ops import threads as worker_threads  # noqa: E402
 
 ZOO = os.path.join(ROOT, "..", "shared", "zoo")
 CONTENDED_CORES = 0.25
@@ -209,13 +209,13 @@ def forward_row(source, batch, repeat, threads, tmp, surgery=None):
     output = compared_blob(net)
     exact = net.blobs[output].data.copy()
     runners = {"caffe_lite": net.forward}
-    if parallel.threads() > 1:                  # the extra threadpoolctl is installed
+    if worker_threads.threads() > 1:            # the extra threadpoolctl is installed
         def numpy_only():
-            parallel.enabled = False            # serial, as without threadpoolctl
+            worker_threads.enabled = False      # serial, as without threadpoolctl
             try:
                 net.forward()
             finally:
-                parallel.enabled = True
+                worker_threads.enabled = True
         runners["caffe_lite_numpy"] = numpy_only
     if hasattr(caffe, "set_conv_algorithm"):
         def fast():

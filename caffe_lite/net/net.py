@@ -16,6 +16,7 @@ from ..blob import Blob
 from ..errors import CaffeLiteError, NetError
 from ..formats import SavedLayer, read_net_param, upgrade_net
 from ..layers.base import Layer
+from ..ops import threads
 from ..proto import caffe_pb2
 from . import parallel, scripting, weights
 from .graph import NetGraph, build_graph
@@ -258,7 +259,7 @@ class Net:
         that gives exactly the serial result; None where it does not apply."""
         if self._separable is None:
             self._separable = parallel.separable_layers(self.graph)
-        if not self._separable or self._lean is not None or parallel.threads() < 2:
+        if not self._separable or self._lean is not None or threads.threads() < 2:
             return None
         for li, layer in enumerate(self.layers):     # as a serial forward would, first
             try:

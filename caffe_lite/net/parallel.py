@@ -21,25 +21,21 @@ forward again on the net itself (Net.backward does that). A lean net stays
 serial: its blobs share memory, and another thread's slice of one blob may lie
 in this thread's slice of another.
 
-BLAS's thread count is read and set with threadpoolctl (the optional extra
-``fast``); without it, or with BLAS on one thread, or with ``enabled`` set to
-False here, the forward stays serial.
+The threads and BLAS's thread count are ops/threads.py's: without the extra
+``fast`` (threadpoolctl), or with BLAS on one thread, the forward stays serial.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..blob import Blob
+from ..ops import threads
 from ..ops.geometry import Workspace
 from ..proto import caffe_pb2
 
 if TYPE_CHECKING:
     from .graph import NetGraph
-
-#: False keeps every forward serial (the numpy-only path, as without threadpoolctl)
-enabled = True
 
 # -- which layers treat the images of a batch independently -------------------
 
@@ -107,56 +103,6 @@ def batch_to_split(graph: NetGraph) -> int:
     return batch if sum(blob.count for blob in graph.blobs.values()) >= MIN_VALUES else 0
 
 
-# -- threads and BLAS ----------------------------------------------------------
-
-class _Blas:
-    """numpy's BLAS through threadpoolctl, found once; None without it."""
-
-    def __init__(self) -> None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            self.controller = None
-            return
-        self.controller = ThreadpoolController().select(user_api="blas")
-
-    def threads(self) -> int:
-        if self.controller is None or not self.controller.lib_controllers:
-            return 1
-        return max(lib.num_threads for lib in self.controller.lib_controllers)
-
-    def one_thread(self) -> Any:
-        assert self.controller is not None
-        return self.controller.limit(limits=1)
-
-
-_blas: _Blas | None = None
-_pool: ThreadPoolExecutor | None = None
-
-
-def blas() -> _Blas:
-    global _blas
-    if _blas is None:
-        _blas = _Blas()
-    return _blas
-
-
-def threads() -> int:
-    """Threads a batch is split over: BLAS's own count (OPENBLAS_NUM_THREADS and the
-    like set it), at most the CPUs this process may use; 1 when not ``enabled``."""
-    if not enabled:
-        return 1
-    return min(blas().threads(), len(os.sched_getaffinity(0)) if hasattr(
-        os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def pool(workers: int) -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool._max_workers < workers:
-        _pool = ThreadPoolExecutor(workers, thread_name_prefix="caffe_lite")
-    return _pool
-
-
 # -- the shadows ----------------------------------------------------------------
 
 class BatchParallel:
@@ -168,9 +114,7 @@ class BatchParallel:
         self.shadows: list[NetGraph] = []
 
     def slices(self, batch: int) -> list[tuple[int, int]]:
-        parts = min(threads(), batch)
-        edges = [batch * k // parts for k in range(parts + 1)]
-        return list(zip(edges[:-1], edges[1:]))
+        return [(part.start, part.stop) for part in threads.split(batch, threads.threads())]
 
     def forward(self, slices: list[tuple[int, int]], run: Callable[[NetGraph], float]) -> float:
         """Point each shadow at its slice of the net's blobs and run them together."""
@@ -180,11 +124,8 @@ class BatchParallel:
             _share_params(shadow, self.graph)
             for name, blob in self.graph.blobs.items():
                 _view_rows(shadow.blobs[name], blob, n0, n1)
-        with blas().one_thread():
-            jobs = [pool(len(slices)).submit(run, shadow)
-                    for shadow in self.shadows[:len(slices)]]
-            wait(jobs)                       # all done before BLAS gets its threads back
-        return sum(job.result() for job in jobs)
+        shadows = self.shadows[:len(slices)]
+        return sum(threads.run_parts([partial(run, shadow) for shadow in shadows]))
 
     def _shadow(self) -> NetGraph:
         shadow = self.build()
