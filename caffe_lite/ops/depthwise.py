@@ -19,7 +19,8 @@ from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 
 __all__ = ["is_depthwise", "depthwise_forward", "depthwise_backward"]
 
-BLOCK_BYTES = 1 << 18
+BLOCK_BYTES = 1 << 21
+COLUMNS_BELOW = 1 << 14
 
 
 def is_depthwise(x, w, group):
@@ -50,8 +51,8 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
     y = check_out(out, (N, C) + osz, x.dtype)
     nd = len(osz)
     taps = w.reshape(C, prod(kernel))
-    if nd == 2 and stride == (1, 1):
-        return _flat_forward(x, taps, b, kernel, pad, dilation, y, workspace)
+    if nd == 2:
+        return _phase_forward(x, taps, b, (kernel, stride, pad, dilation), y, workspace)
     offsets = _offsets(spatial, osz, kernel, stride, pad, dilation)
     for n, c in _blocks(N, C, prod(osz) * x.itemsize):
         yb, xb = y[n, c], x[n, c]
@@ -69,41 +70,114 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
     return y
 
 
-def _flat_forward(x, taps, b, kernel, pad, dilation, y, workspace):
-    """Stride-1 2-D depthwise forward on flattened padded planes (see the module doc)."""
+class _PhasePlan:
+    """Where each kernel offset of a 2-D depthwise layer reads in the phase planes.
+
+    Padded input row s*h + i*d (output row h, kernel row i) is row h + (i*d)//s of the
+    phase plane holding the padded rows congruent to (i*d) % s, and likewise for columns.
+    Each phase plane is Hq x Wq with Hq = Oh + ((kh-1)*dh)//sh, so kernel offset (i, j) is
+    one flat shift of its phase plane, (i*dh//sh)*Wq + j*dw//sw, for every output cell:
+    one multiply-add over whole planes. Cells past Ow in a row (and past Oh in a plane)
+    are computed and dropped. Stride 1 has a single phase: the padded plane itself.
+    """
+
+    def __init__(self, spatial, osz, kernel, stride, pad, dilation):
+        (H, W), (Oh, Ow) = spatial, osz
+        self.Hq = Oh + (kernel[0] - 1) * dilation[0] // stride[0]
+        self.Wq = Ow + (kernel[1] - 1) * dilation[1] // stride[1]
+        self.plane = self.Hq * self.Wq
+        phases, self.taps = [], []
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                ri, rj = divmod(i * dilation[0], stride[0]), divmod(j * dilation[1], stride[1])
+                phase = (ri[1], rj[1])
+                if phase not in phases:
+                    phases.append(phase)
+                self.taps.append((phases.index(phase), ri[0] * self.Wq + rj[0]))
+        # per phase: (rows of the phase plane, rows of x, columns of the plane, of x)
+        self.fills = []
+        for a, c in phases:
+            rows = _phase_range(H, self.Hq, a, stride[0], pad[0])
+            cols = _phase_range(W, self.Wq, c, stride[1], pad[1])
+            self.fills.append(None if rows is None or cols is None else rows + cols)
+
+
+def _phase_range(size, qsize, phase, stride, pad):
+    """(phase-plane slice, input slice) of the cells u with 0 <= s*u + phase - pad < size."""
+    lo = max(0, -((phase - pad) // stride))                  # ceil((pad - phase) / s)
+    hi = min(qsize, -((phase - pad - size) // stride))       # ceil((size + pad - phase) / s)
+    if hi <= lo:
+        return None
+    start = lo * stride + phase - pad
+    return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
+
+
+def _phase_forward(x, taps, b, geometry, y, workspace):
+    """2-D depthwise forward on phase planes (see _PhasePlan), channel-major blocks.
+
+    A block is a run of channels over a run of images, laid out channel by channel with
+    no gap between planes, so each kernel offset's shifted view of a phase is one
+    contiguous run: nine 1-D copies make the block's columns (K, cells), and one batched
+    matrix-vector product per channel, (1, K) @ (K, cells), sums the taps. Plain copies
+    and BLAS run at about twice the speed of numpy's multiply by a per-row weight.
+    """
     N, C, H, W = x.shape
     Oh, Ow = y.shape[2:]
-    (ph, pw), (dh, dw) = pad, dilation
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    slack = (kernel[1] - 1) * dw                       # reads past the last plane's end
-    planes = x.reshape(N * C, H, W)
-    out = y.reshape(N * C, Oh, Ow)
-    rows = Oh * Wp
-    per = max(1, BLOCK_BYTES // (Hp * Wp * x.itemsize))
-    for start in range(0, N * C, per):
-        stop = min(start + per, N * C)
-        m = stop - start
-        channel = np.arange(start, stop) % C
-        padded = scratch(workspace, "depthwise_padded", (m, Hp * Wp + slack), x.dtype)
-        padded.fill(0)
-        padded[:, :Hp * Wp].reshape(m, Hp, Wp)[:, ph:ph + H, pw:pw + W] = planes[start:stop]
-        acc = scratch(workspace, "depthwise_acc", (m, rows), x.dtype)
-        tmp = scratch(workspace, "depthwise", (m, rows), x.dtype)
-        block_taps = taps[channel]                                    # (m, K)
-        for j in range(prod(kernel)):
-            i, k = divmod(j, kernel[1])
-            offset = i * dh * Wp + k * dw
-            src = padded[:, offset:offset + rows]
-            if j == 0:
-                np.multiply(src, block_taps[:, :1], out=acc)
+    plan = _PhasePlan((H, W), (Oh, Ow), *geometry)
+    nph, plane, ntaps = len(plan.fills), plan.plane, len(plan.taps)
+    tail = max(offset for _, offset in plan.taps)          # reads past the block's end
+    by_columns = ntaps > 1 and N * plane < COLUMNS_BELOW
+    per = max(1, BLOCK_BYTES // ((nph + 1 + (ntaps if by_columns else 1)) * plane * x.itemsize))
+    ni = min(N, per)
+    mc = max(1, per // ni)
+    for c0 in range(0, C, mc):
+        c1 = min(C, c0 + mc)
+        m = c1 - c0
+        tb = taps[c0:c1]
+        for n0 in range(0, N, ni):
+            n1 = min(N, n0 + ni)
+            k = n1 - n0
+            cells = m * k * plane
+            buf = scratch(workspace, "depthwise_padded", (nph, cells + tail), x.dtype)
+            buf.fill(0)
+            src = x[n0:n1, c0:c1].transpose(1, 0, 2, 3)
+            for p, fill in enumerate(plan.fills):
+                if fill is not None:
+                    qr, xr, qc, xc = fill
+                    dst = buf[p, :cells].reshape(m, k, plan.Hq, plan.Wq)
+                    dst[:, :, qr, qc] = src[:, :, xr, xc]
+            acc = scratch(workspace, "depthwise_acc", (m, 1, k * plane), x.dtype)
+            _sum_taps(buf, plan.taps, tb, acc, by_columns, workspace)
+            dst = y[n0:n1, c0:c1].transpose(1, 0, 2, 3)
+            res = acc.reshape(m, k, plan.Hq, plan.Wq)[:, :, :Oh, :Ow]
+            if b is None:
+                dst[...] = res
             else:
-                np.multiply(src, block_taps[:, j:j + 1], out=tmp)
-                acc += tmp
-        dst = out[start:stop]
-        dst[...] = acc.reshape(m, Oh, Wp)[:, :, :Ow]
-        if b is not None:
-            dst += b[channel].reshape(m, 1, 1)
+                np.add(res, b[c0:c1].reshape(m, 1, 1, 1), out=dst)
     return y
+
+
+def _sum_taps(buf, taps_at, tb, acc, by_columns, workspace):
+    """acc (m, 1, R) = sum_j tb[:, j] * buf[phase_j, offset_j:][:m*R] read as (m, R)."""
+    m, _, row = acc.shape
+    cells = m * row
+    ntaps = len(taps_at)
+    if by_columns:
+        cols = scratch(workspace, "depthwise", (ntaps, cells), buf.dtype)
+        for j, (p, offset) in enumerate(taps_at):
+            np.copyto(cols[j], buf[p, offset:offset + cells])
+        np.matmul(tb.reshape(m, 1, ntaps), cols.reshape(ntaps, m, row).transpose(1, 0, 2),
+                  out=acc)
+        return
+    a = acc.reshape(m, row)
+    t = scratch(workspace, "depthwise", (m, row), buf.dtype)
+    for j, (p, offset) in enumerate(taps_at):
+        src = buf[p, offset:offset + cells].reshape(m, row)
+        if j == 0:
+            np.multiply(src, tb[:, :1], out=a)
+        else:
+            np.multiply(src, tb[:, j:j + 1], out=t)
+            np.add(a, t, out=a)
 
 
 def depthwise_backward(x, w, dy, stride=1, pad=0, dilation=1, need_dx=True, need_dw=True,
