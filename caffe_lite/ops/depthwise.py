@@ -14,6 +14,7 @@ are computed and dropped.
 from math import prod
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 
@@ -51,6 +52,8 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
     y = check_out(out, (N, C) + osz, x.dtype)
     nd = len(osz)
     taps = w.reshape(C, prod(kernel))
+    if nd == 2 and stride == (1, 1) and osz == tuple(spatial) and x.flags.c_contiguous:
+        return _same_forward(x, taps, b, kernel, pad, dilation, y, workspace)
     if nd == 2:
         return _phase_forward(x, taps, b, (kernel, stride, pad, dilation), y, workspace)
     offsets = _offsets(spatial, osz, kernel, stride, pad, dilation)
@@ -68,6 +71,70 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
             np.multiply(xb[(Ellipsis,) + islc], tb[:, j].reshape((-1,) + (1,) * nd), out=t)
             np.add(dst, t, out=dst)
     return y
+
+
+def _same_forward(x, taps, b, kernel, pad, dilation, y, workspace):
+    """Stride-1 2-D depthwise forward whose output is the input's size (MobileNet's 3x3
+    pad 1), straight from x into y: no padded copy, no copy out.
+
+    In x's flat (N*C*H*W) memory, kernel offset (i, j) reads output cell q's input at
+    q + (i*dh - ph)*W + (j*dw - pw): for a block of whole planes, one shifted contiguous
+    run, and all K runs are one strided view (kh, kw, cells) of x, copied in one call.
+    The cells whose read leaves its own plane (it would wrap into a neighbouring row or
+    plane) are the ones Caffe's padding makes zero; they are zeroed in the copy, as in
+    Caffe's im2col. Then each plane's taps (1, K) multiply its columns (K, plane) as one
+    batched matrix-vector product written into y.
+    """
+    N, C, H, W = x.shape
+    (kh, kw), (dh, dw), (ph, pw) = kernel, dilation, pad
+    plane, ntaps, planes = H * W, kh * kw, N * C
+    xf, yf = x.reshape(-1), y.reshape(planes, 1, plane)
+    first = -ph * W - pw                                   # shift of kernel offset (0, 0)
+    row_masks = [_outside(H, i * dh - ph) for i in range(kh)]
+    col_masks = [_outside(W, j * dw - pw) for j in range(kw)]
+    per = max(1, BLOCK_BYTES // ((ntaps + 1) * plane * x.itemsize))
+    for p0 in range(0, planes, per):
+        p1 = min(planes, p0 + per)
+        m = p1 - p0
+        cells = m * plane
+        cols = scratch(workspace, "depthwise", (kh, kw, cells), x.dtype)
+        lo = p0 * plane + first
+        hi = p1 * plane + first + (kh - 1) * dh * W + (kw - 1) * dw
+        if lo >= 0 and hi <= xf.size:
+            np.copyto(cols, as_strided(xf[lo:], (kh, kw, cells),
+                                       (dh * W * xf.itemsize, dw * xf.itemsize, xf.itemsize)))
+        else:                                              # the runs overhang x's ends
+            for i in range(kh):
+                for j in range(kw):
+                    start = p0 * plane + first + i * dh * W + j * dw
+                    a, z = max(0, -start), min(cells, xf.size - start)
+                    cols[i, j, :a] = 0
+                    cols[i, j, z:] = 0
+                    cols[i, j, a:z] = xf[start + a:start + z]
+        grid = cols.reshape(kh, kw, m, H, W)
+        for i, rows in enumerate(row_masks):
+            for sl in rows:
+                grid[i, :, :, sl] = 0
+        for j, cs in enumerate(col_masks):
+            for sl in cs:
+                grid[:, j, :, :, sl] = 0
+        channel = np.arange(p0, p1) % C
+        tb = taps[channel]
+        acc = yf[p0:p1]
+        if ntaps == 1:
+            np.multiply(cols.reshape(m, 1, plane), tb.reshape(m, 1, 1), out=acc)
+        else:
+            np.matmul(tb.reshape(m, 1, ntaps), cols.reshape(ntaps, m, plane).transpose(1, 0, 2),
+                      out=acc)
+        if b is not None:
+            acc += b[channel].reshape(m, 1, 1)
+    return y
+
+
+def _outside(size, shift):
+    """Slices of output positions o (0 <= o < size) whose read o + shift leaves [0, size)."""
+    return [sl for sl in (slice(0, min(size, max(0, -shift))),
+                          slice(max(0, size - shift), size)) if sl.stop > sl.start]
 
 
 class _PhasePlan:
