@@ -1,15 +1,22 @@
-"""Depthwise convolution (group == channels == num_output, MobileNet's 3x3 layers) as
-one strided multiply-add per kernel offset, instead of im2col plus one tiny GEMM per
-channel: with one input channel per group the GEMMs have a contraction of prod(K)
-(9) and a single output row, where BLAS runs at a few percent of its peak.
+"""Depthwise convolution (group == channels == num_output, MobileNet's 3x3 layers)
+without a GEMM per channel: with one input channel per group, Caffe's GEMMs have a
+contraction of prod(K) (9) and a single output row, where BLAS runs at a few percent
+of its peak.
 
-The planes are walked in blocks of about ``BLOCK_BYTES`` so the running sum and the
-product stay in cache while the kernel offsets add into them. Stride-1 2-D layers
-(most of MobileNet's) run on flattened padded planes: output position (h, w) of a
-plane with padded width Wp is h*Wp + w, and kernel offset (i, j) reads flat position
-h*Wp + w + i*d*Wp + j*d, so each offset is one multiply-add over whole rows of
-Oh*Wp cells instead of Oh rows of Ow; the Wp - Ow columns past the output's edge
-are computed and dropped.
+2-D layers gather, for a block of whole planes, the K shifted input runs the kernel
+offsets read ("columns", as Caffe's im2col, zero where Caffe pads) with a few long
+contiguous copies, then sum them with one batched matrix-vector product per plane,
+(1, K) @ (K, plane). Copies and BLAS both run near memory speed, where numpy's
+multiply by a per-plane weight runs at half of it. Output the size of the input at
+stride 1 (MobileNet's pad 1) reads the runs straight from x and writes y in place
+(``_same_forward``); other strides and pads first split the padded input into phase
+planes (``_PhasePlan``) so every offset is again one contiguous run. Blocks hold
+about ``COLUMN_BLOCK_BYTES`` of columns: per-call overheads, not cache misses,
+dominated smaller blocks on this machine.
+
+1-D and 3-D layers, and the backward pass, add one strided multiply per kernel offset
+into the output, in blocks of about ``BLOCK_BYTES`` so the running sum and the product
+stay in cache.
 """
 from math import prod
 
@@ -20,8 +27,8 @@ from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 
 __all__ = ["is_depthwise", "depthwise_forward", "depthwise_backward"]
 
-BLOCK_BYTES = 1 << 21
-COLUMNS_BELOW = 1 << 14
+BLOCK_BYTES = 1 << 18
+COLUMN_BLOCK_BYTES = 1 << 21
 
 
 def is_depthwise(x, w, group):
@@ -92,7 +99,7 @@ def _same_forward(x, taps, b, kernel, pad, dilation, y, workspace):
     first = -ph * W - pw                                   # shift of kernel offset (0, 0)
     row_masks = [_outside(H, i * dh - ph) for i in range(kh)]
     col_masks = [_outside(W, j * dw - pw) for j in range(kw)]
-    per = max(1, BLOCK_BYTES // ((ntaps + 1) * plane * x.itemsize))
+    per = max(1, COLUMN_BLOCK_BYTES // ((ntaps + 1) * plane * x.itemsize))
     for p0 in range(0, planes, per):
         p1 = min(planes, p0 + per)
         m = p1 - p0
@@ -103,14 +110,13 @@ def _same_forward(x, taps, b, kernel, pad, dilation, y, workspace):
         if lo >= 0 and hi <= xf.size:
             np.copyto(cols, as_strided(xf[lo:], (kh, kw, cells),
                                        (dh * W * xf.itemsize, dw * xf.itemsize, xf.itemsize)))
-        else:                                              # the runs overhang x's ends
-            for i in range(kh):
+        else:       # the runs overhang x's ends: those cells read outside their plane,
+            for i in range(kh):                            # so the masks below zero them
                 for j in range(kw):
                     start = p0 * plane + first + i * dh * W + j * dw
                     a, z = max(0, -start), min(cells, xf.size - start)
-                    cols[i, j, :a] = 0
-                    cols[i, j, z:] = 0
-                    cols[i, j, a:z] = xf[start + a:start + z]
+                    if z > a:
+                        cols[i, j, a:z] = xf[start + a:start + z]
         grid = cols.reshape(kh, kw, m, H, W)
         for i, rows in enumerate(row_masks):
             for sl in rows:
@@ -121,14 +127,21 @@ def _same_forward(x, taps, b, kernel, pad, dilation, y, workspace):
         channel = np.arange(p0, p1) % C
         tb = taps[channel]
         acc = yf[p0:p1]
-        if ntaps == 1:
-            np.multiply(cols.reshape(m, 1, plane), tb.reshape(m, 1, 1), out=acc)
-        else:
-            np.matmul(tb.reshape(m, 1, ntaps), cols.reshape(ntaps, m, plane).transpose(1, 0, 2),
-                      out=acc)
+        _taps_times_columns(tb, cols.reshape(ntaps, -1), acc)
         if b is not None:
             acc += b[channel].reshape(m, 1, 1)
     return y
+
+
+def _taps_times_columns(tb, cols, out):
+    """out (m, 1, R) = tb (m, K) row by row times cols (K, m*R) read as (m, K, R): one
+    matrix-vector product per row; a single tap is a broadcast multiply."""
+    m, ntaps = tb.shape
+    if ntaps == 1:
+        np.multiply(cols.reshape(m, 1, -1), tb.reshape(m, 1, 1), out=out)
+    else:
+        np.matmul(tb.reshape(m, 1, ntaps), cols.reshape(ntaps, m, -1).transpose(1, 0, 2),
+                  out=out)
 
 
 def _outside(size, shift):
@@ -193,8 +206,7 @@ def _phase_forward(x, taps, b, geometry, y, workspace):
     plan = _PhasePlan((H, W), (Oh, Ow), *geometry)
     nph, plane, ntaps = len(plan.fills), plan.plane, len(plan.taps)
     tail = max(offset for _, offset in plan.taps)          # reads past the block's end
-    by_columns = ntaps > 1 and N * plane < COLUMNS_BELOW
-    per = max(1, BLOCK_BYTES // ((nph + 1 + (ntaps if by_columns else 1)) * plane * x.itemsize))
+    per = max(1, COLUMN_BLOCK_BYTES // ((nph + ntaps + 1) * plane * x.itemsize))
     ni = min(N, per)
     mc = max(1, per // ni)
     for c0 in range(0, C, mc):
@@ -214,7 +226,10 @@ def _phase_forward(x, taps, b, geometry, y, workspace):
                     dst = buf[p, :cells].reshape(m, k, plan.Hq, plan.Wq)
                     dst[:, :, qr, qc] = src[:, :, xr, xc]
             acc = scratch(workspace, "depthwise_acc", (m, 1, k * plane), x.dtype)
-            _sum_taps(buf, plan.taps, tb, acc, by_columns, workspace)
+            cols = scratch(workspace, "depthwise", (ntaps, cells), x.dtype)
+            for j, (p, offset) in enumerate(plan.taps):
+                np.copyto(cols[j], buf[p, offset:offset + cells])
+            _taps_times_columns(tb, cols, acc)
             dst = y[n0:n1, c0:c1].transpose(1, 0, 2, 3)
             res = acc.reshape(m, k, plan.Hq, plan.Wq)[:, :, :Oh, :Ow]
             if b is None:
@@ -222,29 +237,6 @@ def _phase_forward(x, taps, b, geometry, y, workspace):
             else:
                 np.add(res, b[c0:c1].reshape(m, 1, 1, 1), out=dst)
     return y
-
-
-def _sum_taps(buf, taps_at, tb, acc, by_columns, workspace):
-    """acc (m, 1, R) = sum_j tb[:, j] * buf[phase_j, offset_j:][:m*R] read as (m, R)."""
-    m, _, row = acc.shape
-    cells = m * row
-    ntaps = len(taps_at)
-    if by_columns:
-        cols = scratch(workspace, "depthwise", (ntaps, cells), buf.dtype)
-        for j, (p, offset) in enumerate(taps_at):
-            np.copyto(cols[j], buf[p, offset:offset + cells])
-        np.matmul(tb.reshape(m, 1, ntaps), cols.reshape(ntaps, m, row).transpose(1, 0, 2),
-                  out=acc)
-        return
-    a = acc.reshape(m, row)
-    t = scratch(workspace, "depthwise", (m, row), buf.dtype)
-    for j, (p, offset) in enumerate(taps_at):
-        src = buf[p, offset:offset + cells].reshape(m, row)
-        if j == 0:
-            np.multiply(src, tb[:, :1], out=a)
-        else:
-            np.multiply(src, tb[:, j:j + 1], out=t)
-            np.add(a, t, out=a)
 
 
 def depthwise_backward(x, w, dy, stride=1, pad=0, dilation=1, need_dx=True, need_dw=True,
