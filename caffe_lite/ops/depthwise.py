@@ -59,7 +59,7 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
     y = check_out(out, (N, C) + osz, x.dtype)
     nd = len(osz)
     taps = w.reshape(C, prod(kernel))
-    if nd == 2 and stride == (1, 1) and osz == tuple(spatial) and x.flags.c_contiguous:
+    if _is_same(x, stride, osz):
         return _same_forward(x, taps, b, kernel, pad, dilation, y, workspace)
     if nd == 2:
         return _phase_forward(x, taps, b, (kernel, stride, pad, dilation), y, workspace)
@@ -82,20 +82,33 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
 
 def _same_forward(x, taps, b, kernel, pad, dilation, y, workspace):
     """Stride-1 2-D depthwise forward whose output is the input's size (MobileNet's 3x3
-    pad 1), straight from x into y: no padded copy, no copy out.
+    pad 1), straight from x into y: no padded copy, no copy out (see _same_columns).
+    Each plane's taps (1, K) multiply its columns (K, plane) as one batched
+    matrix-vector product written into y."""
+    N, C, H, W = x.shape
+    yf = y.reshape(N * C, 1, H * W)
+    for p0, p1, cols in _same_columns(x, kernel, pad, dilation, workspace):
+        channel = np.arange(p0, p1) % C
+        acc = yf[p0:p1]
+        _taps_times_columns(taps[channel], cols, acc)
+        if b is not None:
+            acc += b[channel].reshape(-1, 1, 1)
+    return y
+
+
+def _same_columns(x, kernel, pad, dilation, workspace):
+    """Yield (first plane, end plane, columns (K, planes*H*W)) for blocks of x's planes.
 
     In x's flat (N*C*H*W) memory, kernel offset (i, j) reads output cell q's input at
     q + (i*dh - ph)*W + (j*dw - pw): for a block of whole planes, one shifted contiguous
     run, and all K runs are one strided view (kh, kw, cells) of x, copied in one call.
     The cells whose read leaves its own plane (it would wrap into a neighbouring row or
-    plane) are the ones Caffe's padding makes zero; they are zeroed in the copy, as in
-    Caffe's im2col. Then each plane's taps (1, K) multiply its columns (K, plane) as one
-    batched matrix-vector product written into y.
+    plane) are the ones Caffe's padding makes zero; they are zeroed, as in Caffe's im2col.
     """
     N, C, H, W = x.shape
     (kh, kw), (dh, dw), (ph, pw) = kernel, dilation, pad
     plane, ntaps, planes = H * W, kh * kw, N * C
-    xf, yf = x.reshape(-1), y.reshape(planes, 1, plane)
+    xf = x.reshape(-1)
     first = -ph * W - pw                                   # shift of kernel offset (0, 0)
     row_masks = [_outside(H, i * dh - ph) for i in range(kh)]
     col_masks = [_outside(W, j * dw - pw) for j in range(kw)]
@@ -124,13 +137,13 @@ def _same_forward(x, taps, b, kernel, pad, dilation, y, workspace):
         for j, cs in enumerate(col_masks):
             for sl in cs:
                 grid[:, j, :, :, sl] = 0
-        channel = np.arange(p0, p1) % C
-        tb = taps[channel]
-        acc = yf[p0:p1]
-        _taps_times_columns(tb, cols.reshape(ntaps, -1), acc)
-        if b is not None:
-            acc += b[channel].reshape(m, 1, 1)
-    return y
+        yield p0, p1, cols.reshape(ntaps, cells)
+
+
+def _is_same(x, stride, spatial_out):
+    """The 2-D stride-1 layers whose output is the input's size, on contiguous x."""
+    return (x.ndim == 4 and stride == (1, 1) and spatial_out == x.shape[2:]
+            and x.flags.c_contiguous)
 
 
 def _taps_times_columns(tb, cols, out):
@@ -247,6 +260,9 @@ def depthwise_backward(x, w, dy, stride=1, pad=0, dilation=1, need_dx=True, need
                                                        dilation)
     nd = len(osz)
     taps = w.reshape(C, prod(kernel))
+    if _is_same(x, stride, osz) and dy.flags.c_contiguous:
+        return _same_backward(x, taps, dy, kernel, pad, dilation, need_dx, need_dw, dx_out,
+                              workspace, w.shape)
     offsets = _offsets(spatial, osz, kernel, stride, pad, dilation)
     dx = check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
     dw = np.zeros((C, prod(kernel)), np.float64) if need_dw else None
@@ -267,3 +283,27 @@ def depthwise_backward(x, w, dy, stride=1, pad=0, dilation=1, need_dx=True, need
                 np.multiply(g, taps[c, j].reshape((-1,) + (1,) * nd), out=t)
                 np.add(dst, t, out=dst)
     return dx, None if dw is None else dw.astype(w.dtype).reshape(w.shape)
+
+
+def _same_backward(x, taps, dy, kernel, pad, dilation, need_dx, need_dw, dx_out, workspace,
+                   w_shape):
+    """depthwise_backward for _same_forward's layers. dw: each plane's columns (K, plane)
+    times its dy (plane,), one batched matrix-vector product, summed per channel over
+    the images in float64. dx: with output = input size, 2p = (K-1)d on each axis, so
+    dx is the same depthwise convolution of dy with the kernel flipped."""
+    N, C, H, W = x.shape
+    dw = None
+    if need_dw:
+        acc = np.zeros((C, taps.shape[1]), np.float64)
+        dyf = dy.reshape(N * C, H * W, 1)
+        for p0, p1, cols in _same_columns(x, kernel, pad, dilation, workspace):
+            m = p1 - p0
+            per_plane = np.matmul(cols.reshape(-1, m, H * W).transpose(1, 0, 2), dyf[p0:p1])
+            np.add.at(acc, np.arange(p0, p1) % C, per_plane[:, :, 0])
+        dw = acc.astype(taps.dtype).reshape(w_shape)
+    dx = None
+    if need_dx:
+        dx = check_out(dx_out, x.shape, dy.dtype, "dx_out")
+        _same_forward(dy, np.ascontiguousarray(taps[:, ::-1]), None, kernel, pad, dilation, dx,
+                      workspace)
+    return dx, dw
