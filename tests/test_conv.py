@@ -54,15 +54,24 @@ def test_convolution(params, shape, kw):
     case.check_gradient()
 
 
+@pytest.mark.parametrize("geometry,kw,shape", [
+    ("kernel_size: 3 pad: 1", dict(pad=1), (3, 5, 4, 4)),   # output = input: runs of x
+    ("kernel_size: 3 pad: 1", dict(pad=1), (2, 5, 1, 2)),   # runs start past a plane
+    ("kernel_size: 3 pad: 2 dilation: 2", dict(pad=2, dilation=2), (2, 5, 5, 4)),
+    ("kernel_size: 3 pad: 1 stride: 2", dict(pad=1, stride=2), (3, 5, 5, 6)),  # phases
+    ("kernel_h: 3 kernel_w: 2 pad: 2 dilation: 2", dict(pad=2, dilation=2), (2, 5, 5, 4)),
+])
 @pytest.mark.parametrize("block_bytes", [8, 400, 1 << 20])
-def test_depthwise_blocks(monkeypatch, block_bytes):
-    """The depthwise kernel walks planes in blocks (channel runs of one image, or whole
-    images); every blocking gives the reference's values and gradients."""
+def test_depthwise_blocks(monkeypatch, block_bytes, geometry, kw, shape):
+    """The depthwise kernel walks planes in blocks (one plane, a few, or all; the first
+    and last blocks' shifted reads overhang x's ends); every blocking gives the
+    reference's values and gradients."""
     from caffe_lite.ops import depthwise
     monkeypatch.setattr(depthwise, "BLOCK_BYTES", block_bytes)
-    case = LayerCase(conv("Convolution", f"num_output: 5 kernel_size: 3 pad: 1 group: 5 {FILL}"),
-                     [(3, 5, 4, 4)], forward_atol=1e-5,
-                     reference=lambda x, w, b: ref_conv(x, w, b, pad=1, group=5))
+    monkeypatch.setattr(depthwise, "COLUMN_BLOCK_BYTES", block_bytes)
+    case = LayerCase(conv("Convolution", f"num_output: 5 {geometry} group: 5 {FILL}"),
+                     [shape], forward_atol=1e-5,
+                     reference=lambda x, w, b: ref_conv(x, w, b, group=5, **kw))
     case.check_forward()
     case.check_gradient()
 
