@@ -196,3 +196,38 @@ def test_an_error_in_a_thread_names_the_layer(monkeypatch):
     monkeypatch.setattr(SoftmaxLayer, "forward", fail)
     with threadpool_limits(2), pytest.raises(CaffeLiteError, match="layer 'prob'.*no luck"):
         make().forward(data=images(5))
+
+
+# -- one op over threads: convolution's batch, one part per thread ---------------
+
+@pytest.mark.parametrize("C,Cout,size,kernel,group", [
+    (4, 6, 9, 3, 1),       # small maps: the batch folds into one GEMM per part
+    (3, 4, 40, 3, 1),      # large maps: per image
+    (6, 6, 12, 3, 6),      # depthwise
+    (8, 5, 10, 1, 1),      # pointwise
+])
+def test_a_convolution_split_over_threads_is_each_part_serially(monkeypatch, C, Cout, size,
+                                                                kernel, group):
+    from caffe_lite.ops import conv_gemm
+    monkeypatch.setattr(conv_gemm, "MIN_THREADED_MACS", 0)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, C, size, size)).astype(np.float32)
+    w = rng.standard_normal((Cout, C // group, kernel, kernel)).astype(np.float32)
+    b = rng.standard_normal(Cout).astype(np.float32)
+    dy = rng.standard_normal((5, Cout, size, size)).astype(np.float32)
+    geometry = dict(stride=1, pad=kernel // 2, group=group)
+    calls = []
+    monkeypatch.setattr(threads, "run_parts", lambda parts, run=threads.run_parts: (
+        calls.append(len(parts)), run(parts))[1])
+    with threadpool_limits(2):
+        y = conv_gemm.conv_forward(x, w, b, **geometry)
+        dx, dw, db = conv_gemm.conv_backward(x, w, dy, **geometry)
+    assert calls == [2, 2]
+    with threadpool_limits(1):
+        parts = [(x[:2], dy[:2]), (x[2:], dy[2:])]
+        want_y = np.concatenate([conv_gemm.conv_forward(xp, w, b, **geometry) for xp, _ in parts])
+        grads = [conv_gemm.conv_backward(xp, w, dyp, **geometry) for xp, dyp in parts]
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(dx, np.concatenate([g[0] for g in grads]))
+    np.testing.assert_array_equal(dw, grads[0][1] + grads[1][1])
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-5)

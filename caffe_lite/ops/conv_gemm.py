@@ -3,10 +3,12 @@
 Deconvolution is the transpose of convolution: its forward is convolution's
 backward-data (W^T GEMM + col2im), its backward-data is convolution's forward.
 """
+from functools import partial
 from math import prod
 
 import numpy as np
 
+from . import threads
 from .depthwise import depthwise_backward, depthwise_forward, is_depthwise
 from .geometry import check_out, conv_geometry, deconv_out_size, per_axis, scratch
 from .im2col import col2im, im2col
@@ -129,6 +131,26 @@ def _sum_bias(dy):
     return dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=(0, 2))
 
 
+# ==== a batch over threads ===================================================
+# With worker threads (ops/threads.py) a batch is cut into one part per thread, each
+# part the serial computation of its images with BLAS on one thread: im2col, col2im,
+# the depthwise and Winograd kernels then use every core too. Below MIN_THREADED_MACS
+# multiply-adds the threads' start-up would cost more than they save.
+MIN_THREADED_MACS = 20_000_000
+
+
+def _thread_parts(N, macs):
+    """Slices of the batch, one per worker thread, or None to stay serial."""
+    if N < 2 or macs < MIN_THREADED_MACS:
+        return None
+    count = threads.threads()
+    return threads.split(N, count) if count > 1 else None
+
+
+def _part(workspace, k):
+    return None if workspace is None else workspace.part(k)
+
+
 def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, workspace=None):
     """Convolution: x (N, C, *S), w (Cout, C/G, *K), b (Cout,) or None -> y (N, Cout, *O).
 
@@ -140,6 +162,11 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, w
     Cout, kernel = w.shape[0], w.shape[2:]
     *_, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
     y = check_out(out, (N, Cout) + osz, x.dtype)
+    parts = _thread_parts(N, N * Cout * prod(w.shape[1:]) * prod(osz))
+    if parts:
+        threads.run_parts([partial(conv_forward, x[p], w, b, stride, pad, dilation, group,
+                                   y[p], _part(workspace, k)) for k, p in enumerate(parts)])
+        return y
     if is_depthwise(x, w, group):
         return depthwise_forward(x, w, b, stride, pad, dilation, out=y, workspace=workspace)
     if winograd_applies(x, w, stride, dilation, group):
@@ -173,6 +200,19 @@ def conv_backward(x, w, dy, stride=1, pad=0, dilation=1, group=1, need_dx=True, 
     *_, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
     if dy.shape != (N, Cout) + osz:
         raise ValueError(f"conv_backward: dy {dy.shape} should be {(N, Cout) + osz}")
+    parts = _thread_parts(N, N * Cout * prod(w.shape[1:]) * prod(osz) * (need_dx + need_dw))
+    if parts and (need_dx or need_dw):
+        dx = check_out(dx_out, x.shape, dy.dtype, "dx_out") if need_dx else None
+        grads = threads.run_parts([partial(
+            conv_backward, x[p], w, dy[p], stride, pad, dilation, group, need_dx, need_dw,
+            False, None if dx is None else dx[p], _part(workspace, k))
+            for k, p in enumerate(parts)])
+        dw = None
+        if need_dw:
+            dw = grads[0][1]
+            for _, part_dw, _ in grads[1:]:
+                dw += part_dw
+        return dx, dw, _sum_bias(dy) if need_db else None
     if is_depthwise(x, w, group):
         db = _sum_bias(dy) if need_db else None
         dx, dw = depthwise_backward(x, w, dy, stride, pad, dilation, need_dx, need_dw,

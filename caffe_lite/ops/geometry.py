@@ -124,6 +124,13 @@ class Workspace:
 
     def __init__(self):
         self._arrays = {}
+        self._parts = []
+
+    def part(self, k):
+        """The k-th child workspace, for the k-th part of work split over threads."""
+        while len(self._parts) <= k:
+            self._parts.append(Workspace())
+        return self._parts[k]
 
     def get(self, name, shape, dtype):
         """A C-contiguous array of ``shape`` (contents undefined), reusing capacity."""
