@@ -6,8 +6,10 @@ Windows: output o covers inputs [o*s - p, o*s - p + k). MAX clips the window to 
 clipped only to [-p, H + p) (Caffe counts padded cells, not the ceil overhang past H + p).
 
 Every kernel loops over the k*k kernel offsets (row-major), each one a strided operation
-on the whole batch (`kernel_offsets` from geometry). The float32 operations run in Caffe's
-order, so forward and backward of MAX and AVE are bit-identical to Caffe's.
+on the whole batch (`kernel_offsets` from geometry), except the mask-free MAX forward,
+which is separable and flat (`_separable_max`). The float32 operations run in Caffe's
+order (max is order-free), so forward and backward of MAX and AVE are bit-identical to
+Caffe's.
 
 STOCHASTIC follows Caffe's GPU kernels: Caffe has no CPU code for it. TRAIN samples
 one cell per window with probability proportional to its value and routes the
@@ -77,7 +79,7 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
 
     y is the maximum over the window clipped to the input; with ``need_mask`` the mask holds
     the flat index (h*W + w in 2-D) of the first maximum in row-major window order (strict
-    >), as x.dtype like Caffe's mask top. The mask costs ~4x the plain max: ask only when the
+    >), as x.dtype like Caffe's mask top. The mask costs several times the plain max: ask only when the
     mask top or a backward needs it. ``out``/``mask_out``: C-contiguous arrays to fill.
 
     >>> x = np.array([[[[1., 3.], [3., 0.]]]])
@@ -92,7 +94,7 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
         np.fmax.reduce(planes, axis=2, out=y.reshape(N, C))        # max is order-free
         np.fmax(y, _CAFFE_MAX_INIT, out=y)                          # all NaN/-inf: -FLT_MAX
         return y, None
-    if not need_mask and prod(kernel) > sum(kernel):              # 3x3 and up; not 2x2
+    if not need_mask:
         return _separable_max(x, kernel, stride, pad, out_shape, y), None
     y.fill(_CAFFE_MAX_INIT)
     offsets = list(kernel_offsets(spatial, out_shape, kernel, stride, pad))
@@ -100,8 +102,6 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
         if oslc is not None:
             dst = y[(Ellipsis,) + oslc]
             np.fmax(dst, x[(Ellipsis,) + islc], out=dst)           # fmax: NaN never wins, as in Caffe
-    if not need_mask:
-        return y, None
     # The running strict-'>' maximum ends on the FIRST offset (row-major) holding the final
     # maximum. Find it without data-dependent branches (masked copies of random masks are
     # ~10x slower): code = max_j [x_j == y] * (K - j), so the first offset is K - code.
@@ -130,24 +130,79 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
 
 
 def _separable_max(x, kernel, stride, pad, out_shape, y):
-    """The window max one axis at a time, the last (contiguous) axis first: a k x k
-    window costs 2k strided maxima instead of k^2, and the later passes read whole
-    rows. Max is exact and order-free, so the result is the joint window's, bit for bit
-    (fmax: NaN never wins; a window with nothing above -FLT_MAX gives -FLT_MAX)."""
-    nd = len(out_shape)
-    current = x
-    for axis in reversed(range(nd)):
-        lead = (slice(None),) * (2 + axis)
-        shape = current.shape[:2 + axis] + (out_shape[axis],) + current.shape[3 + axis:]
-        dst = y if axis == 0 else np.empty(shape, x.dtype)
-        dst.fill(_CAFFE_MAX_INIT)
-        for _, oslc, islc in kernel_offsets((current.shape[2 + axis],), (out_shape[axis],),
-                                            kernel[axis], stride[axis], pad[axis]):
-            if oslc is not None:
-                d = dst[lead + oslc]
-                np.fmax(d, current[lead + islc], out=d)
-        current = dst
+    """The window max one axis at a time (a k x k window costs 2k maxima, not k^2),
+    on chunks of whole planes that stay in cache. Max is exact and order-free, so the
+    result is the joint window's bit for bit (fmax: NaN never wins; a window with
+    nothing above -FLT_MAX gives -FLT_MAX, as Caffe's initial value).
+
+    numpy pays ~100 ns per inner loop and strided float loops run without SIMD, so a
+    row-by-row or stride-s maximum is several times slower than a flat one. Each axis
+    pass therefore first copies the chunk into ``s`` phase arrays (phase q holds the
+    cells q, q + s, q + 2s, ... of every line, padded with -FLT_MAX margins where
+    windows overhang), after which kernel offset j of every window is the same phase
+    array shifted by a constant: one flat contiguous maximum per offset."""
+    N, C, *spatial = x.shape
+    planes = N * C
+    xr, yr = x.reshape((planes,) + tuple(spatial)), y.reshape((planes,) + tuple(out_shape))
+    per_chunk = max(1, _CHUNK // max(1, prod(spatial)))
+    buffers = {}
+    for first in range(0, planes, per_chunk):
+        current = xr[first:first + per_chunk]
+        count, windows, lengths = len(current), [], []
+        inner = 1
+        for axis in reversed(range(len(spatial))):
+            lines = count * prod(spatial[:axis])
+            current, margin = _axis_max(current.reshape(lines, spatial[axis], inner),
+                                        kernel[axis], stride[axis], pad[axis],
+                                        out_shape[axis], buffers, axis)
+            windows.insert(0, slice(margin, margin + out_shape[axis]))
+            lengths.insert(0, current.shape[1])
+            inner *= current.shape[1]
+        full = current.reshape([count] + lengths)
+        np.fmax(full[(slice(None),) + tuple(windows)], _CAFFE_MAX_INIT,
+                out=yr[first:first + per_chunk])
     return y
+
+
+# elements per chunk of planes in _separable_max: its buffers stay in L2 / L3
+_CHUNK = 1 << 18
+
+
+def _axis_max(lines, kernel, stride, pad, out_size, buffers, axis):
+    """Max over one axis of ``lines`` (R, L, I) -> ((R, out_size + margins, I), left
+    margin); the valid outputs are [margin, margin + out_size) of axis 1."""
+    R, L, inner = lines.shape
+    taps = [((j - pad) % stride, (j - pad) // stride) for j in range(kernel)]
+    left = max(0, -min(d for _, d in taps))
+    length = out_size + left + max(0, max(d for _, d in taps))
+    size = R * length * inner
+    phases = {}
+    for q in sorted({q for q, _ in taps}):
+        phase = _buffer(buffers, ("phase", q), size, lines.dtype).reshape(R, length, inner)
+        n = min((L - 1 - q) // stride + 1, length - left)    # cells q + i s < L, at left + i
+        phase[:, :left] = _CAFFE_MAX_INIT
+        phase[:, left + n:] = _CAFFE_MAX_INIT
+        phase[:, left:left + n] = lines[:, q:q + (n - 1) * stride + 1:stride]
+        phases[q] = phase.reshape(-1)
+    out = _buffer(buffers, ("out", axis), size, lines.dtype)
+    lo, hi = left * inner, size - (length - left - out_size) * inner
+    dst = out[lo:hi]
+    views = [phases[q][lo + d * inner:hi + d * inner] for q, d in taps]
+    if len(views) == 1:
+        np.copyto(dst, views[0])
+    else:
+        np.fmax(views[0], views[1], out=dst)
+        for view in views[2:]:
+            np.fmax(dst, view, out=dst)
+    return out.reshape(R, length, inner), left
+
+
+def _buffer(buffers, name, size, dtype):
+    """A scratch array of ``size`` from ``buffers``, grown when needed."""
+    buf = buffers.get(name)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = buffers[name] = np.empty(size, dtype)
+    return buf[:size]
 
 
 def _is_global(spatial, kernel, pad, out_shape):
