@@ -54,9 +54,11 @@ def caffe_order_lrn(x, size, alpha, beta, k):
                                               ((1, 4, 3, 3), 7, 1 << 15),
                                               ((3, 1, 2, 2), 1, 1 << 15)])
 @pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("all_squares", [0, 1 << 20])                 # a ring of squares / all
 def test_lrn_across_kernel_is_bit_identical_to_caffe_order(monkeypatch, shape, size, block,
-                                                           train):
+                                                           train, all_squares):
     monkeypatch.setattr(lrn_ops, "_BLOCK", block)       # one channel, several, all per block
+    monkeypatch.setattr(lrn_ops, "_ALL_SQUARES", all_squares)
     x = (rand(*shape, seed=3) * 40).astype(np.float32)
     want_y, want_scale, want_pow = caffe_order_lrn(x, size, 1e-3, 0.75, 2.0)
     y, scale = np.empty_like(x), np.empty_like(x)

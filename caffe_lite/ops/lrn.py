@@ -5,7 +5,7 @@ channels (add the entering channel, subtract the leaving one), then raises the s
 to ``-beta`` and multiplies. Done one full-size array per step, that is a dozen passes
 over memory and ~60 MB of fresh float64 temporaries on GoogLeNet's norm2 at batch 8.
 Here the same operations run channel by channel: the squares live in a ring of
-``n + 1`` channels, and each block of finished scale channels is raised to the power
+``n + 1`` channels (small inputs square everything at once), and each block of finished scale channels is raised to the power
 (through a float64 buffer of ~32K elements that stays in cache) and multiplied while
 it is still in cache. Every float32 value is the one the whole-array steps give.
 """
@@ -18,6 +18,9 @@ __all__ = ["channel_window_sums", "lrn_across_forward"]
 
 # float64 elements per power block: a few hundred KiB, inside L2
 _BLOCK = 1 << 15
+# inputs up to this many elements square all channels in one step (per-channel calls
+# cost more than the memory on small maps); larger ones keep a ring of n + 1 channels
+_ALL_SQUARES = 1 << 20
 
 
 def channel_window_sums(v, size, start=0):
@@ -58,13 +61,25 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, work
     plane = xv.shape[2]
     a = dtype.type(alpha) / dtype.type(size)
     pre = (size - 1) // 2
-    ring = scratch(workspace, "lrn_squares", (size + 1, N, plane), dtype)
+    if x.size <= _ALL_SQUARES:           # small maps: square every channel at once
+        squares = scratch(workspace, "lrn_squares", xv.shape, dtype)
+        np.multiply(xv, xv, out=squares)
+        squares *= a
 
-    def square(c):                       # alpha/n x^2 of channel c, in its ring slot
-        slot = ring[c % (size + 1)]
-        np.multiply(xv[:, c], xv[:, c], out=slot)
-        slot *= a
-        return slot
+        def square(c):
+            return squares[:, c]
+        leaving = square
+    else:
+        ring = scratch(workspace, "lrn_squares", (size + 1, N, plane), dtype)
+
+        def square(c):                   # alpha/n x^2 of channel c, in its ring slot
+            slot = ring[c % (size + 1)]
+            np.multiply(xv[:, c], xv[:, c], out=slot)
+            slot *= a
+            return slot
+
+        def leaving(c):
+            return ring[c % (size + 1)]
 
     block = max(1, _BLOCK // max(1, N * plane))
     wide = scratch(workspace, "lrn_wide", (N, min(block, C), plane), np.float64)
@@ -84,7 +99,7 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, work
             else:
                 current[...] = sv[:, c - 1]
             if c - pre - 1 >= 0:
-                current -= ring[(c - pre - 1) % (size + 1)]
+                current -= leaving(c - pre - 1)
         if c + 1 - start == block or c + 1 == C:
             stop = c + 1
             w = wide[:, :stop - start]

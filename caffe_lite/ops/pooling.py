@@ -165,7 +165,7 @@ def _separable_max(x, kernel, stride, pad, out_shape, y):
 
 
 # elements per chunk of planes in _separable_max: its buffers stay in L2 / L3
-_CHUNK = 1 << 18
+_CHUNK = 1 << 19
 
 
 def _axis_max(lines, kernel, stride, pad, out_size, buffers, axis):
