@@ -137,27 +137,29 @@ def _separable_max(x, kernel, stride, pad, out_shape, y):
 
     numpy pays ~100 ns per inner loop and strided float loops run without SIMD, so a
     row-by-row or stride-s maximum is several times slower than a flat one. Each axis
-    pass therefore first copies the chunk into ``s`` phase arrays (phase q holds the
-    cells q, q + s, q + 2s, ... of every line, padded with -FLT_MAX margins where
-    windows overhang), after which kernel offset j of every window is the same phase
-    array shifted by a constant: one flat contiguous maximum per offset."""
+    pass therefore reads ``s`` phase arrays (phase q holds the cells q, q + s, q + 2s,
+    ... of every line; a copy unless s = 1 and the line keeps its length), in which
+    kernel offset j of every window is the same phase shifted by a constant: one flat
+    contiguous maximum per offset. Windows that overhang the line would read the next
+    line there: the last axis (first pass) recomputes its few overhanging columns one
+    column at a time and stays compact, the leading axes get -FLT_MAX margins (whole
+    rows, cheap) that the final copy into y leaves out."""
     N, C, *spatial = x.shape
-    planes = N * C
+    planes, nd = N * C, len(spatial)
     xr, yr = x.reshape((planes,) + tuple(spatial)), y.reshape((planes,) + tuple(out_shape))
     per_chunk = max(1, _CHUNK // max(1, prod(spatial)))
     buffers = {}
     for first in range(0, planes, per_chunk):
-        current = xr[first:first + per_chunk]
-        count, windows, lengths = len(current), [], []
-        inner = 1
-        for axis in reversed(range(len(spatial))):
-            lines = count * prod(spatial[:axis])
-            current, margin = _axis_max(current.reshape(lines, spatial[axis], inner),
-                                        kernel[axis], stride[axis], pad[axis],
-                                        out_shape[axis], buffers, axis)
-            windows.insert(0, slice(margin, margin + out_shape[axis]))
+        count = len(xr[first:first + per_chunk])
+        current = _last_axis_max(xr[first:first + per_chunk].reshape(-1, spatial[-1]),
+                                 kernel[-1], stride[-1], pad[-1], out_shape[-1], buffers)
+        lengths, windows = [out_shape[-1]], [slice(None)]
+        for axis in reversed(range(nd - 1)):         # (lines, L, later axes) -> margined
+            current, margin = _margined_axis_max(
+                current.reshape(count * prod(spatial[:axis]), spatial[axis], prod(lengths)),
+                kernel[axis], stride[axis], pad[axis], out_shape[axis], buffers, axis)
             lengths.insert(0, current.shape[1])
-            inner *= current.shape[1]
+            windows.insert(0, slice(margin, margin + out_shape[axis]))
         full = current.reshape([count] + lengths)
         np.fmax(full[(slice(None),) + tuple(windows)], _CAFFE_MAX_INIT,
                 out=yr[first:first + per_chunk])
@@ -168,11 +170,25 @@ def _separable_max(x, kernel, stride, pad, out_shape, y):
 _CHUNK = 1 << 19
 
 
-def _axis_max(lines, kernel, stride, pad, out_size, buffers, axis):
-    """Max over one axis of ``lines`` (R, L, I) -> ((R, out_size + margins, I), left
+def _taps(kernel, stride, pad):
+    """Kernel offset j reads phase (j - pad) mod s, shifted by (j - pad) // s outputs."""
+    return [((j - pad) % stride, (j - pad) // stride) for j in range(kernel)]
+
+
+def _flat_max(dst, views):
+    if len(views) == 1:
+        np.copyto(dst, views[0])
+        return
+    np.fmax(views[0], views[1], out=dst)
+    for view in views[2:]:
+        np.fmax(dst, view, out=dst)
+
+
+def _margined_axis_max(lines, kernel, stride, pad, out_size, buffers, axis):
+    """Max over axis 1 of ``lines`` (R, L, I) -> ((R, out_size + margins, I), left
     margin); the valid outputs are [margin, margin + out_size) of axis 1."""
     R, L, inner = lines.shape
-    taps = [((j - pad) % stride, (j - pad) // stride) for j in range(kernel)]
+    taps = _taps(kernel, stride, pad)
     left = max(0, -min(d for _, d in taps))
     length = out_size + left + max(0, max(d for _, d in taps))
     size = R * length * inner
@@ -186,15 +202,41 @@ def _axis_max(lines, kernel, stride, pad, out_size, buffers, axis):
         phases[q] = phase.reshape(-1)
     out = _buffer(buffers, ("out", axis), size, lines.dtype)
     lo, hi = left * inner, size - (length - left - out_size) * inner
-    dst = out[lo:hi]
-    views = [phases[q][lo + d * inner:hi + d * inner] for q, d in taps]
-    if len(views) == 1:
-        np.copyto(dst, views[0])
-    else:
-        np.fmax(views[0], views[1], out=dst)
-        for view in views[2:]:
-            np.fmax(dst, view, out=dst)
+    _flat_max(out[lo:hi], [phases[q][lo + d * inner:hi + d * inner] for q, d in taps])
     return out.reshape(R, length, inner), left
+
+
+def _last_axis_max(lines, kernel, stride, pad, out_size, buffers):
+    """Max over axis 1 of the contiguous ``lines`` (R, L) -> (R, out_size), compact."""
+    R, L = lines.shape
+    taps = _taps(kernel, stride, pad)
+    phases = {}
+    for q in sorted({q for q, _ in taps}):
+        n = min((L - 1 - q) // stride + 1, out_size)         # cells q + o s < L
+        if q == 0 and stride == 1 and n == out_size == L:
+            phases[q] = lines                                  # the lines themselves
+            continue
+        phase = _buffer(buffers, ("phase", q), R * out_size, lines.dtype)
+        phase = phase.reshape(R, out_size)
+        phase[:, n:] = _CAFFE_MAX_INIT
+        phase[:, :n] = lines[:, q:q + (n - 1) * stride + 1:stride]
+        phases[q] = phase
+    out = _buffer(buffers, ("out", "last"), R * out_size, lines.dtype).reshape(R, out_size)
+    low, high = max(0, -min(d for _, d in taps)), max(0, max(d for _, d in taps))
+    flat = {q: phase.reshape(-1) for q, phase in phases.items()}
+    lo, hi = low, R * out_size - high
+    if hi > lo:
+        _flat_max(out.reshape(-1)[lo:hi], [flat[q][lo + d:hi + d] for q, d in taps])
+    # columns whose windows reach past either end of their line, one column at a time
+    for o in sorted(set(range(min(low, out_size))) |
+                    set(range(max(0, out_size - high), out_size))):
+        cells = range(max(0, o * stride - pad), min(L, o * stride - pad + kernel))
+        valid = [lines[:, i] for i in cells]
+        if valid:
+            _flat_max(out[:, o], valid)
+        else:
+            out[:, o] = _CAFFE_MAX_INIT
+    return out
 
 
 def _buffer(buffers, name, size, dtype):
