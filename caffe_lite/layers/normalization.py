@@ -9,7 +9,6 @@ order is OpenBLAS's: they agree with Caffe to a few ulps.
 import numpy as np
 
 from ..fillers import fill
-from ..ops.geometry import Workspace
 from ..ops.libm import powf
 from ..ops.lrn import channel_window_sums, lrn_across_forward  # noqa: F401 (tests)
 from ..ops.pooling import ave_pool_backward, ave_pool_forward
@@ -44,7 +43,6 @@ class LRNLayer(Layer):
         self.pre_pad = (self.size - 1) // 2
         self.alpha, self.beta, self.k = t(p.alpha), t(p.beta), t(p.k)
         self.across = p.norm_region == _LRN.ACROSS_CHANNELS
-        self.workspace = Workspace()
 
     def reshape(self, bottom, top):
         if bottom[0].num_axes != 4:
@@ -60,7 +58,7 @@ class LRNLayer(Layer):
             self.scale_pow = _reuse(getattr(self, "scale_pow", None), x) \
                 if self.phase == caffe_pb2.TRAIN else None
             lrn_across_forward(x, self.size, self.alpha, self.beta, self.k, top[0].data,
-                               self.scale, self.scale_pow, self.workspace)
+                               self.scale, self.scale_pow)
         else:
             _, _, h, w = x.shape
             self.avg = ave_pool_forward(x * x, self.size, 1, self.pre_pad, (h, w))

@@ -11,7 +11,6 @@ it is still in cache. Every float32 value is the one the whole-array steps give.
 """
 import numpy as np
 
-from .geometry import scratch
 from .libm import powf_positive
 
 __all__ = ["channel_window_sums", "lrn_across_forward"]
@@ -45,7 +44,7 @@ def channel_window_sums(v, size, start=0):
     return out
 
 
-def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, workspace=None):
+def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None):
     """y = x (k + alpha/size sum_{size channels around c} x^2)^-beta, zero padded.
 
     x, out, scale (and scale_pow if given) are C-contiguous (N, C, ...) float arrays:
@@ -62,7 +61,7 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, work
     a = dtype.type(alpha) / dtype.type(size)
     pre = (size - 1) // 2
     if x.size <= _ALL_SQUARES:           # small maps: square every channel at once
-        squares = scratch(workspace, "lrn_squares", xv.shape, dtype)
+        squares = np.empty(xv.shape, dtype)
         np.multiply(xv, xv, out=squares)
         squares *= a
 
@@ -70,7 +69,7 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, work
             return squares[:, c]
         leaving = square
     else:
-        ring = scratch(workspace, "lrn_squares", (size + 1, N, plane), dtype)
+        ring = np.empty((size + 1, N, plane), dtype)
 
         def square(c):                   # alpha/n x^2 of channel c, in its ring slot
             slot = ring[c % (size + 1)]
@@ -82,9 +81,8 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, work
             return ring[c % (size + 1)]
 
     block = max(1, _BLOCK // max(1, N * plane))
-    wide = scratch(workspace, "lrn_wide", (N, min(block, C), plane), np.float64)
-    narrow = None if pv is not None else scratch(workspace, "lrn_pow",
-                                                 (N, min(block, C), plane), dtype)
+    wide = np.empty((N, min(block, C), plane), np.float64)
+    narrow = None if pv is not None else np.empty((N, min(block, C), plane), dtype)
     positive = k > 0 and alpha >= 0      # the scale is then > 0 (or NaN/inf from x)
     first = sv[:, 0]
     first.fill(k)
