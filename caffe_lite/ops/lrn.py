@@ -5,9 +5,10 @@ channels (add the entering channel, subtract the leaving one), then raises the s
 to ``-beta`` and multiplies. Done one full-size array per step, that is a dozen passes
 over memory and ~60 MB of fresh float64 temporaries on GoogLeNet's norm2 at batch 8.
 Here the same operations run channel by channel: the squares live in a ring of
-``n + 1`` channels (small inputs square everything at once), and each block of finished scale channels is raised to the power
-(through a float64 buffer of ~32K elements that stays in cache) and multiplied while
-it is still in cache. Every float32 value is the one the whole-array steps give.
+``n + 1`` channels (small inputs square everything at once), and each block of
+finished scale channels is raised to the power (through a float64 buffer of ~32K
+elements that stays in cache) and multiplied while it is still in cache. Every
+float32 value is the one the whole-array steps give.
 """
 import numpy as np
 
