@@ -421,9 +421,9 @@ def test_max_pool_nan_and_inf_like_caffe():
 
 
 @pytest.mark.parametrize("case", POOL2D)
-def test_max_pool_without_mask_in_chunks_with_nan_and_inf(monkeypatch, case):
-    """The mask-free path pools a few planes at a time through -FLT_MAX-padded phase
-    arrays; chunk edges, NaN, +-inf and windows of nothing above -FLT_MAX as Caffe."""
+def test_max_pool_in_chunks_with_nan_and_inf(monkeypatch, case):
+    """Both paths pool a few planes at a time through -FLT_MAX-padded phase arrays;
+    chunk edges, NaN, +-inf and windows of nothing above -FLT_MAX as Caffe."""
     N, C, H, W, k, s, p, ceil = case
     monkeypatch.setattr(pooling_ops, "_CHUNK", 2 * H * W)            # 2 planes, then the rest
     x = randn(rng(18), N + 1, C + 2, H, W)
@@ -431,10 +431,13 @@ def test_max_pool_without_mask_in_chunks_with_nan_and_inf(monkeypatch, case):
     for value in (np.nan, np.inf, -np.inf, -np.finfo(np.float32).max):
         x.reshape(-1)[r.integers(0, x.size, size=max(1, x.size // 8))] = value
     x[0, 0] = -np.inf                                                # a plane of nothing
-    ref_y, _ = ref_max_pool(x, k, s, p, ceil)
+    ref_y, ref_mask = ref_max_pool(x, k, s, p, ceil)
     y, mask = max_pool_forward(x, k, s, p, ref_y.shape[2:])
     np.testing.assert_array_equal(y, ref_y)
     assert mask is None and np.all(y[0, 0] == -np.finfo(np.float32).max)
+    y, mask = max_pool_forward(x, k, s, p, ref_y.shape[2:], need_mask=True)
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(mask, ref_mask)
 
 
 def test_max_pool_backward_order_and_invalid_entries():

@@ -96,6 +96,9 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
         return y, None
     if not need_mask:
         return _separable_max(x, kernel, stride, pad, out_shape, y), None
+    if len(spatial) == 2:
+        mask = check_out(mask_out, (N, C) + out_shape, x.dtype, "mask_out")
+        return _flat_max_mask(x, kernel, stride, pad, out_shape, y, mask)
     y.fill(_CAFFE_MAX_INIT)
     offsets = list(kernel_offsets(spatial, out_shape, kernel, stride, pad))
     for _, oslc, islc in offsets:
@@ -164,6 +167,65 @@ def _separable_max(x, kernel, stride, pad, out_shape, y):
         np.fmax(full[(slice(None),) + tuple(windows)], _CAFFE_MAX_INIT,
                 out=yr[first:first + per_chunk])
     return y
+
+
+def _flat_max_mask(x, kernel, stride, pad, out_shape, y, mask):
+    """2-D MAX with Caffe's mask, on chunks of planes, every step a flat contiguous
+    operation: the chunk is copied once into s_h x s_w phase planes with -FLT_MAX
+    margins (phase (a, b) holds the cells (a + i s_h, b + j s_w)), so kernel offset
+    (j_h, j_w) of every window is one phase shifted by a constant. The max is the fmax
+    over offsets; the mask's first maximum in row-major window order is found as in
+    the joint loop: code = max_j [x_j == y] (K - j), offset K - code."""
+    N, C, H, W = x.shape
+    OH, OW = out_shape
+    taps = [_taps(k, s, p) for k, s, p in zip(kernel, stride, pad)]
+    left = [max(0, -min(d for _, d in t)) for t in taps]
+    length = [o + lo + max(0, max(d for _, d in t)) for o, lo, t in zip(out_shape, left, taps)]
+    plane = length[0] * length[1]
+    planes = N * C
+    per_chunk = max(1, _CHUNK // max(1, H * W))
+    K = prod(kernel)
+    code_type = np.uint8 if K < 2 ** 8 else np.uint16 if K < 2 ** 16 else np.uint32
+    # kernel offsets (row-major): phase, flat shift, flat index in the input plane
+    offsets = [((qh, qw), dh * length[1] + dw, jh * W + jw)
+               for jh, (qh, dh) in enumerate(taps[0]) for jw, (qw, dw) in enumerate(taps[1])]
+    offset_index = np.array([0] + [index for _, _, index in reversed(offsets)], x.dtype)
+    starts = ((np.arange(OH) * stride[0] - pad[0])[:, None] * W
+              + (np.arange(OW) * stride[1] - pad[1])).astype(x.dtype)   # window (0, 0) cell
+    xr, yr, mr = (a.reshape(planes, *a.shape[2:]) for a in (x, y, mask))
+    valid = (slice(None), slice(left[0], left[0] + OH), slice(left[1], left[1] + OW))
+    for first in range(0, planes, per_chunk):
+        xs = xr[first:first + per_chunk]
+        P = len(xs)
+        size = P * plane
+        phases = {}
+        for qh, qw in sorted({phase for phase, _, _ in offsets}):
+            ph = np.full((P, length[0], length[1]), _CAFFE_MAX_INIT, x.dtype)
+            nh = min((H - 1 - qh) // stride[0] + 1, length[0] - left[0])
+            nw = min((W - 1 - qw) // stride[1] + 1, length[1] - left[1])
+            ph[:, left[0]:left[0] + nh, left[1]:left[1] + nw] = \
+                xs[:, qh:qh + (nh - 1) * stride[0] + 1:stride[0],
+                   qw:qw + (nw - 1) * stride[1] + 1:stride[1]]
+            phases[qh, qw] = ph.reshape(-1)
+        lo = left[0] * length[1] + left[1]
+        hi = size - (length[0] - left[0] - OH) * length[1] - (length[1] - left[1] - OW)
+        views = [phases[q][lo + shift:hi + shift] for q, shift, _ in offsets]
+        best = np.empty(size, x.dtype)
+        _flat_max(best[lo:hi], views)
+        code, step = np.zeros(size, code_type), np.empty(hi - lo, code_type)
+        equal = np.empty(hi - lo, bool)
+        for j, view in enumerate(views):
+            np.equal(view, best[lo:hi], out=equal)
+            np.multiply(equal.view(np.uint8), code_type(K - j), out=step)
+            np.maximum(code[lo:hi], step, out=code[lo:hi])
+        ys, ms = yr[first:first + P], mr[first:first + P]
+        np.fmax(best.reshape(P, *length)[valid], _CAFFE_MAX_INIT, out=ys)
+        np.take(offset_index, code.reshape(P, *length)[valid], out=ms)
+        ms += starts
+        unset = ys == _CAFFE_MAX_INIT                      # nothing > -FLT_MAX: Caffe keeps -1
+        if unset.any():
+            ms[unset] = -1
+    return y, mask
 
 
 # elements per chunk of planes in _separable_max: its buffers stay in L2 / L3
