@@ -9,6 +9,8 @@ from layer_case import TEST, TRAIN, LayerCase, forward, make_layer, proto, rand
 from caffe_lite.blob import Blob
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.layers.normalization import channel_window_sums
+from caffe_lite.ops import lrn as lrn_ops
+from caffe_lite.ops.libm import powf, powf_positive
 
 
 def text(layer_type, params=""):
@@ -25,6 +27,63 @@ def test_channel_window_sums_are_zero_padded_window_sums(size, channels):
     for c in range(channels):
         lo, hi = max(0, c - half), min(channels, c + half + 1)
         np.testing.assert_allclose(got[:, c], 0.5 + v[:, lo:hi].sum(axis=1), rtol=1e-12)
+
+
+def caffe_order_lrn(x, size, alpha, beta, k):
+    """Caffe's CPU CrossChannelForward step by step, per image and channel plane, in
+    float32 (zero-padded squares, the running scale by axpy adds and subtracts), the
+    power rounded once from float64."""
+    f = np.float32
+    N, C = x.shape[:2]
+    pre, a = (size - 1) // 2, f(alpha) / f(size)
+    scale = np.empty_like(x)
+    for n in range(N):
+        padded = np.zeros((C + size - 1,) + x.shape[2:], f)
+        padded[pre:pre + C] = x[n] * x[n]
+        scale[n, 0] = f(k)
+        for c in range(size):
+            scale[n, 0] += a * padded[c]
+        for c in range(1, C):
+            scale[n, c] = scale[n, c - 1] + a * padded[c + size - 1]
+            scale[n, c] = scale[n, c] + -a * padded[c - 1]
+    power = np.power(scale, -float(f(beta)), dtype=np.float64).astype(f)
+    return power * x, scale, power
+
+
+@pytest.mark.parametrize("shape,size,block", [((2, 9, 5, 7), 5, 200), ((2, 9, 5, 7), 3, 1),
+                                              ((1, 4, 3, 3), 7, 1 << 15),
+                                              ((3, 1, 2, 2), 1, 1 << 15)])
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("all_squares", [0, 1 << 20])                 # a ring of squares / all
+def test_lrn_across_kernel_is_bit_identical_to_caffe_order(monkeypatch, shape, size, block,
+                                                           train, all_squares):
+    monkeypatch.setattr(lrn_ops, "_BLOCK", block)       # one channel, several, all per block
+    monkeypatch.setattr(lrn_ops, "_ALL_SQUARES", all_squares)
+    x = (rand(*shape, seed=3) * 40).astype(np.float32)
+    want_y, want_scale, want_pow = caffe_order_lrn(x, size, 1e-3, 0.75, 2.0)
+    y, scale = np.empty_like(x), np.empty_like(x)
+    power = np.empty_like(x) if train else None
+    lrn_ops.lrn_across_forward(x, size, np.float32(1e-3), np.float32(0.75), np.float32(2),
+                               y, scale, power)
+    np.testing.assert_array_equal(scale, want_scale)
+    np.testing.assert_array_equal(y, want_y)
+    if train:
+        np.testing.assert_array_equal(power, want_pow)
+
+
+def test_powf_positive_rounds_like_powf():
+    x = np.exp(np.random.default_rng(0).uniform(-3, 8, 200_000)).astype(np.float32)
+    x[:4] = [np.inf, np.nan, 1, np.finfo(np.float32).tiny]
+    for p in (-0.75, -0.5, 0.8):
+        np.testing.assert_array_equal(powf_positive(x, p, np.empty_like(x)), powf(x, p))
+    signed = np.float32([0, -2, -0.0, 3, np.inf, -np.inf])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for p in (-0.75, 2.0, 0.0):
+            got = powf_positive(signed, p, np.empty_like(signed), positive=False)
+            np.testing.assert_array_equal(got, powf(signed, p))
+    wide = x.astype(np.float64)
+    np.testing.assert_array_equal(powf_positive(wide, -0.75, np.empty_like(wide)),
+                                  np.power(wide, -0.75))
 
 
 LRN_CASES = [

@@ -11,6 +11,7 @@ from reference import (
     ref_pool_out_size,
 )
 
+from caffe_lite.ops import pooling as pooling_ops
 from caffe_lite.ops.conv_gemm import conv_backward, conv_forward, deconv_backward, deconv_forward
 from caffe_lite.ops.geometry import Workspace, conv_out_size, deconv_out_size
 from caffe_lite.ops.im2col import col2im, im2col
@@ -419,6 +420,26 @@ def test_max_pool_nan_and_inf_like_caffe():
         assert y[0, 0, 0, 0] == lowest and mask[0, 0, 0, 0] == -1
 
 
+@pytest.mark.parametrize("case", POOL2D)
+def test_max_pool_in_chunks_with_nan_and_inf(monkeypatch, case):
+    """Both paths pool a few planes at a time through -FLT_MAX-padded phase arrays;
+    chunk edges, NaN, +-inf and windows of nothing above -FLT_MAX as Caffe."""
+    N, C, H, W, k, s, p, ceil = case
+    monkeypatch.setattr(pooling_ops, "_CHUNK", 2 * H * W)            # 2 planes, then the rest
+    x = randn(rng(18), N + 1, C + 2, H, W)
+    r = rng(19)
+    for value in (np.nan, np.inf, -np.inf, -np.finfo(np.float32).max):
+        x.reshape(-1)[r.integers(0, x.size, size=max(1, x.size // 8))] = value
+    x[0, 0] = -np.inf                                                # a plane of nothing
+    ref_y, ref_mask = ref_max_pool(x, k, s, p, ceil)
+    y, mask = max_pool_forward(x, k, s, p, ref_y.shape[2:])
+    np.testing.assert_array_equal(y, ref_y)
+    assert mask is None and np.all(y[0, 0] == -np.finfo(np.float32).max)
+    y, mask = max_pool_forward(x, k, s, p, ref_y.shape[2:], need_mask=True)
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(mask, ref_mask)
+
+
 def test_max_pool_backward_order_and_invalid_entries():
     """Cells hit by several windows sum in output order (float32); -1 entries are dropped."""
     mask = np.array([[[[0., 0.], [-1., 0.]]], [[[3., -1.], [3., 3.]]]], np.float32)   # (2, 1, 2, 2)
@@ -448,6 +469,7 @@ def test_pool_nd(case):
     y, mask = max_pool_forward(x, k, s, p, out_shape, need_mask=True)
     np.testing.assert_array_equal(y, ref_y)
     np.testing.assert_array_equal(mask, ref_mask)
+    np.testing.assert_array_equal(max_pool_forward(x, k, s, p, out_shape)[0], ref_y)
     dy = randn(r, *y.shape)
     np.testing.assert_allclose(max_pool_backward(dy, mask, x.shape),
                                ref_max_pool_backward(dy, ref_mask, x.shape), rtol=1e-6, atol=1e-7)

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from caffe_lite.ops.conv_gemm import conv_backward, conv_forward, deconv_forward  # noqa: E402
 from caffe_lite.ops.geometry import Workspace  # noqa: E402
 from caffe_lite.ops.im2col import im2col  # noqa: E402
+from caffe_lite.ops.lrn import lrn_across_forward  # noqa: E402
 from caffe_lite.ops.pooling import (  # noqa: E402
     ave_pool_forward,
     max_pool_backward,
@@ -63,18 +64,27 @@ def bench_deconv(label, N, C, H, k, s, p, group, repeat, rng):
     print(f"{label:34s} forward {t:7.2f}   -> {y.shape}")
 
 
-def bench_pool(label, N, C, H, k, s, repeat, rng):
+def bench_pool(label, N, C, H, k, s, repeat, rng, p=0):
     x = rng.standard_normal((N, C, H, H), dtype=np.float32)
-    o = pool_out_size(H, k, s)
+    o = pool_out_size(H, k, s, p)
     y = np.empty((N, C, o, o), np.float32)
     mask = np.empty_like(y)
-    t_max = median_ms(lambda: max_pool_forward(x, k, s, 0, (o, o), out=y), repeat)
-    t_mask = median_ms(lambda: max_pool_forward(x, k, s, 0, (o, o), True, out=y, mask_out=mask), repeat)
+    t_max = median_ms(lambda: max_pool_forward(x, k, s, p, (o, o), out=y), repeat)
+    t_mask = median_ms(lambda: max_pool_forward(x, k, s, p, (o, o), True, out=y, mask_out=mask), repeat)
     dx = np.empty_like(x)
     t_back = median_ms(lambda: max_pool_backward(y, mask, x.shape, out=dx), repeat)
-    t_ave = median_ms(lambda: ave_pool_forward(x, k, s, 0, (o, o), out=y), repeat)
+    t_ave = median_ms(lambda: ave_pool_forward(x, k, s, p, (o, o), out=y), repeat)
     print(f"{label:34s} max {t_max:6.2f}  max+mask {t_mask:6.2f}  max backward {t_back:6.2f}"
           f"  ave {t_ave:6.2f}")
+
+
+def bench_lrn(label, N, C, H, repeat, rng):
+    """ACROSS_CHANNELS, local_size 5, alpha 1e-4, beta 0.75 (CaffeNet, GoogLeNet)."""
+    x = np.maximum(rng.standard_normal((N, C, H, H), dtype=np.float32), 0) * 10
+    y, scale = np.empty_like(x), np.empty_like(x)
+    t = median_ms(lambda: lrn_across_forward(x, 5, np.float32(1e-4), np.float32(0.75),
+                                             np.float32(1), y, scale), repeat)
+    print(f"{label:34s} forward {t:7.2f}")
 
 
 def main():
@@ -88,6 +98,11 @@ def main():
     bench_conv("conv 3x3 64->64 224x224 b8", 8, 64, 224, 224, 64, 3, 1, max(3, args.repeat // 3), rng)
     bench_pool("pool 2x2 s2 64x224x224 b1", 1, 64, 224, 2, 2, args.repeat, rng)
     bench_pool("pool 3x3 s2 96x55x55 b1", 1, 96, 55, 3, 2, args.repeat, rng)
+    bench_pool("pool 3x3 s2 64x112x112 b8", 8, 64, 112, 3, 2, max(3, args.repeat // 3), rng)
+    bench_pool("pool 3x3 s1 p1 480x28x28 b8", 8, 480, 28, 3, 1, max(3, args.repeat // 3), rng,
+               p=1)
+    bench_lrn("LRN across 192x56x56 b8", 8, 192, 56, max(3, args.repeat // 3), rng)
+    bench_lrn("LRN across 96x27x27 b1", 1, 96, 27, args.repeat, rng)
     bench_deconv("deconv k64 s32 21ch 16x16 (FCN-32s)", 1, 21, 16, 64, 32, 0, 1, args.repeat, rng)
     bench_deconv("deconv k4 s2 21ch 34x34 (FCN 2x)", 1, 21, 34, 4, 2, 0, 1, args.repeat, rng)
     bench_deconv("deconv k4 s2 21ch 34x34 group 21", 1, 21, 34, 4, 2, 0, 21, args.repeat, rng)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..fillers import fill
 from ..ops.libm import powf
+from ..ops.lrn import channel_window_sums, lrn_across_forward  # noqa: F401 (tests)
 from ..ops.pooling import ave_pool_backward, ave_pool_forward
 from ..proto import caffe_pb2
 from .base import Layer, register_layer
@@ -17,26 +18,11 @@ from .base import Layer, register_layer
 _LRN = caffe_pb2.LRNParameter
 
 
-def channel_window_sums(v, size, start=0):
-    """out[:, c] = start + sum of v[:, j] over |j - c| <= (size - 1) / 2 (zero padded),
-    for v (N, C, ...), as Caffe's running sum: the window slides one channel at a
-    time (add the entering channel, then subtract the leaving one), in Caffe's order
-    of float operations. One vectorized step per channel over (N, ...)."""
-    channels, pre = v.shape[1], (size - 1) // 2
-    out = np.empty_like(v)
-    first = out[:, 0]
-    first[...] = start
-    for j in range(min(pre + 1, channels)):
-        first += v[:, j]
-    for c in range(1, channels):
-        current = out[:, c]
-        if c + pre < channels:
-            np.add(out[:, c - 1], v[:, c + pre], out=current)
-        else:
-            current[...] = out[:, c - 1]
-        if c - pre - 1 >= 0:
-            current -= v[:, c - pre - 1]
-    return out
+def _reuse(array, like):
+    """``array`` when it has ``like``'s shape and dtype, else a fresh one."""
+    if array is None or array.shape != like.shape or array.dtype != like.dtype:
+        return np.empty_like(like)
+    return array
 
 
 @register_layer("LRN")
@@ -67,10 +53,12 @@ class LRNLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         if self.across:
-            a = self.alpha / self.size
-            self.scale = channel_window_sums(np.square(x) * a, self.size, self.k)
-            self.scale_pow = powf(self.scale, -self.beta)
-            np.multiply(self.scale_pow, x, out=top[0].data)
+            # scale kept for backward; its power too when training (else rebuilt there)
+            self.scale = _reuse(getattr(self, "scale", None), x)
+            self.scale_pow = _reuse(getattr(self, "scale_pow", None), x) \
+                if self.phase == caffe_pb2.TRAIN else None
+            lrn_across_forward(x, self.size, self.alpha, self.beta, self.k, top[0].data,
+                               self.scale, self.scale_pow)
         else:
             _, _, h, w = x.shape
             self.avg = ave_pool_forward(x * x, self.size, 1, self.pre_pad, (h, w))
@@ -96,6 +84,8 @@ class LRNLayer(Layer):
     def _across_backward(self, x, y, dy):
         """dx = dy s^-b - (2 a b / n) x sum_{window} dy y / s, with the window sum
         slid over channels in Caffe's order (the mirror of the forward)."""
+        if self.scale_pow is None:
+            self.scale_pow = powf(self.scale, -self.beta)
         ratio = (dy * y) / self.scale                                 # (N, C, H, W)
         cache_ratio = self.dtype.type(2.0 * float(self.alpha) * float(self.beta)
                                       / self.size)

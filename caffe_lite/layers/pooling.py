@@ -3,7 +3,7 @@ concatenated) and R-FCN's PSROIPooling (kernels in ``ops.psroi``).
 
 Windows, output sizes and the MAX/AVE/STOCHASTIC numerics live in ``ops.pooling``;
 this module reads the parameters, checks them, and keeps what backward needs. The MAX
-index mask costs ~4x the plain max, so it is built in forward only when a mask top
+index mask costs several times the plain max, so it is built in forward only when a mask top
 asks for it or the net is training; otherwise backward
 rebuilds it from the (unchanged) bottom.
 
