@@ -155,8 +155,12 @@ def interleave(runners, repeat):
         fn()
     times = {name: [] for name in runners}
     meter = LoadMeter()
-    for _ in range(repeat):
-        for name, fn in runners.items():
+    names = list(runners)
+    for r in range(repeat):
+        # the order turns each round: a peer's threads still spinning after its call
+        # then slow each framework as often as the others
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = runners[name]
             start = clock()
             fn()
             times[name].append(clock() - start)
@@ -422,7 +426,7 @@ def main(argv=None):
              for name, (label, batches) in train.items() for b in batches]
     for name, label, batch, goal in jobs:
         big = batch * (8 if name in ("vgg16", "fcn8s", "vgg16_train") else 1)
-        repeat = args.repeat or (2 if args.quick else max(3, 15 // big))
+        repeat = args.repeat or (2 if args.quick else max(5, 15 // big))  # 5: a full turn
         for _attempt in range(3 if args.strict else 1):
             r = spawn(name, batch, repeat, args.threads, args.peers, args.cpu_time)
             if args.cpu_time:
