@@ -42,7 +42,7 @@ layer { name: "lrn" type: "LRN" bottom: "sum" top: "lrn" lrn_param { local_size:
 layer { name: "pool" type: "Pooling" bottom: "lrn" top: "pool" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "drop" type: "Dropout" bottom: "pool" top: "pool" }
 layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip"
-        inner_product_param { num_output: 6 weight_filler { type: "gaussian" std: 0.1 } } }
+        inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 0.1 } } }
 layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
 """
 
@@ -100,12 +100,12 @@ def test_parameters_changed_between_forwards_are_seen():
     net = make(batch=4)
     forward_in_parallel(net, x)
     net.params["c1"][0].data[...] *= -0.5                            # in place
-    net.params["ip"][1].data[...] = np.arange(6)
+    net.params["ip"][1].data[...] = np.arange(4)
     got = forward_in_parallel(net, x)["prob"]
     with threadpool_limits(1):
         reference = make(batch=2)
         reference.params["c1"][0].data[...] *= -0.5
-        reference.params["ip"][1].data[...] = np.arange(6)
+        reference.params["ip"][1].data[...] = np.arange(4)
         want = np.concatenate([reference.forward(data=x[:2])["prob"].copy(),
                                reference.forward(data=x[2:])["prob"].copy()])
     np.testing.assert_array_equal(got, want)
@@ -125,7 +125,7 @@ def test_backward_after_a_parallel_forward_is_the_serial_ones():
     """The layers' forward state is in the shadows, so backward runs the forward
     again on the net itself first: the diffs equal those after a serial forward."""
     x = images(4, seed=4)
-    dy = np.random.default_rng(5).standard_normal((4, 6)).astype(np.float32)
+    dy = np.random.default_rng(5).standard_normal((4, 4)).astype(np.float32)
     nets = []
     for run_parallel in (True, False):
         net = make(text=NET + "force_backward: true", batch=4)
@@ -141,29 +141,67 @@ def test_backward_after_a_parallel_forward_is_the_serial_ones():
     np.testing.assert_array_equal(nets[0].params["c1"][0].diff, nets[1].params["c1"][0].diff)
 
 
-@pytest.mark.parametrize("change,why", [
+def layer_index(net, name):
+    return list(net._layer_names).index(name)
+
+
+@pytest.mark.parametrize("change,stop_at", [
     (("bottom: \"ip\" top: \"prob\" }", "bottom: \"ip\" top: \"prob\" softmax_param { axis: 0 } }"),
-     "a Softmax over the batch axis"),
+     "prob"),                                         # a Softmax over the batch axis
     (("bottom: \"ip\" top: \"prob\" }", "bottom: \"ip\" top: \"prob\" loss_weight: 1 }"),
-     "a loss"),
+     "prob"),                                         # a loss
+    (("inner_product_param { num_output: 4", "inner_product_param { num_output: 64"),
+     "ip"),                                           # a classifier head heavier than its input
     (("layer { name: \"bn1\" type: \"BatchNorm\" bottom: \"c1\" top: \"c1\" }",
       "layer { name: \"bn1\" type: \"BatchNorm\" bottom: \"c1\" top: \"c1\" "
       "batch_norm_param { use_global_stats: false } }"),
-     "batch statistics"),
+     "bn1"),                                          # batch statistics
 ])
-def test_nets_that_mix_the_images_stay_serial(change, why):
+def test_the_segment_stops_where_the_images_mix(change, stop_at):
+    """The layers before run a slice per thread, the rest serially on the whole batch."""
     text = NET.replace(*change)
-    assert text != NET, why
-    net = caffe.Net(parse_net_param(text), caffe.TEST)
-    assert not parallel.separable_layers(net.graph), why
+    assert text != NET
+    x = images(5)
+    nets = [make(text), make(text)]
+    start, stop = parallel.parallel_segment(nets[0].graph)
+    assert (start, stop) == (1, layer_index(nets[0], stop_at))
     with threadpool_limits(2):
-        net.forward(data=images(5))
-    assert not net._state_in_shadows, why
+        nets[0].forward(data=x)
+        assert nets[0]._state_in_shadows
+        threads.enabled = False
+        try:
+            nets[1].forward(data=x)
+        finally:
+            threads.enabled = True
+        assert not nets[1]._state_in_shadows
+    for name, blob in nets[1].blobs.items():
+        np.testing.assert_allclose(nets[0].blobs[name].data, blob.data, rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+
+
+def test_data_layers_run_first_then_the_segment():
+    text = NET.replace(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 5 dim: 3 dim: 15 dim: 15 } } }',
+        'layer { name: "data" type: "DummyData" top: "data" dummy_data_param { '
+        'shape { dim: 5 dim: 3 dim: 15 dim: 15 } data_filler { type: "gaussian" std: 1 } } }')
+    net = caffe.Net(parse_net_param(text), caffe.TEST)
+    assert parallel.parallel_segment(net.graph) == (1, len(net.layers))
+    with threadpool_limits(2):
+        net.forward()
+    assert net._state_in_shadows
+    x = net.blobs["data"].data.copy()
+    with threadpool_limits(1):
+        reference = make(batch=5)
+        for name in reference.params:
+            for mine, theirs in zip(reference.params[name], net.params[name]):
+                mine.data[...] = theirs.data
+        want = reference.forward(data=x)["prob"]
+    np.testing.assert_allclose(net.blobs["prob"].data, want, rtol=1e-5, atol=1e-6)
 
 
 def test_train_nets_lean_nets_and_single_images_stay_serial():
-    assert not parallel.separable_layers(
-        caffe.Net(parse_net_param(NET), caffe.TRAIN).graph)
+    assert parallel.parallel_segment(
+        caffe.Net(parse_net_param(NET), caffe.TRAIN).graph) == (0, 0)
     lean = make(lean=True)
     one = make(batch=1)
     with threadpool_limits(2):

@@ -149,7 +149,7 @@ class Net:
             raise
         self.graph = build_graph(filtered, source, allow_python_layers, dtype)
         self._dtype = dtype
-        self._separable: bool | None = None
+        self._segment: tuple[int, int] | None = None
         self._parallel: parallel.BatchParallel | None = None
         self._state_in_shadows = False
         self._lean: LeanMemory | None = None
@@ -255,29 +255,35 @@ class Net:
         return run_forward(self.graph, start, end)
 
     def _forward_in_parallel(self) -> float | None:
-        """The whole forward as slices of the batch on threads (parallel.py), where
-        that gives exactly the serial result; None where it does not apply."""
-        if self._separable is None:
-            self._separable = parallel.separable_layers(self.graph)
-        if not self._separable or self._lean is not None or threads.threads() < 2:
+        """The whole forward, its parallel segment as slices of the batch on threads
+        (parallel.py); None where that does not apply."""
+        if self._segment is None:
+            self._segment = parallel.parallel_segment(self.graph)
+        start, stop = self._segment
+        if stop == start or self._lean is not None or threads.threads() < 2:
             return None
-        for li, layer in enumerate(self.layers):     # as a serial forward would, first
+        last = len(self.layers) - 1
+        loss = run_forward(self.graph, 0, start - 1)         # the data layers
+        for li in range(start, stop):                 # as a serial forward would, first
+            layer = self.layers[li]
             try:
                 layer.reshape(self.bottom_vecs[li], self.top_vecs[li])
             except CaffeLiteError as exc:
                 exc.with_context(layer=layer.name, layer_type=layer.type)
                 raise
-        batch = parallel.batch_to_split(self.graph)
+        names = parallel.segment_blobs(self.graph, start, stop)
+        batch = parallel.batch_to_split(self.graph, names)
         if not batch:
-            return None
+            self._state_in_shadows = False
+            return loss + run_forward(self.graph, start, last)
         if self._parallel is None:
             graph = self.graph
             self._parallel = parallel.BatchParallel(graph, lambda: build_graph(
                 graph.param, graph.source, None, self._dtype))
-        loss = self._parallel.forward(self._parallel.slices(batch),
-                                      lambda shadow: run_forward(shadow, 0, len(shadow.layers) - 1))
+        loss += self._parallel.forward(self._parallel.slices(batch), names,
+                                       lambda shadow: run_forward(shadow, start, stop - 1))
         self._state_in_shadows = True
-        return loss
+        return loss + run_forward(self.graph, stop, last)
 
     def backward_range(self, start: int | None = None, end: int = 0) -> None:
         """Run backward for layers start..end inclusive, top to bottom."""
@@ -288,7 +294,8 @@ class Net:
                            "backward", file=self.source)
         if self._state_in_shadows:               # the layers' forward state is there
             self._state_in_shadows = False
-            run_forward(self.graph, 0, len(self.layers) - 1)
+            assert self._segment is not None
+            run_forward(self.graph, self._segment[0], len(self.layers) - 1)
         with np.errstate(all="ignore"):
             for li in range(start, end - 1, -1):
                 if self.layer_need_backward[li]:

@@ -12,12 +12,14 @@ of the net's blobs (rows n0..n1 of the batch axis, which are contiguous). The
 outputs land in the net's own blobs, so pycaffe's readers see what a serial
 forward gives: the same layers on the same values, image by image.
 
-It applies only where that is exact: every layer is one whose forward treats
-the images of a batch independently (the types below, with their axis
-parameters past the batch axis), every blob has the batch on its first axis,
-and no blob is a loss. The shadows hold the layers' forward state (pooling
-masks, kept inputs), so a backward after a parallel forward first runs the
-forward again on the net itself (Net.backward does that). A lean net stays
+It applies to the run of layers after the data layers whose forward treats the
+images of a batch independently (the types below, with their axis parameters
+past the batch axis), whose blobs have the batch on their first axis and are no
+loss; the rest of the net (a classifier head, SSD's detection output, losses)
+runs serially after it (see parallel_segment). The shadows hold those layers'
+forward state (pooling masks, kept inputs), so a backward after a parallel
+forward first runs the forward again on the net itself, from the segment's first
+layer on (Net.backward does that). A lean net stays
 serial: its blobs share memory, and another thread's slice of one blob may lie
 in this thread's slice of another.
 
@@ -71,19 +73,37 @@ BATCH_SEPARABLE: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def separable_layers(graph: NetGraph) -> bool:
-    """Whether every layer of a TEST net keeps the images of a batch apart (and
-    every top has a name, so that its shadow can be found)."""
-    if graph.param.state.phase != caffe_pb2.TEST or any(graph.blob_loss_weights.values()):
-        return False
+def parallel_segment(graph: NetGraph) -> tuple[int, int]:
+    """(start, stop): the layers [start, stop) of a TEST net that can run one slice
+    of the batch per thread. The layers before start make data (no bottoms) and run
+    first, serially; from stop on (the first layer that mixes the images, or the
+    first InnerProduct with more weights than inputs: a classifier head that each
+    thread would read all of, for a few rows) the net runs serially again."""
+    layers = graph.layers
+    if graph.param.state.phase != caffe_pb2.TEST:
+        return 0, 0
+    start = 0
+    while start < len(layers) and not graph.bottom_vecs[start]:
+        start += 1
     named = {id(blob) for blob in graph.blobs.values()}
-    for layer, tops in zip(graph.layers, graph.top_vecs):
+    stop = start
+    while stop < len(layers):
+        layer, bottoms, tops = layers[stop], graph.bottom_vecs[stop], graph.top_vecs[stop]
         rule = BATCH_SEPARABLE.get(layer.param.type)
-        if rule is None or not rule(layer.param) or any(layer.loss_weights):
-            return False
-        if any(id(blob) not in named for blob in tops):
-            return False
-    return True
+        if (rule is None or not rule(layer.param) or any(layer.loss_weights)
+                or any(id(blob) not in named for blob in tops)
+                or (layer.param.type == "InnerProduct"
+                    and layer.blobs[0].count > bottoms[0].count)):
+            break
+        stop += 1
+    return start, stop
+
+
+def segment_blobs(graph: NetGraph, start: int, stop: int) -> list[str]:
+    """The names of the blobs the layers [start, stop) read or write."""
+    ids = {id(blob) for vecs in (graph.bottom_vecs[start:stop], graph.top_vecs[start:stop])
+           for blobs in vecs for blob in blobs}
+    return [name for name, blob in graph.blobs.items() if id(blob) in ids]
 
 
 #: fewer blob values than this in all and the threads' start-up costs more than
@@ -92,15 +112,15 @@ def separable_layers(graph: NetGraph) -> bool:
 MIN_VALUES = 2_000_000
 
 
-def batch_to_split(graph: NetGraph) -> int:
-    """The batch every blob has on its first axis, if it is worth splitting; else 0."""
-    shapes = [blob.shape for blob in graph.blobs.values()]
-    if not graph.inputs or not all(shapes):
+def batch_to_split(graph: NetGraph, names: list[str]) -> int:
+    """The batch these blobs have on their first axis, if it is worth splitting; else 0."""
+    blobs = [graph.blobs[name] for name in names]
+    if not blobs or not all(blob.shape for blob in blobs):
         return 0
-    batch = graph.blobs[graph.inputs[0]].shape[0]
-    if batch < 2 or any(shape[0] != batch for shape in shapes):
+    batch = blobs[0].shape[0]
+    if batch < 2 or any(blob.shape[0] != batch for blob in blobs):
         return 0
-    return batch if sum(blob.count for blob in graph.blobs.values()) >= MIN_VALUES else 0
+    return batch if sum(blob.count for blob in blobs) >= MIN_VALUES else 0
 
 
 # -- the shadows ----------------------------------------------------------------
@@ -116,14 +136,15 @@ class BatchParallel:
     def slices(self, batch: int) -> list[tuple[int, int]]:
         return [(part.start, part.stop) for part in threads.split(batch, threads.threads())]
 
-    def forward(self, slices: list[tuple[int, int]], run: Callable[[NetGraph], float]) -> float:
-        """Point each shadow at its slice of the net's blobs and run them together."""
+    def forward(self, slices: list[tuple[int, int]], names: list[str],
+                run: Callable[[NetGraph], float]) -> float:
+        """Point each shadow at its slice of the named blobs and run them together."""
         while len(self.shadows) < len(slices):
             self.shadows.append(self._shadow())
         for shadow, (n0, n1) in zip(self.shadows, slices):
             _share_params(shadow, self.graph)
-            for name, blob in self.graph.blobs.items():
-                _view_rows(shadow.blobs[name], blob, n0, n1)
+            for name in names:
+                _view_rows(shadow.blobs[name], self.graph.blobs[name], n0, n1)
         shadows = self.shadows[:len(slices)]
         return sum(threads.run_parts([partial(run, shadow) for shadow in shadows]))
 
