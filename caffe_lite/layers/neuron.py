@@ -44,7 +44,7 @@ class NeuronLayer(Layer):
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        if top[0] is bottom[0] and self.backward_needs_input():
+        if top[0] is bottom[0] and self.backward_needs_input() and not self.forward_only:
             kept = self._kept_input
             if kept is None or kept.shape != x.shape or kept.dtype != x.dtype:
                 kept = self._kept_input = np.empty_like(x)
@@ -59,7 +59,7 @@ class NeuronLayer(Layer):
 
     def forward_input(self, bottom, top):
         """The x of the last forward (its kept copy when that ran in place)."""
-        if top[0] is bottom[0] and self.backward_needs_input():
+        if top[0] is bottom[0] and self.backward_needs_input() and not self.forward_only:
             return self._kept_input
         return bottom[0].data
 

@@ -152,6 +152,7 @@ class BatchParallel:
         shadow = self.build()
         workspace = Workspace()             # layers run one at a time in a shadow
         for layer in shadow.layers:
+            layer.forward_only = True       # backward re-runs the forward on the net
             if isinstance(getattr(layer, "workspace", None), Workspace):
                 layer.workspace = workspace  # type: ignore[attr-defined]
         return shadow
