@@ -156,10 +156,11 @@ def interleave(runners, repeat):
     times = {name: [] for name in runners}
     meter = LoadMeter()
     names = list(runners)
-    for r in range(repeat):
-        # the order turns each round: a peer's threads still spinning after its call
-        # then slow each framework as often as the others
-        for name in names[r % len(names):] + names[:r % len(names)]:
+    order = np.random.default_rng(0)
+    for _ in range(repeat):
+        # a new order each round: a peer whose threads still spin after its call
+        # then slows whichever framework follows it, not always the same one
+        for name in order.permutation(names):
             fn = runners[name]
             start = clock()
             fn()
@@ -426,7 +427,7 @@ def main(argv=None):
              for name, (label, batches) in train.items() for b in batches]
     for name, label, batch, goal in jobs:
         big = batch * (8 if name in ("vgg16", "fcn8s", "vgg16_train") else 1)
-        repeat = args.repeat or (2 if args.quick else max(5, 15 // big))  # 5: a full turn
+        repeat = args.repeat or (2 if args.quick else max(5, 15 // big))
         for _attempt in range(3 if args.strict else 1):
             r = spawn(name, batch, repeat, args.threads, args.peers, args.cpu_time)
             if args.cpu_time:
