@@ -7,7 +7,9 @@ Each row runs in a fresh process that builds the net once in caffe_lite with ran
 weights (He-scaled normal; BatchNorm statistics 0/1), saves the caffemodel, loads the
 same prototxt + caffemodel into OpenCV dnn (``cv2.dnn.readNetFromCaffe``) and replays
 the same graph and weights in PyTorch (tools/bench_peers.py). The frameworks then
-take turns, one forward each per round, so a load spike hits all of them alike; the
+take turns, one forward each per round in a new random order (a peer whose threads
+still spin after its call slows whoever follows it), so a load spike and a spinning
+peer hit all of them alike; the
 table has the medians after one warm-up, the ratio caffe_lite / fastest peer, the
 largest deviation of caffe_lite's output from OpenCV's (relative to the output's
 largest magnitude), and the peak resident memory each framework added while it was
