@@ -57,14 +57,28 @@ class InnerProductLayer(Layer):
         dy = top[0].diff.reshape(self.M, self.num_output)                # (M, N)
         if self.param_propagate_down[0]:                                 # diffs accumulate
             x = bottom[0].data.reshape(self.M, self.K)
-            dw = self.blobs[0].diff
             if self.transpose:
-                dw += x.T @ dy                                           # (K, N)
+                accumulate_product(x.T, dy, self.blobs[0].diff)          # (K, N)
             else:
-                dw += dy.T @ x                                           # (N, K)
+                accumulate_product(dy.T, x, self.blobs[0].diff)          # (N, K)
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff[...] += dy.sum(axis=0)
         if propagate_down[0]:
             np.matmul(dy, self.weight_nk(self.blobs[0].data),
                       out=bottom[0].diff.reshape(self.M, self.K))        # (M, K)
 
+
+#: rows of a weight gradient computed per block: a block stays in cache while it is
+#: added, and no temporary as large as the weights is made (VGG16's fc6: 411 MB)
+PRODUCT_BLOCK_BYTES = 1 << 22
+
+
+def accumulate_product(a, b, out):
+    """out += a @ b, a block of rows at a time (each value rounds as a @ b then +=)."""
+    rows = max(1, PRODUCT_BLOCK_BYTES // max(1, out.shape[1] * out.itemsize))
+    block = np.empty((min(rows, out.shape[0]), out.shape[1]), out.dtype)
+    for start in range(0, out.shape[0], rows):
+        part = slice(start, start + rows)
+        product = block[:out[part].shape[0]]
+        np.matmul(a[part], b, out=product)
+        out[part] += product
