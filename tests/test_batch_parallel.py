@@ -2,6 +2,8 @@
 runs one slice per thread, each slice exactly as a serial net of that batch size
 runs it on one BLAS thread."""
 import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -269,3 +271,26 @@ def test_a_convolution_split_over_threads_is_each_part_serially(monkeypatch, C, 
     np.testing.assert_array_equal(dx, np.concatenate([g[0] for g in grads]))
     np.testing.assert_array_equal(dw, grads[0][1] + grads[1][1])
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def test_a_forked_child_splits_with_threads_of_its_own():
+    """A process forked after a parallel forward has the pool but not its threads."""
+    net = make()
+    forward_in_parallel(net, images(5))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                    # the child: forward, report, exit
+        try:
+            got = forward_in_parallel(net, images(5, seed=9))
+            os.write(write, b"ok" if np.isfinite(got["prob"]).all() else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):   # a child waiting on dead threads hangs
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's forward hung")
+        time.sleep(0.05)
+    assert os.read(read, 2) == b"ok"

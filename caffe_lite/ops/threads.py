@@ -49,6 +49,7 @@ class _Blas:
 
 _blas: _Blas | None = None
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 _local = threading.local()
 
 
@@ -86,9 +87,10 @@ def run_parts(parts: Sequence[Callable[[], _T]]) -> list[_T]:
     in order. Serial for one part, or where threads() is 1."""
     if len(parts) < 2 or threads() < 2:
         return [part() for part in parts]
-    global _pool
-    if _pool is None or _pool._max_workers < len(parts):
-        _pool = ThreadPoolExecutor(len(parts), thread_name_prefix="caffe_lite")
+    global _pool, _pool_pid
+    if _pool is None or _pool._max_workers < len(parts) or _pool_pid != os.getpid():
+        # a forked child has the pool but not its threads: it makes its own
+        _pool, _pool_pid = ThreadPoolExecutor(len(parts), thread_name_prefix="caffe_lite"), os.getpid()
     with _the_blas().one_thread():
         jobs = [_pool.submit(_as_worker, part) for part in parts]
         wait(jobs)                     # all done before BLAS gets its threads back
