@@ -13,6 +13,8 @@
 - `boxes`: SSD's prior boxes, box decoding, IoU and NMS.
 - `lstm`: the LSTM cell step. `libm`: float32 exp/log/pow/tanh rounded like glibc.
 - `lrn`: LRN across channels (Caffe's running channel sum, fused by channel block).
+- `threads`: worker threads for independent parts of a computation (slices of a
+  batch), BLAS on one thread each; serial without threadpoolctl.
 
 Vocabulary: N batch, C channels, G groups, K = prod(kernel), L = prod(output spatial).
 Every kernel takes per-axis parameters as an int (same for every spatial axis) or a
