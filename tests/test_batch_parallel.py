@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 import caffe_lite as caffe
 from caffe_lite.errors import CaffeLiteError
 from caffe_lite.formats import parse_net_param
-from caffe_lite.net import fusion, parallel
+from caffe_lite.net import parallel
 from caffe_lite.ops import threads
 
 pytestmark = pytest.mark.skipif(
@@ -21,7 +21,6 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def small_nets_split_too(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_VALUES", 0)
-    monkeypatch.setattr(fusion, "BLOCK_BYTES", 2000)     # blocks of 2 channels here
 
 
 # every kind of layer the inference nets of the bench use, with a branch (Split),
@@ -87,14 +86,9 @@ def serial_slices(x, slices):
 
 
 def test_each_slice_is_exactly_a_serial_forward_of_it():
-    """Layer by layer, and BatchNorm -> Scale -> ReLU in place as one chain run a
-    block of channels at a time (the serial reference runs them one by one)."""
     x = images(5)
     net = make()
     got = forward_in_parallel(net, x)
-    shadow = net._parallel.shadows[0]
-    assert fusion.chains(shadow, 1, len(shadow.layers)) == {
-        layer_index(net, "bn1"): layer_index(net, "r1")}
     slices = net._parallel.slices(5)
     assert slices == [(0, 2), (2, 5)]               # uneven: 5 images on 2 threads
     want = serial_slices(x, slices)

@@ -30,10 +30,6 @@ class ReLULayer(NeuronLayer):
     def backward_needs_input(self):
         return self.slope < 0          # otherwise y > 0 exactly where x > 0
 
-    def channel_op(self):
-        """This forward as an op on a view in place (net/fusion.py)."""
-        return lambda view, channels: self.compute(view, view)
-
     def compute(self, x, y):
         if self.slope == 0:
             np.maximum(x, 0, out=y)

@@ -198,26 +198,6 @@ class BatchNormLayer(Layer):
                              f"{shape}", blob=self.param.bottom[0])
         top[0].reshape(shape)
 
-    def _global_statistics(self):
-        """(mean (C,), std (C, 1)) from the running sums, as Caffe scales them."""
-        t = self.dtype.type
-        mean_sum, var_sum, factor = (b.data for b in self.blobs)
-        scale = t(0) if factor[0] == 0 else t(1) / factor[0]
-        mean, var = scale * mean_sum, scale * var_sum
-        return mean, np.sqrt(var + self.eps)[:, None]
-
-    def channel_op(self):
-        """This forward as an op on a (n, channel block, S) view in place and the
-        block's channel slice (net/fusion.py), or None where it needs the batch."""
-        if not self.use_global_stats:
-            return None
-        mean, std = self._global_statistics()
-
-        def apply(view, channels):
-            np.subtract(view, mean[channels, None], out=view)
-            view /= std[channels]
-        return apply
-
     def forward(self, bottom, top):
         t = self.dtype.type
         x = bottom[0].data
@@ -225,8 +205,10 @@ class BatchNormLayer(Layer):
         x = x.reshape(n, self.channels, -1)                             # (N, C, S)
         mean_sum, var_sum, factor = (b.data for b in self.blobs)
         if self.use_global_stats:
+            scale = t(0) if factor[0] == 0 else t(1) / factor[0]
+            mean, var = scale * mean_sum, scale * var_sum
             # straight into top (in place too): backward needs only std, not x_norm
-            mean, self.std = self._global_statistics()
+            self.std = np.sqrt(var + self.eps)[:, None]                  # (C, 1)
             y = top[0].data.reshape(x.shape)
             np.subtract(x, mean[:, None], out=y)
             y /= self.std

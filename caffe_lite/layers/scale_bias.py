@@ -141,21 +141,6 @@ class ScaleLayer(_OperandLayer):
             y = top[0].data.reshape(self.bias_view)
             y += self.blobs[-1].data.reshape(self.bias_view[1], 1)
 
-    def channel_op(self):
-        """This forward as an op on a (n, channel block, S) view in place and the
-        block's channel slice (net/fusion.py), for a learned scale over axis 1 only."""
-        p = self.param.scale_param
-        if len(self.blobs) != 1 + self.bias_term or p.axis != 1 or p.num_axes != 1:
-            return None
-        scale = self.blobs[0].data.reshape(-1, 1)
-        bias = self.blobs[1].data.reshape(-1, 1) if self.bias_term else None
-
-        def apply(view, channels):
-            np.multiply(view, scale[channels], out=view)
-            if bias is not None:
-                view += bias[channels]
-        return apply
-
     def keep(self, x):
         """x copied into a buffer reused from one forward to the next."""
         kept = getattr(self, "_kept_buffer", None)

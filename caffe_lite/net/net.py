@@ -18,7 +18,7 @@ from ..formats import SavedLayer, read_net_param, upgrade_net
 from ..layers.base import Layer
 from ..ops import threads
 from ..proto import caffe_pb2
-from . import fusion, parallel, scripting, weights
+from . import parallel, scripting, weights
 from .graph import NetGraph, build_graph
 from .lean import LeanMemory
 from .passes import builtin_for_python_layers, filter_by_state, insert_splits
@@ -78,25 +78,17 @@ def _from_graph(name: str, doc: str) -> _FromGraph[Any]:
     return _FromGraph(name, doc)
 
 
-def run_forward(graph: NetGraph, start: int, end: int,
-                chains: dict[int, int] | None = None) -> float:
-    """Run a graph's layers start..end inclusive and return the summed loss;
-    ``chains`` (first -> last layer, from fusion.chains) run a block at a time."""
+def run_forward(graph: NetGraph, start: int, end: int) -> float:
+    """Run a graph's layers start..end inclusive and return the summed loss."""
     loss = 0.0
-    li = start
     with np.errstate(all="ignore"):       # a non-finite result is data, not a warning
-        while li <= end:
-            if chains and li in chains and chains[li] <= end:
-                fusion.run_chain(graph, li, chains[li])
-                li = chains[li] + 1
-                continue
+        for li in range(start, end + 1):
             layer = graph.layers[li]
             try:
                 loss += layer.run_forward(graph.bottom_vecs[li], graph.top_vecs[li])
             except CaffeLiteError as exc:
                 exc.with_context(layer=layer.name, layer_type=layer.type)
                 raise
-            li += 1
     return loss
 
 
@@ -289,8 +281,7 @@ class Net:
             self._parallel = parallel.BatchParallel(graph, lambda: build_graph(
                 graph.param, graph.source, None, self._dtype))
         loss += self._parallel.forward(self._parallel.slices(batch), names,
-                                       lambda shadow: run_forward(shadow, start, stop - 1,
-                                                                   fusion.chains(shadow, start, stop)))
+                                       lambda shadow: run_forward(shadow, start, stop - 1))
         self._state_in_shadows = True
         return loss + run_forward(self.graph, stop, last)
 
