@@ -8,7 +8,8 @@ from layer_case import LayerCase, proto
 from ref_conv import ref_conv
 
 import caffe_lite
-from caffe_lite.ops import conv_gemm, winograd
+from caffe_lite.ops import conv_gemm, threads, winograd
+from caffe_lite.ops.geometry import Workspace
 
 FILL = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "uniform" min: -1 max: 1 }'
 
@@ -24,6 +25,7 @@ def fast(monkeypatch):
         return real(*args, **kwargs)
     monkeypatch.setattr(conv_gemm, "winograd_forward", counted)
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)        # small test layers too
+    monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
     caffe_lite.set_conv_algorithm("winograd")
     yield calls
     caffe_lite.set_conv_algorithm("exact")
@@ -101,6 +103,7 @@ def test_time_command_fast_flag(tmp_path, monkeypatch):
     monkeypatch.setattr(conv_gemm, "winograd_forward",
                         lambda *a, **k: seen.append(1) or real(*a, **k))
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
     try:
         assert cli.main(["time", "-model", "net.prototxt", "-iterations", "1", "--fast"]) == 0
         assert seen
@@ -111,12 +114,39 @@ def test_time_command_fast_flag(tmp_path, monkeypatch):
     assert not seen
 
 
-def test_winograd_leaves_layers_with_few_channels_to_the_exact_path():
+def test_winograd_leaves_layers_with_few_channels_or_small_maps_to_the_exact_path():
     caffe_lite.set_conv_algorithm("winograd")
+    w = np.zeros((256, 256, 3, 3), np.float32)
     try:
-        x = np.zeros((1, 3, 8, 8), np.float32)
+        x = np.zeros((1, 3, 28, 28), np.float32)
         assert not winograd.winograd_applies(x, np.zeros((64, 3, 3, 3), np.float32), 1, 1, 1)
-        assert winograd.winograd_applies(np.zeros((1, 256, 8, 8), np.float32),
-                                         np.zeros((256, 256, 3, 3), np.float32), 1, 1, 1)
+        assert winograd.winograd_applies(np.zeros((1, 256, 28, 28), np.float32), w, 1, 1, 1)
+        small = np.zeros((1, 256, 14, 14), np.float32)
+        assert not winograd.winograd_applies(small, w, 1, 1, 1)
+        # on a worker thread (one BLAS thread) 14x14 pays, 7x7 does not
+        on_worker = threads._as_worker
+        assert on_worker(lambda: winograd.winograd_applies(small, w, 1, 1, 1))
+        assert not on_worker(lambda: winograd.winograd_applies(
+            np.zeros((1, 256, 7, 7), np.float32), w, 1, 1, 1))
     finally:
         caffe_lite.set_conv_algorithm("exact")
+
+
+def test_a_shared_workspace_keeps_each_layers_transformed_weights(fast, monkeypatch):
+    """Lean nets and the batch-parallel shadows give all layers one workspace: the
+    transformed weights of each layer stay cached, not only the last layer's."""
+    transforms = []
+    real = winograd.transform_weights
+    monkeypatch.setattr(winograd, "transform_weights",
+                        lambda w: transforms.append(w.shape) or real(w))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    w1, w2 = (rng.standard_normal((4, 4, 3, 3)).astype(np.float32) for _ in range(2))
+    shared = Workspace()
+    for _ in range(3):
+        for w in (w1, w2):
+            conv_gemm.conv_forward(x, w, None, 1, 1, workspace=shared)
+    assert len(fast) == 6 and len(transforms) == 2
+    w1 *= 2                                            # changed in place: transformed again
+    conv_gemm.conv_forward(x, w1, None, 1, 1, workspace=shared)
+    assert len(transforms) == 3

@@ -77,13 +77,16 @@ def _to_channel_major(a, workspace, name):
     return out
 
 
-def _weight_cache(workspace):
-    """The layer's transformed Winograd weights live beside its scratch arrays."""
+def _weight_cache(workspace, w):
+    """Transformed Winograd weights live beside the scratch arrays, one cache per
+    weights array (a workspace may serve many layers: lean nets, shadows); each
+    cache checks the values, so a reused address is never a stale hit."""
     if workspace is None:
         return None
     if not hasattr(workspace, "winograd_weights"):
-        workspace.winograd_weights = WinogradWeights()
-    return workspace.winograd_weights
+        workspace.winograd_weights = {}
+    key = (w.__array_interface__["data"][0], w.shape)
+    return workspace.winograd_weights.setdefault(key, WinogradWeights())
 
 
 def _matmul(a, b, out):
@@ -172,7 +175,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, w
         return depthwise_forward(x, w, b, stride, pad, dilation, out=y, workspace=workspace)
     if winograd_applies(x, w, stride, dilation, group):
         return winograd_forward(x, w, b, pad, out=y, workspace=workspace,
-                                cache=_weight_cache(workspace))
+                                cache=_weight_cache(workspace, w))
     L = prod(osz)
     for n in _batch_slices(N, C * prod(kernel) * L * x.itemsize):
         if _folds(N, L, kernel, stride, pad):

@@ -16,6 +16,7 @@ from math import ceil
 
 import numpy as np
 
+from . import threads
 from .geometry import check_out, per_axis, scratch
 
 __all__ = ["ALGORITHMS", "set_conv_algorithm", "get_conv_algorithm", "winograd_applies",
@@ -50,13 +51,24 @@ def get_conv_algorithm() -> str:
 MIN_CHANNELS = 256
 
 
+#: output positions per image from which the transforms pay: on one BLAS thread
+#: (a worker thread) 14x14 gained 1.1-1.35x and 7x7 lost (0.83x); with BLAS's 2
+#: threads behind the exact GEMM, 14x14 lost too (0.8x) and 28x28 gained 1.66x
+MIN_POSITIONS = 28 * 28
+MIN_POSITIONS_ON_A_WORKER = 14 * 14
+
+
 def winograd_applies(x, w, stride, dilation, group):
     """Winograd is on, and this is a 2-D 3x3 stride-1 undilated ungrouped convolution
-    with at least MIN_CHANNELS input and output channels (where it pays)."""
+    with at least MIN_CHANNELS input and output channels and maps large enough
+    (where it pays)."""
+    positions = x.shape[-1] * x.shape[-2] if x.ndim == 4 else 0
     return (_state["algorithm"] == "winograd" and x.ndim == 4 and group == 1
             and tuple(w.shape[2:]) == (3, 3) and per_axis(stride, 2, "stride") == (1, 1)
             and per_axis(dilation, 2, "dilation") == (1, 1)
-            and min(w.shape[0], w.shape[1]) >= MIN_CHANNELS)
+            and min(w.shape[0], w.shape[1]) >= MIN_CHANNELS
+            and positions >= (MIN_POSITIONS_ON_A_WORKER if threads.in_worker()
+                              else MIN_POSITIONS))
 
 
 def transform_weights(w):
