@@ -26,7 +26,7 @@ class LeanMemory:
 
     def __init__(self, graph: NetGraph, keep: Iterable[str] = ()) -> None:
         self.keep = set(keep)
-        _share_workspaces(graph)
+        share_workspaces(graph)
         for layer in graph.layers:
             layer.forward_only = True
         self.groups, self.lifetimes = _groups_and_lifetimes(graph, self.keep)
@@ -60,7 +60,7 @@ class LeanMemory:
         self.saved_bytes = separate - sum(buf.nbytes for buf in buffers.values())
 
 
-def _share_workspaces(graph: NetGraph) -> None:
+def share_workspaces(graph: NetGraph) -> None:
     """One scratch workspace for every layer that keeps one (convolutions):
     layers run one at a time, and a forward keeps nothing in it."""
     shared = Workspace()

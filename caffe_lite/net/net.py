@@ -22,6 +22,7 @@ from . import parallel, scripting, weights
 from .graph import NetGraph, build_graph
 from .lean import LeanMemory
 from .passes import builtin_for_python_layers, filter_by_state, insert_splits
+from .running import naming, reshape_layers, run_forward
 from .summary import NetSummary, summarize
 
 TRAIN = caffe_pb2.TRAIN
@@ -76,20 +77,6 @@ class _FromGraph(Generic[_T]):
 
 def _from_graph(name: str, doc: str) -> _FromGraph[Any]:
     return _FromGraph(name, doc)
-
-
-def run_forward(graph: NetGraph, start: int, end: int) -> float:
-    """Run a graph's layers start..end inclusive and return the summed loss."""
-    loss = 0.0
-    with np.errstate(all="ignore"):       # a non-finite result is data, not a warning
-        for li in range(start, end + 1):
-            layer = graph.layers[li]
-            try:
-                loss += layer.run_forward(graph.bottom_vecs[li], graph.top_vecs[li])
-            except CaffeLiteError as exc:
-                exc.with_context(layer=layer.name, layer_type=layer.type)
-                raise
-    return loss
 
 
 class Net:
@@ -149,7 +136,6 @@ class Net:
             raise
         self.graph = build_graph(filtered, source, allow_python_layers, dtype)
         self._dtype = dtype
-        self._segment: tuple[int, int] | None = None
         self._parallel: parallel.BatchParallel | None = None
         self._state_in_shadows = False
         self._lean: LeanMemory | None = None
@@ -255,35 +241,19 @@ class Net:
         return run_forward(self.graph, start, end)
 
     def _forward_in_parallel(self) -> float | None:
-        """The whole forward, its parallel segment as slices of the batch on threads
-        (parallel.py); None where that does not apply."""
-        if self._segment is None:
-            self._segment = parallel.parallel_segment(self.graph)
-        start, stop = self._segment
-        if stop == start or self._lean is not None or threads.threads() < 2:
+        """The whole forward with its segment as slices of the batch on threads
+        (parallel.py); None where that does not apply (nothing has run)."""
+        if self._lean is not None or threads.threads() < 2:
             return None
-        last = len(self.layers) - 1
-        loss = run_forward(self.graph, 0, start - 1)         # the data layers
-        for li in range(start, stop):                 # as a serial forward would, first
-            layer = self.layers[li]
-            try:
-                layer.reshape(self.bottom_vecs[li], self.top_vecs[li])
-            except CaffeLiteError as exc:
-                exc.with_context(layer=layer.name, layer_type=layer.type)
-                raise
-        names = parallel.segment_blobs(self.graph, start, stop)
-        batch = parallel.batch_to_split(self.graph, names)
-        if not batch:
-            self._state_in_shadows = False
-            return loss + run_forward(self.graph, start, last)
         if self._parallel is None:
-            graph = self.graph
-            self._parallel = parallel.BatchParallel(graph, lambda: build_graph(
-                graph.param, graph.source, None, self._dtype))
-        loss += self._parallel.forward(self._parallel.slices(batch), names,
-                                       lambda shadow: run_forward(shadow, start, stop - 1))
-        self._state_in_shadows = True
-        return loss + run_forward(self.graph, stop, last)
+            graph, dtype = self.graph, self._dtype
+            self._parallel = parallel.BatchParallel(
+                graph, lambda: build_graph(graph.param, graph.source, None, dtype))
+        ran = self._parallel.forward_all()
+        if ran is None:
+            return None
+        loss, self._state_in_shadows = ran
+        return loss
 
     def backward_range(self, start: int | None = None, end: int = 0) -> None:
         """Run backward for layers start..end inclusive, top to bottom."""
@@ -294,18 +264,15 @@ class Net:
                            "backward", file=self.source)
         if self._state_in_shadows:               # the layers' forward state is there
             self._state_in_shadows = False
-            assert self._segment is not None
-            run_forward(self.graph, self._segment[0], len(self.layers) - 1)
+            assert self._parallel is not None
+            run_forward(self.graph, self._parallel.segment[0], len(self.layers) - 1)
         with np.errstate(all="ignore"):
             for li in range(start, end - 1, -1):
                 if self.layer_need_backward[li]:
                     layer = self.layers[li]
-                    try:
+                    with naming(layer):
                         layer.backward(self.top_vecs[li], self.bottom_need_backward[li],
                                        self.bottom_vecs[li])
-                    except CaffeLiteError as exc:
-                        exc.with_context(layer=layer.name, layer_type=layer.type)
-                        raise
 
     def forward_backward(self) -> float:
         """One training pass: forward, then backward; returns the loss."""
@@ -314,8 +281,7 @@ class Net:
         return loss
 
     def reshape(self) -> None:
-        for li, layer in enumerate(self.layers):
-            layer.reshape(self.bottom_vecs[li], self.top_vecs[li])
+        reshape_layers(self.graph, 0, len(self.layers) - 1)
         if self._lean is not None:
             self._lean.apply()               # buffers for the new shapes
 

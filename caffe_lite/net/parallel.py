@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..blob import Blob
 from ..ops import threads
-from ..ops.geometry import Workspace
 from ..proto import caffe_pb2
+from .lean import share_workspaces
+from .running import reshape_layers, run_forward
 
 if TYPE_CHECKING:
     from .graph import NetGraph
@@ -126,12 +127,31 @@ def batch_to_split(graph: NetGraph, names: list[str]) -> int:
 # -- the shadows ----------------------------------------------------------------
 
 class BatchParallel:
-    """A net's shadows, one per thread, made on first use."""
+    """A net's parallel segment and its shadows, one per thread, made on first use."""
 
     def __init__(self, graph: NetGraph, build: Callable[[], NetGraph]) -> None:
         self.graph = graph
         self.build = build
+        self.segment = parallel_segment(graph)
         self.shadows: list[NetGraph] = []
+
+    def forward_all(self) -> tuple[float, bool] | None:
+        """The whole forward: the data layers, the segment one slice per thread if
+        its batch splits (else serially), the rest; (loss, whether the segment ran
+        in the shadows), or None with nothing run where the net has no segment."""
+        start, stop = self.segment
+        if stop == start:
+            return None
+        graph, last = self.graph, len(self.graph.layers) - 1
+        loss = run_forward(graph, 0, start - 1)                # the data layers
+        reshape_layers(graph, start, stop - 1)
+        names = segment_blobs(graph, start, stop)
+        batch = batch_to_split(graph, names)
+        if not batch:
+            return loss + run_forward(graph, start, last), False
+        loss += self.forward(self.slices(batch), names,
+                             lambda shadow: run_forward(shadow, start, stop - 1))
+        return loss + run_forward(graph, stop, last), True
 
     def slices(self, batch: int) -> list[tuple[int, int]]:
         return [(part.start, part.stop) for part in threads.split(batch, threads.threads())]
@@ -150,11 +170,9 @@ class BatchParallel:
 
     def _shadow(self) -> NetGraph:
         shadow = self.build()
-        workspace = Workspace()             # layers run one at a time in a shadow
+        share_workspaces(shadow)            # layers run one at a time in a shadow
         for layer in shadow.layers:
             layer.forward_only = True       # backward re-runs the forward on the net
-            if isinstance(getattr(layer, "workspace", None), Workspace):
-                layer.workspace = workspace  # type: ignore[attr-defined]
         return shadow
 
 

@@ -1,0 +1,43 @@
+"""Running a graph's layers over a range, each error naming the layer it came from:
+what a Net's forward, its backward and the batch-parallel shadows (parallel.py)
+all do."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+from ..errors import CaffeLiteError
+
+if TYPE_CHECKING:
+    from .graph import NetGraph
+
+
+@contextmanager
+def naming(layer: Any) -> Iterator[None]:
+    """A CaffeLiteError raised inside names ``layer`` and its type."""
+    try:
+        yield
+    except CaffeLiteError as exc:
+        exc.with_context(layer=layer.name, layer_type=layer.type)
+        raise
+
+
+def run_forward(graph: NetGraph, start: int, end: int) -> float:
+    """Run a graph's layers start..end inclusive and return the summed loss."""
+    loss = 0.0
+    with np.errstate(all="ignore"):       # a non-finite result is data, not a warning
+        for li in range(start, end + 1):
+            layer = graph.layers[li]
+            with naming(layer):
+                loss += layer.run_forward(graph.bottom_vecs[li], graph.top_vecs[li])
+    return loss
+
+
+def reshape_layers(graph: NetGraph, start: int, end: int) -> None:
+    """Reshape layers start..end inclusive, as their forwards would first."""
+    for li in range(start, end + 1):
+        layer = graph.layers[li]
+        with naming(layer):
+            layer.reshape(graph.bottom_vecs[li], graph.top_vecs[li])
