@@ -9,6 +9,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from conftest import CONFORMANCE, ZOO, zoo_file
+from protowire import field, varint
 
 from caffe_lite.errors import CaffeLiteError, ModelFileError, PrototxtError
 from caffe_lite.formats import (
@@ -28,21 +29,7 @@ from caffe_lite.formats.upgrade import V1_TYPE_NAMES
 from caffe_lite.proto import caffe_pb2
 
 
-# -- a tiny independent protobuf encoder for hand-made files -------------------------
-def varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray([n & 0x7F])
-    while n > 0x7F:
-        out[-1] |= 0x80
-        n >>= 7
-        out.append(n & 0x7F)
-    return bytes(out)
-
-
-def field(number, payload):                 # length-delimited
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
+# -- hand-made files: protowire.py encodes them ------------------------------------
 def int_field(number, value):
     return varint(number << 3) + varint(value)
 

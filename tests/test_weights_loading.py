@@ -10,6 +10,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from protowire import field, varint
 
 import caffe_lite as caffe
 from caffe_lite.errors import MemoryLimitError, ModelFileError, WeightsError
@@ -23,20 +24,7 @@ layer { name: "ip" type: "InnerProduct" bottom: "y" top: "z"
 """
 
 
-# -- a tiny independent protobuf encoder for hand-made files ---------------------
-def varint(n):
-    out = bytearray([n & 0x7F])
-    while n > 0x7F:
-        out[-1] |= 0x80
-        n >>= 7
-        out.append(n & 0x7F)
-    return bytes(out)
-
-
-def field(number, payload):
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
+# -- hand-made files: protowire.py encodes them ------------------------------------
 def shape(*dims):
     return field(7, field(1, b"".join(varint(d) for d in dims)))
 
