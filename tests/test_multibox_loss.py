@@ -28,19 +28,24 @@ def inputs(num=2, classes=3, seed=5):
     return [loc, conf, prior.reshape(1, 2, -1), np.array(gt).reshape(1, 1, -1, 8)]
 
 
-@pytest.mark.parametrize("match", ["PER_PREDICTION", "BIPARTITE"])
-def test_multibox_loss_matches_naive_reference_and_gradients(match):
-    bottoms = inputs()
-    text = proto("MultiBoxLoss", f"multibox_loss_param {{ num_classes: 3 match_type: "
-                 f"{match} code_type: CENTER_SIZE neg_pos_ratio: 3 }} "
-                 f"loss_param {{ normalization: VALID }}",
+def check_against_reference(params, **reference):
+    """The layer with ``params`` (num_classes 3, VALID normalization) against the naive
+    reference with ``reference``'s options: forward, and gradients into loc and conf."""
+    text = proto("MultiBoxLoss", f"multibox_loss_param {{ num_classes: 3 code_type: "
+                 f"CENTER_SIZE {params} }} loss_param {{ normalization: VALID }}",
                  bottoms=("loc", "conf", "prior", "gt"))
-    case = LayerCase(text, bottoms, phase=TRAIN, check_bottoms=[0, 1],
+    case = LayerCase(text, inputs(), phase=TRAIN, check_bottoms=[0, 1],
                      reference=lambda *b: np.array(ref.multibox_loss(
-                         *b, num_classes=3, bipartite_only=match == "BIPARTITE")),
+                         *b, num_classes=3, **reference)),
                      forward_rtol=1e-4, kink=None)
     case.check_forward()
     case.check_gradient()
+
+
+@pytest.mark.parametrize("match", ["PER_PREDICTION", "BIPARTITE"])
+def test_multibox_loss_matches_naive_reference_and_gradients(match):
+    check_against_reference(f"match_type: {match} neg_pos_ratio: 3",
+                            bipartite_only=match == "BIPARTITE")
 
 
 @pytest.mark.parametrize("label, message", [(0, "background label 0"), (3, "outside the 3")])
@@ -57,17 +62,8 @@ def test_multibox_loss_rejects_labels_it_cannot_score(label, message):
 def test_hard_example_mining_matches_naive_reference_and_gradients(sample_size):
     """HARD_EXAMPLE keeps the sample_size priors of highest conf + loc loss: with 5
     of 18 some matched priors stop being positives, with 100 every prior counts."""
-    bottoms = inputs()
-    text = proto("MultiBoxLoss", f"multibox_loss_param {{ num_classes: 3 code_type: "
-                 f"CENTER_SIZE mining_type: HARD_EXAMPLE sample_size: {sample_size} }} "
-                 f"loss_param {{ normalization: VALID }}",
-                 bottoms=("loc", "conf", "prior", "gt"))
-    case = LayerCase(text, bottoms, phase=TRAIN, check_bottoms=[0, 1],
-                     reference=lambda *b: np.array(ref.multibox_loss(
-                         *b, num_classes=3, mining="HARD_EXAMPLE", sample_size=sample_size)),
-                     forward_rtol=1e-4, kink=None)
-    case.check_forward()
-    case.check_gradient()
+    check_against_reference(f"mining_type: HARD_EXAMPLE sample_size: {sample_size}",
+                            mining="HARD_EXAMPLE", sample_size=sample_size)
 
 
 def test_mining_with_nms_param_is_refused():
