@@ -1,7 +1,8 @@
-"""Winograd F(2x2, 3x3) (ops/winograd.py), the opt-in fast path for 3x3 stride-1
+"""Winograd F(4x4, 3x3) (ops/winograd.py), the opt-in fast path for 3x3 stride-1
 convolutions: against the loop reference ref_conv.py (float32 within 1e-4, and the
-float64 numerical gradient of the Winograd forward against the exact backward), the
-switch, the weight cache, and the CLI's --fast."""
+float64 numerical gradient of the Winograd forward against the exact backward), its
+error at a realistic size, blocks over threads, the switch, the weight cache, and the
+CLI's --fast."""
 import numpy as np
 import pytest
 from layer_case import LayerCase, proto
@@ -26,6 +27,7 @@ def fast(monkeypatch):
     monkeypatch.setattr(conv_gemm, "winograd_forward", counted)
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)        # small test layers too
     monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
+    monkeypatch.setattr(winograd, "MIN_MACS_OFF_A_WORKER", 0)
     caffe_lite.set_conv_algorithm("winograd")
     yield calls
     caffe_lite.set_conv_algorithm("exact")
@@ -51,10 +53,11 @@ def test_winograd_matches_reference(fast, params, shape, pad):
     assert fast, "the Winograd path did not run"
 
 
-@pytest.mark.parametrize("budget", [1, 200, 1 << 23])
-def test_winograd_chunks(fast, monkeypatch, budget):
+@pytest.mark.parametrize("budget,tiles", [(1, 1), (200, 1), (1, 6), (1 << 23, 1)])
+def test_winograd_blocks(fast, monkeypatch, budget, tiles):
     """Tile-row ranges of one image, image slices, the whole batch: same values."""
     monkeypatch.setattr(winograd, "TILE_BUDGET", budget)
+    monkeypatch.setattr(winograd, "MIN_BLOCK_TILES", tiles)
     case = LayerCase(layer("num_output: 3 kernel_size: 3 pad: 1"), [(3, 2, 9, 8)],
                      forward_atol=1e-4, reference=lambda x, w, b: ref_conv(x, w, b, pad=1))
     case.check_forward()
@@ -104,6 +107,7 @@ def test_time_command_fast_flag(tmp_path, monkeypatch):
                         lambda *a, **k: seen.append(1) or real(*a, **k))
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
+    monkeypatch.setattr(winograd, "MIN_MACS_OFF_A_WORKER", 0)
     try:
         assert cli.main(["time", "-model", "net.prototxt", "-iterations", "1", "--fast"]) == 0
         assert seen
@@ -117,19 +121,45 @@ def test_time_command_fast_flag(tmp_path, monkeypatch):
 def test_winograd_leaves_layers_with_few_channels_or_small_maps_to_the_exact_path():
     caffe_lite.set_conv_algorithm("winograd")
     w = np.zeros((256, 256, 3, 3), np.float32)
+    on_worker = threads._as_worker
     try:
         x = np.zeros((1, 3, 28, 28), np.float32)
         assert not winograd.winograd_applies(x, np.zeros((64, 3, 3, 3), np.float32), 1, 1, 1)
-        assert winograd.winograd_applies(np.zeros((1, 256, 28, 28), np.float32), w, 1, 1, 1)
-        small = np.zeros((1, 256, 14, 14), np.float32)
+        big = np.zeros((1, 256, 56, 56), np.float32)              # 1.85 G multiply-adds
+        assert winograd.winograd_applies(big, w, 1, 1, 1)
+        small = np.zeros((1, 256, 28, 28), np.float32)            # 0.46 G
         assert not winograd.winograd_applies(small, w, 1, 1, 1)
         # on a worker thread (one BLAS thread) 14x14 pays, 7x7 does not
-        on_worker = threads._as_worker
-        assert on_worker(lambda: winograd.winograd_applies(small, w, 1, 1, 1))
-        assert not on_worker(lambda: winograd.winograd_applies(
-            np.zeros((1, 256, 7, 7), np.float32), w, 1, 1, 1))
+        assert on_worker(lambda: winograd.winograd_applies(small[:, :, :14, :14], w, 1, 1, 1))
+        assert not on_worker(lambda: winograd.winograd_applies(small[:, :, :7, :7], w, 1, 1, 1))
     finally:
         caffe_lite.set_conv_algorithm("exact")
+
+
+def test_winograd_error_at_a_realistic_size():
+    """F(4x4, 3x3) in float32 on 64 channels stays within 2e-5 of the float64 truth
+    (relative to the largest output), a few times the exact path's own rounding."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 64, 30, 30)).astype(np.float32)
+    w = rng.standard_normal((32, 64, 3, 3)).astype(np.float32)
+    truth = conv_gemm.conv_forward(x.astype(np.float64), w.astype(np.float64), None, 1, 1)
+    got = winograd.winograd_forward(x, w, pad=1)
+    assert np.abs(got - truth).max() / np.abs(truth).max() < 2e-5
+
+
+def test_winograd_blocks_over_threads_equal_serial(monkeypatch):
+    """Blocks shared out over the worker threads give the serial values."""
+    monkeypatch.setattr(winograd, "MIN_BLOCK_TILES", 4)
+    monkeypatch.setattr(winograd, "TILE_BUDGET", 1)
+    monkeypatch.setattr(threads, "threads", lambda: 2)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 8, 21, 19)).astype(np.float32)
+    w = rng.standard_normal((5, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    parted = winograd.winograd_forward(x, w, b, pad=1, workspace=Workspace())
+    monkeypatch.setattr(threads, "threads", lambda: 1)
+    serial = winograd.winograd_forward(x, w, b, pad=1, workspace=Workspace())
+    np.testing.assert_allclose(parted, serial, rtol=0, atol=1e-5)
 
 
 def test_a_shared_workspace_keeps_each_layers_transformed_weights(fast, monkeypatch):

@@ -1,20 +1,22 @@
-"""Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions: each 2x2 output tile costs 16
-multiplies per input/output channel pair instead of 36, as 16 batched GEMMs
-(Cout, C) @ (C, tiles) over transformed 4x4 input tiles (Lavin & Gray, 2015).
+"""Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions: each 4x4 output tile costs 36
+multiplies per input/output channel pair instead of 144, as 36 GEMMs
+(Cout, C) @ (C, tiles) over transformed 6x6 input tiles (Lavin & Gray, 2015).
 
-Not the default: the transforms round differently from Caffe's im2col + GEMM (about
-1e-6 relative here, growing with depth), so it runs only after
-``set_conv_algorithm('winograd')`` (the CLI's ``--fast``). Forward only: training
-and every other convolution keep the exact path.
+Not the default: the transforms round differently from Caffe's im2col + GEMM (a few
+1e-6 relative per layer), so it runs only after ``set_conv_algorithm('winograd')``
+(the CLI's ``--fast``). Forward only: training and every other convolution keep the
+exact path.
 
-Transforms (d: 4x4 input tile, g: 3x3 kernel, m: 4x4 product):
-    V = B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-    U = G g G^T, G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-    Y = A^T m A, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+Transforms (d: 6x6 input tile, g: 3x3 kernel, m: 6x6 product), with the points
+0, 1, -1, 2, -2 and infinity:
+    V = B^T d B,  U = G g G^T,  Y = A^T m A.
+Each tile transform runs as two small GEMMs (rows, then columns) over a block of
+tiles small enough for the cache.
 """
 from math import ceil
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import threads
 from .geometry import check_out, per_axis, scratch
@@ -25,16 +27,34 @@ __all__ = ["ALGORITHMS", "set_conv_algorithm", "get_conv_algorithm", "winograd_a
 ALGORITHMS = ("exact", "winograd")
 _state = {"algorithm": "exact"}
 
-# Bytes of transformed input tiles per chunk: the image slices (or tile-row ranges of one
-# image) are walked so V and the GEMM output stay near the cache instead of in fresh memory.
-TILE_BUDGET = 1 << 23
+TILE = 4                      # outputs per tile side
+SPAN = TILE + 2               # inputs per tile side
+_BT = np.array([[4, 0, -5, 0, 1, 0],
+                [0, -4, -4, 1, 1, 0],
+                [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0],
+                [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+_G = np.array([[1 / 4, 0, 0],
+               [-1 / 6, -1 / 6, -1 / 6],
+               [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6],
+               [0, 0, 1]], dtype=np.float64)
+_AT = np.array([[1, 1, 1, 1, 1, 0],
+                [0, 1, -1, 2, -2, 0],
+                [0, 1, 1, 4, 4, 0],
+                [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
-_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+# Bytes of transformed input tiles per block: a block's tiles, transforms and products
+# stay in the cache between the steps instead of streaming through memory.
+TILE_BUDGET = 1 << 20
+MIN_BLOCK_TILES = 128
 
 
 def set_conv_algorithm(name: str) -> None:
     """'exact' (default: im2col + GEMM, Caffe's arithmetic) or 'winograd' (3x3 stride-1
-    convolutions in forward via Winograd F(2x2, 3x3): faster, not bit-faithful)."""
+    convolutions in forward via Winograd F(4x4, 3x3): faster, not bit-faithful)."""
     if name not in ALGORITHMS:
         raise ValueError(f"unknown convolution algorithm {name!r}: use one of {ALGORITHMS}")
     _state["algorithm"] = name
@@ -44,37 +64,35 @@ def get_conv_algorithm() -> str:
     return _state["algorithm"]
 
 
-# Winograd trades multiplies (2.25x fewer) for input and output transforms whose cost
-# grows with C + Cout, not C * Cout: with few channels the transforms dominate. Measured
-# on VGG16 (b10, 2 threads, caffe-lite time): conv1_1 (3 -> 64) 29 -> 167 ms, conv1_2
-# (64 -> 64) 350 -> 491 ms, conv2_x and conv3_1 slower too; conv4_x (256/512) 1.35x faster.
-MIN_CHANNELS = 256
-
-
-#: output positions per image from which the transforms pay: on one BLAS thread
-#: (a worker thread) 14x14 gained 1.1-1.35x and 7x7 lost (0.83x); with BLAS's 2
-#: threads behind the exact GEMM, 14x14 lost too (0.8x) and 28x28 gained 1.66x
-MIN_POSITIONS = 28 * 28
-MIN_POSITIONS_ON_A_WORKER = 14 * 14
+# Where the transforms cost less than the multiplies they save, measured per layer
+# against the exact path (2-vCPU EPYC, tools' A/B runs): on a worker thread (one BLAS
+# thread, 4 images) 1.2-1.8x faster from 64 channels and 14x14 maps (ResNet-50's and
+# GoogLeNet's 3x3 layers), even at 7x7; off a worker, with BLAS's 2 threads behind the
+# exact GEMM, only layers of 1 G multiply-adds or more gained (VGG16's 1.85 G layers
+# 1.5-1.8x; 0.1-0.5 G layers 0.7-1.1x).
+MIN_CHANNELS = 64
+MIN_POSITIONS = 14 * 14
+MIN_MACS_OFF_A_WORKER = 10 ** 9
 
 
 def winograd_applies(x, w, stride, dilation, group):
     """Winograd is on, and this is a 2-D 3x3 stride-1 undilated ungrouped convolution
     with at least MIN_CHANNELS input and output channels and maps large enough
     (where it pays)."""
-    positions = x.shape[-1] * x.shape[-2] if x.ndim == 4 else 0
-    return (_state["algorithm"] == "winograd" and x.ndim == 4 and group == 1
+    if not (_state["algorithm"] == "winograd" and x.ndim == 4 and group == 1
             and tuple(w.shape[2:]) == (3, 3) and per_axis(stride, 2, "stride") == (1, 1)
             and per_axis(dilation, 2, "dilation") == (1, 1)
-            and min(w.shape[0], w.shape[1]) >= MIN_CHANNELS
-            and positions >= (MIN_POSITIONS_ON_A_WORKER if threads.in_worker()
-                              else MIN_POSITIONS))
+            and min(w.shape[0], w.shape[1]) >= MIN_CHANNELS):
+        return False
+    positions = x.shape[-1] * x.shape[-2]
+    macs = x.shape[0] * w.size * positions
+    return positions >= MIN_POSITIONS and (threads.in_worker() or macs >= MIN_MACS_OFF_A_WORKER)
 
 
 def transform_weights(w):
-    """U (16, Cout, C) = G g G^T for every kernel g = w[o, c] (3x3)."""
+    """U (36, Cout, C) = G g G^T for every kernel g = w[o, c] (3x3)."""
     u = np.einsum("ai,ocij,bj->aboc", _G, w.astype(np.float64), _G, optimize=True)
-    return np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]), dtype=w.dtype)
+    return np.ascontiguousarray(u.reshape(SPAN * SPAN, w.shape[0], w.shape[1]), dtype=w.dtype)
 
 
 class WinogradWeights:
@@ -90,10 +108,11 @@ class WinogradWeights:
         return self.u
 
 
-def _chunks(N, Th, Tw, C):
-    """(image slice, first tile row, last tile row) pieces of about TILE_BUDGET bytes."""
-    per_row = 16 * C * Tw * 4
-    rows = max(1, TILE_BUDGET // per_row)
+def _blocks(N, Th, Tw, C):
+    """(image slice, first tile row, end tile row) blocks of about TILE_BUDGET bytes of
+    transformed tiles, and at least MIN_BLOCK_TILES tiles (thinner GEMMs run slowly)."""
+    tiles = max(MIN_BLOCK_TILES, TILE_BUDGET // (SPAN * SPAN * C * 4))
+    rows = max(1, tiles // Tw)
     if rows >= Th:
         images = max(1, rows // Th)
         return [(slice(n, min(n + images, N)), 0, Th) for n in range(0, N, images)]
@@ -101,72 +120,75 @@ def _chunks(N, Th, Tw, C):
 
 
 def winograd_forward(x, w, b=None, pad=0, out=None, workspace=None, cache=None):
-    """y = conv(x, w) + b for x (N, C, H, W), w (Cout, C, 3, 3), stride 1, pad per axis."""
+    """y = conv(x, w) + b for x (N, C, H, W), w (Cout, C, 3, 3), stride 1, pad per axis.
+    Off a worker thread, the tile blocks are shared out over the worker threads."""
     N, C, H, W = x.shape
     Cout = w.shape[0]
-    ph, pw = per_axis(pad, 2, "pad")
-    Oh, Ow = H + 2 * ph - 2, W + 2 * pw - 2
+    pad = per_axis(pad, 2, "pad")
+    Oh, Ow = H + 2 * pad[0] - 2, W + 2 * pad[1] - 2
     if Oh <= 0 or Ow <= 0:
         raise ValueError(f"winograd_forward: empty output for input {x.shape} and pad {pad}")
     y = check_out(out, (N, Cout, Oh, Ow), x.dtype)
-    Th, Tw = ceil(Oh / 2), ceil(Ow / 2)
     u = (cache or WinogradWeights()).get(w)
-    for n, t0, t1 in _chunks(N, Th, Tw, C):
-        nb, nt = len(range(*n.indices(N))), t1 - t0
-        # the input rows/cols the tiles read, zero outside the image
-        xp = scratch(workspace, "winograd_in", (nb, C, 2 * nt + 2, 2 * Tw + 2), x.dtype)
-        r0, c0 = 2 * t0 - ph, -pw
-        rs, re = max(r0, 0), min(r0 + 2 * nt + 2, H)
-        cs, ce = max(c0, 0), min(c0 + 2 * Tw + 2, W)
-        xp.fill(0)
-        xp[:, :, rs - r0:re - r0, cs - c0:ce - c0] = x[n, :, rs:re, cs:ce]
-        v = _input_transform(xp, nt, Tw, workspace)                    # (16, C, P)
-        m = scratch(workspace, "winograd_m", (16, Cout, v.shape[2]), x.dtype)
-        np.matmul(u, v, out=m)
-        _output_transform(m.reshape(4, 4, Cout, nb, nt, Tw), y[n], 2 * t0, Oh, Ow, workspace)
-    if b is not None:
-        y += b.reshape(1, Cout, 1, 1)
+    blocks = _blocks(N, ceil(Oh / TILE), ceil(Ow / TILE), C)
+    count = min(threads.threads(), len(blocks))
+    if count < 2:
+        for block in blocks:
+            _block_forward(x, u, b, pad, y, block, workspace)
+        return y
+    parts = threads.split(len(blocks), count)
+    threads.run_parts([
+        lambda k=k, part=part: [_block_forward(x, u, b, pad, y, block,
+                                               None if workspace is None else workspace.part(k))
+                                for block in blocks[part]]
+        for k, part in enumerate(parts)])
     return y
 
 
-def _input_transform(xp, nt, Tw, workspace):
-    """V (16, C, nb*nt*Tw) = B^T d B for every 4x4 tile d of xp (nb, C, 2nt+2, 2Tw+2)."""
-    nb, C = xp.shape[:2]
-    d = [xp[:, :, i:i + 2 * nt:2, :] for i in range(4)]               # tile row i
-    rows = scratch(workspace, "winograd_rows", (4,) + d[0].shape, xp.dtype)
-    np.subtract(d[0], d[2], out=rows[0])
-    np.add(d[1], d[2], out=rows[1])
-    np.subtract(d[2], d[1], out=rows[2])
-    np.subtract(d[1], d[3], out=rows[3])
-    v = scratch(workspace, "winograd_v", (4, 4, C, nb, nt, Tw), xp.dtype)
-    for a in range(4):
-        e = [rows[a][..., j:j + 2 * Tw:2] for j in range(4)]          # (nb, C, nt, Tw)
-        va = v[a].transpose(0, 2, 1, 3, 4)                             # (4, nb, C, nt, Tw)
-        np.subtract(e[0], e[2], out=va[0])
-        np.add(e[1], e[2], out=va[1])
-        np.subtract(e[2], e[1], out=va[2])
-        np.subtract(e[1], e[3], out=va[3])
-    return v.reshape(16, C, nb * nt * Tw)
+def _block_forward(x, u, b, pad, y, block, workspace):
+    """The output tiles of one block: tile rows t0:t1 of the images n."""
+    n, t0, t1 = block
+    C = x.shape[1]
+    Cout, Oh, Ow = y.shape[1:]
+    nb, nt, Tw = len(range(*n.indices(x.shape[0]))), t1 - t0, ceil(Ow / TILE)
+    P = nb * nt * Tw
+    d = _tiles(x[n], pad, t0, nt, Tw, workspace)                           # (6, 6, C*P)
+    v = _transform(_BT, d, workspace, "winograd_v")                       # (6, 6, C*P)
+    m = scratch(workspace, "winograd_m", (SPAN * SPAN, Cout, P), x.dtype)
+    np.matmul(u, v.reshape(SPAN * SPAN, C, P), out=m)
+    t = _transform(_AT, m.reshape(SPAN, SPAN, -1), workspace, "winograd_y")  # (4, 4, Cout*P)
+    t = t.reshape(TILE, TILE, Cout, nb, nt, Tw)
+    if b is not None:
+        t += b.reshape(Cout, 1, 1, 1)
+    for r in range(TILE):
+        rows = len(range(TILE * t0 + r, min(TILE * t1, Oh), TILE))
+        for c in range(TILE):
+            cols = len(range(c, Ow, TILE))
+            dst = y[n, :, TILE * t0 + r:TILE * t1:TILE, c::TILE]
+            dst[...] = t[r, c].transpose(1, 0, 2, 3)[:, :, :rows, :cols]
 
 
-def _output_transform(m, y, row0, Oh, Ow, workspace):
-    """y[:, :, row0 + 2t + r, 2s + c] = (A^T m A)[r, c] for the tiles of m (4, 4, Cout, nb, nt, Tw)."""
-    _, _, Cout, nb, nt, Tw = m.shape
-    q = scratch(workspace, "winograd_q", (2, 4, Cout, nb, nt, Tw), m.dtype)
-    np.add(m[0], m[1], out=q[0])
-    q[0] += m[2]
-    np.subtract(m[1], m[2], out=q[1])
-    q[1] -= m[3]
-    tile = scratch(workspace, "winograd_tile", (Cout, nb, nt, Tw), m.dtype)
-    for r in range(2):
-        rows = len(range(row0 + r, min(row0 + 2 * nt, Oh), 2))
-        for c in range(2):
-            cols = len(range(c, Ow, 2))
-            if c == 0:
-                np.add(q[r][0], q[r][1], out=tile)
-                tile += q[r][2]
-            else:
-                np.subtract(q[r][1], q[r][2], out=tile)
-                tile -= q[r][3]
-            dst = y[:, :, row0 + r:row0 + 2 * nt:2, c::2]
-            dst[...] = tile.transpose(1, 0, 2, 3)[:, :, :rows, :cols]
+def _transform(k, a, workspace, name):
+    """k a k^T on the two leading axes of a (s, s, rest), as two small GEMMs."""
+    k = k.astype(a.dtype, copy=False)
+    half = scratch(workspace, name + "_half", (k.shape[0],) + a.shape[1:], a.dtype)
+    np.matmul(k, a.reshape(a.shape[0], -1), out=half.reshape(k.shape[0], -1))
+    out = scratch(workspace, name, (k.shape[0], k.shape[0], a.shape[2]), a.dtype)
+    np.matmul(k, half, out=out)
+    return out
+
+
+def _tiles(x, pad, t0, nt, Tw, workspace):
+    """The 6x6 input tiles d (6, 6, C*nb*nt*Tw) of tile rows t0:t0+nt, zero outside x."""
+    nb, C, H, W = x.shape
+    xp = scratch(workspace, "winograd_in", (nb, C, TILE * nt + 2, TILE * Tw + 2), x.dtype)
+    r0, c0 = TILE * t0 - pad[0], -pad[1]
+    rs, re = max(r0, 0), min(r0 + xp.shape[2], H)
+    cs, ce = max(c0, 0), min(c0 + xp.shape[3], W)
+    xp.fill(0)
+    xp[:, :, rs - r0:re - r0, cs - c0:ce - c0] = x[:, :, rs:re, cs:ce]
+    s = xp.strides
+    d = scratch(workspace, "winograd_d", (SPAN, SPAN, C, nb, nt, Tw), x.dtype)
+    d[...] = as_strided(xp, d.shape, (s[2], s[3], s[1], s[0], TILE * s[2], TILE * s[3]),
+                        writeable=False)
+    return d.reshape(SPAN, SPAN, -1)
