@@ -14,6 +14,7 @@ proportional to its layers, not to its sizes.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from typing import Any, Callable, Iterator, Sequence, Union
 
@@ -102,7 +103,7 @@ class Blob:
 
     def __init__(self, shape: Sequence[int] = (), dtype: npt.DTypeLike = np.float32) -> None:
         self.dtype = np.dtype(dtype)
-        self._shape: tuple[int, ...] = ()
+        self._shape: tuple[int, ...] = (-1,)      # no shape yet: the reshape below sets it
         self._count = 0
         self._data_buf = np.zeros(0, self.dtype)
         self._diff_buf = np.zeros(0, self.dtype)
@@ -112,6 +113,8 @@ class Blob:
     # -- shape -------------------------------------------------------------
     def reshape(self, *dims: ShapeLike) -> None:
         """reshape(2, 3) or reshape((2, 3)) or reshape([2, 3])."""
+        if len(dims) == 1 and type(dims[0]) is tuple and dims[0] == self._shape:
+            return                       # unchanged (each layer reshapes every forward)
         given: Any = dims[0] if len(dims) == 1 and not np.isscalar(dims[0]) else dims
         shape = tuple(int(d) for d in given)
         if len(shape) > MAX_AXES:
@@ -149,7 +152,7 @@ class Blob:
 
     def count_range(self, start: int, end: int | None = None) -> int:
         """Product of the dimensions in [start, end)."""
-        return int(np.prod(self._shape[start:end], dtype=np.int64))
+        return math.prod(self._shape[start:end])
 
     def canonical_axis(self, axis: int) -> int:
         n = len(self._shape)

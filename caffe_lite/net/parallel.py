@@ -144,6 +144,9 @@ class BatchParallel:
             return None
         graph, last = self.graph, len(self.graph.layers) - 1
         loss = run_forward(graph, 0, start - 1)                # the data layers
+        first = graph.bottom_vecs[start]
+        if first and first[0].shape and first[0].shape[0] < 2:  # one image: nothing to split
+            return loss + run_forward(graph, start, last), False
         reshape_layers(graph, start, stop - 1)
         names = segment_blobs(graph, start, stop)
         batch = batch_to_split(graph, names)

@@ -6,6 +6,7 @@ the sibling kernels import them from here.
 Parameters are an int (same for every spatial axis) or one value per spatial axis;
 ``per_axis`` turns either into a tuple.
 """
+import functools
 import itertools
 from math import prod
 
@@ -41,6 +42,10 @@ def deconv_out_size(size, kernel, stride=1, pad=0, dilation=1):
 
 def per_axis(value, nd, name):
     """An int or a sequence of nd ints -> tuple of nd ints."""
+    if type(value) is int:
+        return (value,) * nd
+    if type(value) is tuple and len(value) == nd and all(type(v) is int for v in value):
+        return value
     if np.ndim(value) == 0:
         return (int(value),) * nd
     t = tuple(int(v) for v in value)
@@ -83,7 +88,7 @@ def _axis_offsets(in_size, out_size, kernel, stride, pad, dilation):
 
 
 def kernel_offsets(in_shape, out_shape, kernel, stride=1, pad=0, dilation=1):
-    """Yield ``(k, out_slices, in_slices)`` for every kernel offset, row-major.
+    """Iterate ``(k, out_slices, in_slices)`` for every kernel offset, row-major.
 
     ``k`` is the offset tuple; ``out_slices`` / ``in_slices`` are tuples of slices, one per
     spatial axis, such that ``out[..., *out_slices]`` pairs element-wise with
@@ -94,13 +99,21 @@ def kernel_offsets(in_shape, out_shape, kernel, stride=1, pad=0, dilation=1):
     nd = len(in_shape)
     params = [per_axis(v, nd, n) for v, n in zip(
         (kernel, stride, pad, dilation), ("kernel", "stride", "pad", "dilation"))]
-    axes = [_axis_offsets(*a) for a in zip(in_shape, out_shape, *params)]
+    return iter(_offsets(tuple(in_shape), tuple(out_shape), *params))
+
+
+@functools.lru_cache(maxsize=1024)
+def _offsets(in_shape, out_shape, kernel, stride, pad, dilation):
+    """kernel_offsets' entries, made once per geometry (a net asks each forward)."""
+    axes = [_axis_offsets(*a) for a in zip(in_shape, out_shape, kernel, stride, pad, dilation)]
+    entries = []
     for combo in itertools.product(*axes):
         k = tuple(c[0] for c in combo)
         if any(c[1] is None for c in combo):
-            yield k, None, None
+            entries.append((k, None, None))
         else:
-            yield k, tuple(c[1] for c in combo), tuple(c[2] for c in combo)
+            entries.append((k, tuple(c[1] for c in combo), tuple(c[2] for c in combo)))
+    return tuple(entries)
 
 
 # ==== output and scratch buffers =============================================

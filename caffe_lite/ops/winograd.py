@@ -68,11 +68,11 @@ def get_conv_algorithm() -> str:
 # against the exact path (2-vCPU EPYC, tools' A/B runs): on a worker thread (one BLAS
 # thread, 4 images) 1.2-1.8x faster from 64 channels and 14x14 maps (ResNet-50's and
 # GoogLeNet's 3x3 layers), even at 7x7; off a worker, with BLAS's 2 threads behind the
-# exact GEMM, only layers of 1 G multiply-adds or more gained (VGG16's 1.85 G layers
-# 1.5-1.8x; 0.1-0.5 G layers 0.7-1.1x).
+# exact GEMM, only layers of about 1 G multiply-adds or more gained (VGG16 b1: 0.92 G
+# and 1.85 G layers 1.4-1.8x; 0.1-0.46 G layers 0.7-1.1x).
 MIN_CHANNELS = 64
 MIN_POSITIONS = 14 * 14
-MIN_MACS_OFF_A_WORKER = 10 ** 9
+MIN_MACS_OFF_A_WORKER = 500_000_000
 
 
 def winograd_applies(x, w, stride, dilation, group):
