@@ -150,7 +150,8 @@ def median_ms(times):
 
 
 def interleave(runners, repeat):
-    """One warm-up each, then ``repeat`` rounds of one call each; (medians, other cores).
+    """One warm-up each, then ``repeat`` rounds in which each framework, in a new
+    random order, makes an untimed call and then a timed one; (medians, other cores).
     BENCH_CLOCK=cpu times the process's CPU time instead of the wall clock."""
     clock = time.process_time if os.environ.get("BENCH_CLOCK") == "cpu" else time.perf_counter
     for fn in runners.values():
@@ -160,10 +161,13 @@ def interleave(runners, repeat):
     names = list(runners)
     order = np.random.default_rng(0)
     for _ in range(repeat):
-        # a new order each round: a peer whose threads still spin after its call
-        # then slows whichever framework follows it, not always the same one
+        # A framework's threads keep spinning for a while after its call (OpenBLAS's,
+        # OpenCV's, PyTorch's) and slow whatever runs next: the untimed call lets the
+        # previous framework's threads settle, so each is timed in its own steady
+        # state, as when it runs alone. The order changes each round.
         for name in order.permutation(names):
             fn = runners[name]
+            fn()
             start = clock()
             fn()
             times[name].append(clock() - start)
