@@ -233,3 +233,16 @@ def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_result(data, tmp_path
     np.testing.assert_array_equal(np.concatenate([r["prob"] for r in resumed]),
                                   whole.arrays["prob"])
     assert [str(k) for r in resumed for k in r["keys"]] == whole.keys
+
+
+def test_resuming_removes_the_temporary_files_a_killed_writer_left(tmp_path):
+    """A run killed while a shard was being written leaves atomic_write's temporary
+    file behind; the resumed run removes it, and keeps the finished shards."""
+    from caffe_lite.distributed.shards import ShardStore
+    out = tmp_path / "out"
+    store = ShardStore(out, {"model": "m"})
+    store.write(0, ["a"], {"prob": np.zeros((1, 2), np.float32)})
+    (out / ".x1y2shard-00001.npz.tmp").write_bytes(b"half")
+    (out / ".x1y2manifest.json.tmp").write_text("{")
+    ShardStore(out, {"model": "m"})
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shard-00000.npz"]

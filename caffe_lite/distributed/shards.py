@@ -73,6 +73,7 @@ class ShardStore:
                                      "--overwrite to replace it", file=self.output)
             os.remove(self.folder)
         os.makedirs(self.folder, exist_ok=True)
+        self._remove_shards(leftovers_only=True)
         self._write_manifest(complete=False)
 
     @staticmethod
@@ -88,9 +89,13 @@ class ShardStore:
         with atomic_write(os.path.join(self.folder, MANIFEST), "w") as handle:
             json.dump({"run": self.run, "complete": complete}, handle, indent=1)
 
-    def _remove_shards(self) -> None:
+    def _remove_shards(self, leftovers_only: bool = False) -> None:
+        """The shards and manifest, and the temporary files a killed run left half
+        written (atomic_write's); with ``leftovers_only``, those files alone."""
         for name in os.listdir(self.folder):
-            if name == MANIFEST or (name.startswith("shard-") and name.endswith(".npz")):
+            ours = name == MANIFEST or (name.startswith("shard-") and name.endswith(".npz"))
+            leftover = name.startswith(".") and name.endswith((".npz.tmp", MANIFEST + ".tmp"))
+            if leftover or (ours and not leftovers_only):
                 os.remove(os.path.join(self.folder, name))
 
     def path(self, index: int) -> str:

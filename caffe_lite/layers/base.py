@@ -72,7 +72,8 @@ class Layer:
     #: the prototxt the net was read from (set by Net; None otherwise): a fallback
     #: base for relative file names in layer params
     net_file: str | None = None
-    #: set by a lean Net, which never runs backward: keep nothing for a gradient
+    #: set where the layer's backward never runs (a layer that leads to no loss, a
+    #: lean Net, the batch-parallel shadows): keep nothing for a gradient
     forward_only = False
 
     def __init__(self, param: Any, phase: int | None = None) -> None:

@@ -286,6 +286,8 @@ def decide_backward(graph: NetGraph) -> None:
     for li, layer in enumerate(graph.layers):
         if not layer.has_backward:
             need[li] = False
+        if not need[li]:
+            layer.forward_only = True      # its backward never runs: keep nothing for it
 
 
 def share_params(graph: NetGraph) -> None:
