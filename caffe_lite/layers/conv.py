@@ -199,6 +199,14 @@ class ConvolutionLayer(BaseConvolution):
             x, _, y = self.views(bb, tb, "data")
             conv_forward(x, w, b, out=y, workspace=self.workspace, **geometry)
 
+    def forward_with(self, bottom, top, scale, shift):
+        """y = scale * conv(x) + shift per output channel, instead of conv(x) + bias
+        (the fast mode's folded BatchNorm and Scale: net/fusion.py)."""
+        w, _, geometry = self.kernel_args()
+        for bb, tb in zip(bottom, top):
+            x, _, y = self.views(bb, tb, "data")
+            conv_forward(x, w, shift, out=y, workspace=self.workspace, scale=scale, **geometry)
+
     def backward(self, top, propagate_down, bottom):
         for i, (tb, bb) in enumerate(zip(top, bottom)):
             x, dx, dy = self.views(bb, tb, "diff")

@@ -155,11 +155,13 @@ def _part(workspace, k):
     return None if workspace is None else workspace.part(k)
 
 
-def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, workspace=None):
+def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, workspace=None,
+                 scale=None):
     """Convolution: x (N, C, *S), w (Cout, C/G, *K), b (Cout,) or None -> y (N, Cout, *O).
 
     y[n, g*Cout/G + o] = sum_{c,k} w[g*Cout/G + o, c, k] x[n, g*C/G + c, o*s - p + k*d] + b.
-    ``out``: C-contiguous array to write y into; ``workspace``: a Workspace for the columns.
+    ``out``: C-contiguous array to write y into; ``workspace``: a Workspace for the columns;
+    ``scale`` (Cout,): multiplies each output channel before b is added (folded layers).
     """
     _check_conv(x, w, group, 1, "conv_forward")
     N, C, *spatial = x.shape
@@ -169,13 +171,21 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, w
     parts = _thread_parts(N, N * Cout * prod(w.shape[1:]) * prod(osz))
     if parts:
         threads.run_parts([partial(conv_forward, x[p], w, b, stride, pad, dilation, group,
-                                   y[p], _part(workspace, k)) for k, p in enumerate(parts)])
+                                   y[p], _part(workspace, k), scale)
+                           for k, p in enumerate(parts)])
+        return y
+    if winograd_applies(x, w, stride, dilation, group):
+        return winograd_forward(x, w, b, pad, out=y, workspace=workspace,
+                                cache=_weight_cache(workspace, w), scale=scale)
+    if scale is not None:                       # scaled, then shifted by b
+        conv_forward(x, w, None, stride, pad, dilation, group, y, workspace)
+        per_channel = (1, Cout) + (1,) * len(osz)
+        y *= scale.reshape(per_channel)
+        if b is not None:
+            y += b.reshape(per_channel)
         return y
     if is_depthwise(x, w, group):
         return depthwise_forward(x, w, b, stride, pad, dilation, out=y, workspace=workspace)
-    if winograd_applies(x, w, stride, dilation, group):
-        return winograd_forward(x, w, b, pad, out=y, workspace=workspace,
-                                cache=_weight_cache(workspace, w))
     L = prod(osz)
     for n in _batch_slices(N, C * prod(kernel) * L * x.itemsize):
         if _folds(N, L, kernel, stride, pad):

@@ -119,9 +119,10 @@ def _blocks(N, Th, Tw, C):
     return [(slice(n, n + 1), t, min(t + rows, Th)) for n in range(N) for t in range(0, Th, rows)]
 
 
-def winograd_forward(x, w, b=None, pad=0, out=None, workspace=None, cache=None):
-    """y = conv(x, w) + b for x (N, C, H, W), w (Cout, C, 3, 3), stride 1, pad per axis.
-    Off a worker thread, the tile blocks are shared out over the worker threads."""
+def winograd_forward(x, w, b=None, pad=0, out=None, workspace=None, cache=None, scale=None):
+    """y = conv(x, w) (* scale) + b for x (N, C, H, W), w (Cout, C, 3, 3), stride 1, pad
+    per axis; scale and b per output channel. Off a worker thread, the tile blocks are
+    shared out over the worker threads."""
     N, C, H, W = x.shape
     Cout = w.shape[0]
     pad = per_axis(pad, 2, "pad")
@@ -134,18 +135,18 @@ def winograd_forward(x, w, b=None, pad=0, out=None, workspace=None, cache=None):
     count = min(threads.threads(), len(blocks))
     if count < 2:
         for block in blocks:
-            _block_forward(x, u, b, pad, y, block, workspace)
+            _block_forward(x, u, b, scale, pad, y, block, workspace)
         return y
     parts = threads.split(len(blocks), count)
     threads.run_parts([
-        lambda k=k, part=part: [_block_forward(x, u, b, pad, y, block,
+        lambda k=k, part=part: [_block_forward(x, u, b, scale, pad, y, block,
                                                None if workspace is None else workspace.part(k))
                                 for block in blocks[part]]
         for k, part in enumerate(parts)])
     return y
 
 
-def _block_forward(x, u, b, pad, y, block, workspace):
+def _block_forward(x, u, b, scale, pad, y, block, workspace):
     """The output tiles of one block: tile rows t0:t1 of the images n."""
     n, t0, t1 = block
     C = x.shape[1]
@@ -158,6 +159,8 @@ def _block_forward(x, u, b, pad, y, block, workspace):
     np.matmul(u, v.reshape(SPAN * SPAN, C, P), out=m)
     t = _transform(_AT, m.reshape(SPAN, SPAN, -1), workspace, "winograd_y")  # (4, 4, Cout*P)
     t = t.reshape(TILE, TILE, Cout, nb, nt, Tw)
+    if scale is not None:
+        t *= scale.reshape(Cout, 1, 1, 1)
     if b is not None:
         t += b.reshape(Cout, 1, 1, 1)
     for r in range(TILE):

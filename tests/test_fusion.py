@@ -1,0 +1,138 @@
+"""The fast mode's folding of BatchNorm and Scale into the convolution before them
+(net/fusion.py): same blobs as the exact mode up to rounding, the folded layers
+skipped, and every case where folding must not happen left alone."""
+import numpy as np
+import pytest
+
+import caffe_lite
+from caffe_lite.layers.normalization import BatchNormLayer
+from caffe_lite.net import fusion, parallel
+
+CHAIN = '''
+layer {{ name: "data" type: "Input" top: "data"
+        input_param {{ shape {{ dim: {n} dim: 3 dim: 9 dim: 8 }} }} }}
+layer {{ name: "conv" type: "{conv}" bottom: "data" top: "conv"
+        convolution_param {{ num_output: {cout} kernel_size: 3 pad: 1 {group}
+          weight_filler {{ type: "gaussian" std: 0.5 }}
+          bias_filler {{ type: "uniform" min: -1 max: 1 }} }} }}
+layer {{ name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" {bn} }}
+{scale}
+layer {{ name: "relu" type: "ReLU" bottom: "conv" top: "conv" }}
+layer {{ name: "pool" type: "Pooling" bottom: "conv" top: "pool"
+        pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
+{tail}
+'''
+SCALE = ('layer { name: "scale" type: "Scale" bottom: "conv" top: "conv" '
+         'scale_param { bias_term: true } }')
+
+
+def make_net(tmp_path, n=2, conv="Convolution", cout=4, group="", bn="", scale=SCALE, tail=""):
+    path = tmp_path / "net.prototxt"
+    path.write_text(CHAIN.format(n=n, conv=conv, cout=cout, group=group, bn=bn, scale=scale,
+                                 tail=tail))
+    net = caffe_lite.Net(str(path), caffe_lite.TEST)
+    rng = np.random.default_rng(0)
+    for name, blobs in net.params.items():
+        layer = net.layer_dict[name]
+        if layer.type == "BatchNorm":
+            blobs[0].data[...] = rng.standard_normal(blobs[0].shape) * 3      # mean sum
+            blobs[1].data[...] = rng.random(blobs[1].shape) * 4 + 0.1       # var sum
+            blobs[2].data[...] = 2                                         # factor
+        elif layer.type == "Scale":
+            for blob in blobs:
+                blob.data[...] = rng.standard_normal(blob.shape)
+    net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape)
+    return net
+
+
+@pytest.fixture
+def fast():
+    caffe_lite.set_conv_algorithm("winograd")
+    yield
+    caffe_lite.set_conv_algorithm("exact")
+
+
+@pytest.fixture
+def bn_calls(monkeypatch):
+    calls = []
+    real = BatchNormLayer.forward
+    monkeypatch.setattr(BatchNormLayer, "forward",
+                        lambda self, b, t: calls.append(self.name) or real(self, b, t))
+    return calls
+
+
+def exact_blobs(net):
+    caffe_lite.set_conv_algorithm("exact")
+    try:
+        net.forward()
+        return {name: blob.data.copy() for name, blob in net.blobs.items()}
+    finally:
+        caffe_lite.set_conv_algorithm("winograd")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},                                                      # Conv -> BN -> Scale -> ReLU
+    {"scale": ""},                                           # no Scale
+    {"conv": "ConvolutionDepthwise", "cout": 3},             # the MobileNet forks' layer
+    {"group": "group: 3", "cout": 6},
+])
+def test_folded_chain_gives_the_exact_blobs(tmp_path, fast, bn_calls, kwargs):
+    net = make_net(tmp_path, **kwargs)
+    want = exact_blobs(net)
+    bn_calls.clear()
+    net.forward()
+    assert not bn_calls, "the BatchNorm ran instead of being folded"
+    for name, value in want.items():
+        np.testing.assert_allclose(net.blobs[name].data, value, rtol=1e-5, atol=1e-5)
+
+
+def test_new_statistics_are_folded_again(tmp_path, fast):
+    net = make_net(tmp_path)
+    net.forward()
+    net.params["bn"][0].data[...] += 1                       # e.g. copy_from new weights
+    net.params["scale"][1].data[...] *= -1
+    want = exact_blobs(net)["pool"]
+    net.forward()
+    np.testing.assert_allclose(net.blobs["pool"].data, want, rtol=1e-5, atol=1e-5)
+
+
+def test_partial_forwards_run_the_chain_layer_by_layer(tmp_path, fast, bn_calls):
+    net = make_net(tmp_path)
+    caffe_lite.set_conv_algorithm("exact")
+    net.forward(end="conv")
+    raw = net.blobs["conv"].data.copy()
+    caffe_lite.set_conv_algorithm("winograd")
+    net.forward(end="conv")                                  # stops before the BatchNorm
+    np.testing.assert_allclose(net.blobs["conv"].data, raw, rtol=1e-6, atol=1e-6)
+    net.forward(start="bn", end="relu")                      # the convolution did not run
+    assert bn_calls == ["bn"]
+
+
+def test_no_folding_where_a_backward_may_run(tmp_path, fast, bn_calls):
+    tail = ('layer { name: "label" type: "Input" top: "label" input_param { shape { dim: 2 '
+            'dim: 4 dim: 5 dim: 4 } } }\n'
+            'layer { name: "loss" type: "EuclideanLoss" bottom: "pool" bottom: "label" '
+            'top: "loss" }')
+    net = make_net(tmp_path, tail=tail)
+    net.forward()
+    assert bn_calls == ["bn"]
+    assert not fusion.plan_for(net.graph).chains
+
+
+def test_no_folding_on_batch_statistics_or_in_the_exact_mode(tmp_path, bn_calls):
+    net = make_net(tmp_path, bn="batch_norm_param { use_global_stats: false }")
+    assert not fusion.plan_for(net.graph).chains
+    net = make_net(tmp_path)
+    net.forward()                                            # exact mode: the layers run
+    assert bn_calls == ["bn"]
+
+
+def test_folding_in_the_batch_parallel_shadows(tmp_path, fast, bn_calls, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_VALUES", 0)
+    monkeypatch.setattr(caffe_lite.ops.threads, "threads", lambda: 2)
+    net = make_net(tmp_path, n=4)
+    want = exact_blobs(net)["pool"]
+    bn_calls.clear()
+    net.forward()
+    assert not bn_calls
+    np.testing.assert_allclose(net.blobs["pool"].data, want, rtol=1e-5, atol=1e-5)
