@@ -294,3 +294,37 @@ def test_a_forked_child_splits_with_threads_of_its_own():
             pytest.fail("the forked child's forward hung")
         time.sleep(0.05)
     assert os.read(read, 2) == b"ok"
+
+
+def test_pinned_blas_keeps_the_thread_count_and_matmul_splits_exactly(monkeypatch):
+    """Inside pinned() BLAS runs on one thread, threads() still counts the workers,
+    and matmul's parts (by columns or by rows) give np.matmul's values."""
+    monkeypatch.setattr(threads, "MIN_SPLIT_MACS", 0)
+    from threadpoolctl import threadpool_info
+    rng = np.random.default_rng(4)
+    with threadpool_limits(2):
+        count = threads.threads()
+        with threads.pinned():
+            assert threads.threads() == count == 2
+            assert all(lib["num_threads"] == 1 for lib in threadpool_info()
+                       if lib["user_api"] == "blas")
+            for m, n in ((3, 40), (40, 3)):
+                a = rng.standard_normal((m, 17)).astype(np.float32)
+                b = rng.standard_normal((17, n)).astype(np.float32)
+                out = np.empty((m, n), np.float32)
+                threads.matmul(a, b, out=out)
+                np.testing.assert_array_equal(out, np.matmul(a, b))
+        assert any(lib["num_threads"] == 2 for lib in threadpool_info()
+                   if lib["user_api"] == "blas")
+
+
+def test_a_parallel_forward_runs_with_blas_pinned(monkeypatch):
+    """The segment and the layers after it run with BLAS on one thread (no BLAS
+    thread of its own spinning beside the workers)."""
+    seen = []
+    real = threads.matmul
+    monkeypatch.setattr(threads, "matmul", lambda a, b, out: seen.append(
+        threads._pinned) or real(a, b, out=out))
+    net = make()
+    forward_in_parallel(net, images(5))
+    assert seen and all(count == 2 for count in seen)

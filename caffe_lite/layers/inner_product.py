@@ -9,6 +9,7 @@ y = x W^T + b (transpose: y = x W + b).
 import numpy as np
 
 from ..fillers import fill
+from ..ops import threads
 from .base import Layer, register_layer
 
 
@@ -49,7 +50,7 @@ class InnerProductLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.M, self.K)
         y = top[0].data.reshape(self.M, self.num_output)
-        np.matmul(x, self.weight_nk(self.blobs[0].data).T, out=y)      # (M, N)
+        threads.matmul(x, self.weight_nk(self.blobs[0].data).T, out=y)  # (M, N)
         if self.bias_term:
             y += self.blobs[1].data
 

@@ -152,9 +152,10 @@ class BatchParallel:
         batch = batch_to_split(graph, names)
         if not batch:
             return loss + run_forward(graph, start, last), False
-        loss += self.forward(self.slices(batch), names,
-                             lambda shadow: run_forward(shadow, start, stop - 1))
-        return loss + run_forward(graph, stop, last), True
+        with threads.pinned():      # no BLAS thread of its own spinning beside the workers
+            loss += self.forward(self.slices(batch), names,
+                                 lambda shadow: run_forward(shadow, start, stop - 1))
+            return loss + run_forward(graph, stop, last), True
 
     def slices(self, batch: int) -> list[tuple[int, int]]:
         return [(part.start, part.stop) for part in threads.split(batch, threads.threads())]

@@ -13,12 +13,17 @@ again: code running on a worker sees ``in_worker()`` and stays serial.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, Callable, Sequence, TypeVar
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-__all__ = ["enabled", "threads", "in_worker", "run_parts", "split"]
+import numpy as np
+
+__all__ = ["enabled", "threads", "in_worker", "run_parts", "split", "pinned", "matmul"]
 
 _T = TypeVar("_T")
 
@@ -51,6 +56,7 @@ _blas: _Blas | None = None
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
 _local = threading.local()
+_pinned = 0          # the thread count while BLAS is pinned to one thread, else 0
 
 
 def _the_blas() -> _Blas:
@@ -66,6 +72,8 @@ def threads() -> int:
     and on a worker."""
     if not enabled or in_worker():
         return 1
+    if _pinned:
+        return _pinned
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return min(_the_blas().threads(), cpus or 1)
 
@@ -91,10 +99,46 @@ def run_parts(parts: Sequence[Callable[[], _T]]) -> list[_T]:
     if _pool is None or _pool._max_workers < len(parts) or _pool_pid != os.getpid():
         # a forked child has the pool but not its threads: it makes its own
         _pool, _pool_pid = ThreadPoolExecutor(len(parts), thread_name_prefix="caffe_lite"), os.getpid()
-    with _the_blas().one_thread():
+    with contextlib.nullcontext() if _pinned else _the_blas().one_thread():
         jobs = [_pool.submit(_as_worker, part) for part in parts]
         wait(jobs)                     # all done before BLAS gets its threads back
     return [job.result() for job in jobs]
+
+
+@contextmanager
+def pinned() -> Iterator[None]:
+    """BLAS on one thread while the block runs, threads() unchanged: the block's
+    parallel work goes through run_parts and matmul. Nested blocks do nothing."""
+    global _pinned
+    count = threads()
+    if count < 2 or _pinned:
+        yield
+        return
+    with _the_blas().one_thread():
+        _pinned = count
+        try:
+            yield
+        finally:
+            _pinned = 0
+
+
+#: multiply-adds from which matmul splits a GEMM over the threads
+MIN_SPLIT_MACS = 4_000_000
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """np.matmul(a, b, out=out); while BLAS is pinned(), split over the worker threads
+    by out's columns or rows, whichever are more (each value computed as np.matmul
+    computes it)."""
+    count = threads() if _pinned else 1
+    if count < 2 or out.size * a.shape[-1] < MIN_SPLIT_MACS:
+        return np.matmul(a, b, out=out)
+    if out.shape[-1] >= out.shape[-2]:
+        pieces = [(a, b[..., p], out[..., p]) for p in split(out.shape[-1], count)]
+    else:
+        pieces = [(a[..., p, :], b, out[..., p, :]) for p in split(out.shape[-2], count)]
+    run_parts([partial(np.matmul, x, y, out=o) for x, y, o in pieces])
+    return out
 
 
 def split(n: int, parts: int) -> list[slice]:
