@@ -50,7 +50,13 @@ class InnerProductLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.M, self.K)
         y = top[0].data.reshape(self.M, self.num_output)
-        threads.matmul(x, self.weight_nk(self.blobs[0].data).T, out=y)  # (M, N)
+        w = self.weight_nk(self.blobs[0].data)                           # (N, K)
+        if self.M <= FEW_ROWS:
+            yt = np.empty((self.num_output, self.M), y.dtype)
+            threads.matmul(w, x.T, out=yt)                               # (N, M)
+            y[...] = yt.T
+        else:
+            threads.matmul(x, w.T, out=y)                                # (M, N)
         if self.bias_term:
             y += self.blobs[1].data
 
@@ -68,6 +74,11 @@ class InnerProductLayer(Layer):
             np.matmul(dy, self.weight_nk(self.blobs[0].data),
                       out=bottom[0].diff.reshape(self.M, self.K))        # (M, K)
 
+
+#: up to this many rows (images), y^T = W x^T runs faster than y = x W^T: OpenBLAS
+#: handles the long weights side better as the left operand (fc6 of CaffeNet at
+#: batch 8: 16.6 ms vs 22.6; VGG16's: 39 vs 57; at 256 rows, 12.3 vs 11.7)
+FEW_ROWS = 64
 
 #: rows of a weight gradient computed per block: a block stays in cache while it is
 #: added, and no temporary as large as the weights is made (VGG16's fc6: 411 MB)
