@@ -1,8 +1,8 @@
-"""Winograd F(4x4, 3x3) (ops/winograd.py), the opt-in fast path for 3x3 stride-1
-convolutions: against the loop reference ref_conv.py (float32 within 1e-4, and the
-float64 numerical gradient of the Winograd forward against the exact backward), its
-error at a realistic size, blocks over threads, the switch, the weight cache, and the
-CLI's --fast."""
+"""Winograd F(4x4, 3x3) and F(6x6, 3x3) (ops/winograd.py), the opt-in fast path for
+3x3 stride-1 convolutions: their matrices, against the loop reference ref_conv.py
+(float32 within 1e-4, and the float64 numerical gradient of the Winograd forward
+against the exact backward), the error at a realistic size, blocks over threads, the
+switch, the weight cache, and the CLI's --fast."""
 import numpy as np
 import pytest
 from layer_case import LayerCase, proto
@@ -15,8 +15,27 @@ from caffe_lite.ops.geometry import Workspace
 FILL = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "uniform" min: -1 max: 1 }'
 
 
+@pytest.fixture(params=["F4", "F6"])
+def tiling(request, monkeypatch):
+    """Each test with either tiling (F(6x6) made to apply to the small test maps)."""
+    monkeypatch.setattr(winograd, "F6_MIN_WIDTH", 10 ** 6 if request.param == "F4" else 1)
+    return getattr(winograd, request.param)
+
+
+@pytest.mark.parametrize("tile", ["F4", "F6"])
+def test_matrices_compute_a_correlation(tile):
+    t = getattr(winograd, tile)
+    rng = np.random.default_rng(1)
+    d, g = rng.standard_normal((t.span, t.span)), rng.standard_normal((3, 3))
+    y = t.at @ ((t.g @ g @ t.g.T) * (t.bt @ d @ t.bt.T)) @ t.at.T
+    want = [[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(t.m)] for i in range(t.m)]
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-12)
+    if tile == "F4":                                  # Lavin & Gray's published B^T
+        assert winograd.F4.bt.tolist()[0] == [4, 0, -5, 0, 1, 0]
+
+
 @pytest.fixture
-def fast(monkeypatch):
+def fast(monkeypatch, tiling):
     """Winograd on for one test; count the calls so a test knows the path ran."""
     calls = []
     real = conv_gemm.winograd_forward
@@ -72,6 +91,14 @@ def test_other_convolutions_stay_exact(fast):
                           ("num_output: 2 kernel_size: 5", (1, 2, 7, 7))]:
         LayerCase(layer(params), [shape]).forward_blobs()
     assert not fast
+
+
+def test_the_tiling_follows_the_map_width():
+    assert winograd.tiling_for(56) is winograd.F6 and winograd.tiling_for(55) is winograd.F4
+    cache = winograd.WinogradWeights()
+    w = np.ones((2, 2, 3, 3), np.float32)
+    assert cache.get(w, winograd.F4).shape[0] == 36
+    assert cache.get(w, winograd.F6).shape[0] == 64        # a new tiling: transformed again
 
 
 def test_weight_cache_sees_in_place_updates():
@@ -136,9 +163,9 @@ def test_winograd_leaves_layers_with_few_channels_or_small_maps_to_the_exact_pat
         caffe_lite.set_conv_algorithm("exact")
 
 
-def test_winograd_error_at_a_realistic_size():
-    """F(4x4, 3x3) in float32 on 64 channels stays within 2e-5 of the float64 truth
-    (relative to the largest output), a few times the exact path's own rounding."""
+def test_winograd_error_at_a_realistic_size(tiling):
+    """In float32 on 64 channels both stay within 2e-5 of the float64 truth (relative
+    to the largest output), a few times the exact path's own rounding."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 64, 30, 30)).astype(np.float32)
     w = rng.standard_normal((32, 64, 3, 3)).astype(np.float32)
@@ -147,7 +174,7 @@ def test_winograd_error_at_a_realistic_size():
     assert np.abs(got - truth).max() / np.abs(truth).max() < 2e-5
 
 
-def test_winograd_blocks_over_threads_equal_serial(monkeypatch):
+def test_winograd_blocks_over_threads_equal_serial(monkeypatch, tiling):
     """Blocks shared out over the worker threads give the serial values."""
     monkeypatch.setattr(winograd, "MIN_BLOCK_TILES", 4)
     monkeypatch.setattr(winograd, "TILE_BUDGET", 1)
@@ -168,7 +195,7 @@ def test_a_shared_workspace_keeps_each_layers_transformed_weights(fast, monkeypa
     transforms = []
     real = winograd.transform_weights
     monkeypatch.setattr(winograd, "transform_weights",
-                        lambda w: transforms.append(w.shape) or real(w))
+                        lambda w, tiling: transforms.append(w.shape) or real(w, tiling))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
     w1, w2 = (rng.standard_normal((4, 4, 3, 3)).astype(np.float32) for _ in range(2))

@@ -1,17 +1,19 @@
-"""Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions: each 4x4 output tile costs 36
-multiplies per input/output channel pair instead of 144, as 36 GEMMs
-(Cout, C) @ (C, tiles) over transformed 6x6 input tiles (Lavin & Gray, 2015).
+"""Winograd F(m x m, 3x3) for 3x3 stride-1 convolutions (Lavin & Gray, 2015): an m x m
+output tile costs (m+2)^2 multiplies per input/output channel pair instead of 9 m^2,
+as (m+2)^2 GEMMs (Cout, C) @ (C, tiles) over transformed (m+2) x (m+2) input tiles.
+F(6x6, 3x3) (64 multiplies per 36 outputs) runs on maps 56 wide or more, F(4x4, 3x3)
+(36 per 16) on smaller ones, where 6-wide tiles would waste more of their outputs.
 
 Not the default: the transforms round differently from Caffe's im2col + GEMM (a few
 1e-6 relative per layer), so it runs only after ``set_conv_algorithm('winograd')``
 (the CLI's ``--fast``). Forward only: training and every other convolution keep the
 exact path.
 
-Transforms (d: 6x6 input tile, g: 3x3 kernel, m: 6x6 product), with the points
-0, 1, -1, 2, -2 and infinity:
-    V = B^T d B,  U = G g G^T,  Y = A^T m A.
-Each tile transform runs as two small GEMMs (rows, then columns) over a block of
-tiles small enough for the cache.
+Transforms (d: input tile, g: 3x3 kernel, m: product):
+    V = B^T d B,  U = G g G^T,  Y = A^T m A,
+from the points 0, 1, -1, 2, -2 (and 1/2, -1/2 for m = 6) and infinity. Each tile
+transform runs as two small GEMMs (rows, then columns) over a block of tiles small
+enough for the cache.
 """
 from math import ceil
 
@@ -27,24 +29,49 @@ __all__ = ["ALGORITHMS", "set_conv_algorithm", "get_conv_algorithm", "winograd_a
 ALGORITHMS = ("exact", "winograd")
 _state = {"algorithm": "exact"}
 
-TILE = 4                      # outputs per tile side
-SPAN = TILE + 2               # inputs per tile side
-_BT = np.array([[4, 0, -5, 0, 1, 0],
-                [0, -4, -4, 1, 1, 0],
-                [0, 4, -4, -1, 1, 0],
-                [0, -2, -1, 2, 1, 0],
-                [0, 2, -1, -2, 1, 0],
-                [0, 4, 0, -5, 0, 1]], dtype=np.float64)
-_G = np.array([[1 / 4, 0, 0],
-               [-1 / 6, -1 / 6, -1 / 6],
-               [-1 / 6, 1 / 6, -1 / 6],
-               [1 / 24, 1 / 12, 1 / 6],
-               [1 / 24, -1 / 12, 1 / 6],
-               [0, 0, 1]], dtype=np.float64)
-_AT = np.array([[1, 1, 1, 1, 1, 0],
-                [0, 1, -1, 2, -2, 0],
-                [0, 1, 1, 4, 4, 0],
-                [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+def winograd_matrices(points, m, r=3):
+    """(B^T, G, A^T) of Winograd F(m, r) with the given finite points and infinity:
+    A^T and G evaluate at the points (G divided by the Lagrange denominators), and
+    B^T is solved from A^T [(G g) * (B^T d)] = correlate(d, g) for all d, g."""
+    n = m + r - 1
+    p = np.asarray(points, np.float64)
+    if len(p) != n - 1:
+        raise ValueError(f"F({m}, {r}) needs {n - 1} finite points, got {len(p)}")
+    at = np.zeros((m, n))
+    at[:, :n - 1] = p[None, :] ** np.arange(m)[:, None]
+    at[m - 1, n - 1] = 1
+    denominators = [np.prod([p[j] - p[k] for k in range(n - 1) if k != j]) for j in range(n - 1)]
+    g = np.zeros((n, r))
+    g[:n - 1] = p[:, None] ** np.arange(r)[None, :] / np.array(denominators)[:, None]
+    g[n - 1, r - 1] = 1
+    products = np.einsum("ij,jk->ikj", at, g).reshape(m * r, n)   # row (i, k): A^T[i, j] G[j, k]
+    shifts = np.zeros((m * r, n))
+    for i in range(m):
+        shifts[i * r:(i + 1) * r, i:i + r] = np.eye(r)            # output i reads inputs i..i+r-1
+    bt = np.linalg.lstsq(products, shifts, rcond=None)[0]
+    return np.round(bt, 12), g, at
+
+
+class Tiling:
+    """F(m x m, 3x3): m outputs and m + 2 inputs per tile side, and its matrices."""
+
+    def __init__(self, m, points):
+        self.m, self.span = m, m + 2
+        self.bt, self.g, self.at = winograd_matrices(points, m)
+
+
+F4 = Tiling(4, (0, 1, -1, 2, -2))
+F6 = Tiling(6, (0, 1, -1, 2, -2, 0.5, -0.5))
+
+#: output width from which F(6x6) is used: measured per layer (2 threads, batch 1)
+#: 224 to 56 wide 1.1-1.4x faster than F(4x4); 28 and 14 wide slower (their 6-wide
+#: tiles overhang the map by 7% and 29%)
+F6_MIN_WIDTH = 56
+
+
+def tiling_for(out_width):
+    return F6 if out_width >= F6_MIN_WIDTH else F4
+
 
 # Bytes of transformed input tiles per block: a block's tiles, transforms and products
 # stay in the cache between the steps instead of streaming through memory.
@@ -89,29 +116,32 @@ def winograd_applies(x, w, stride, dilation, group):
     return positions >= MIN_POSITIONS and (threads.in_worker() or macs >= MIN_MACS_OFF_A_WORKER)
 
 
-def transform_weights(w):
-    """U (36, Cout, C) = G g G^T for every kernel g = w[o, c] (3x3)."""
-    u = np.einsum("ai,ocij,bj->aboc", _G, w.astype(np.float64), _G, optimize=True)
-    return np.ascontiguousarray(u.reshape(SPAN * SPAN, w.shape[0], w.shape[1]), dtype=w.dtype)
+def transform_weights(w, tiling=F4):
+    """U (span^2, Cout, C) = G g G^T for every kernel g = w[o, c] (3x3)."""
+    g = tiling.g
+    u = np.einsum("ai,ocij,bj->aboc", g, w.astype(np.float64), g, optimize=True)
+    return np.ascontiguousarray(u.reshape(tiling.span ** 2, w.shape[0], w.shape[1]),
+                                dtype=w.dtype)
 
 
 class WinogradWeights:
-    """The last transformed weights, reused while the weights are unchanged (checked
-    element for element, so in-place updates are seen)."""
+    """The last transformed weights, reused while the weights and the tiling are
+    unchanged (checked element for element, so in-place updates are seen)."""
 
     def __init__(self):
-        self.w = self.u = None
+        self.w = self.u = self.tiling = None
 
-    def get(self, w):
-        if self.w is None or self.w.shape != w.shape or not np.array_equal(self.w, w):
-            self.w, self.u = w.copy(), transform_weights(w)
+    def get(self, w, tiling=F4):
+        if (self.w is None or self.tiling is not tiling or self.w.shape != w.shape
+                or not np.array_equal(self.w, w)):
+            self.w, self.u, self.tiling = w.copy(), transform_weights(w, tiling), tiling
         return self.u
 
 
-def _blocks(N, Th, Tw, C):
+def _blocks(N, Th, Tw, C, span):
     """(image slice, first tile row, end tile row) blocks of about TILE_BUDGET bytes of
     transformed tiles, and at least MIN_BLOCK_TILES tiles (thinner GEMMs run slowly)."""
-    tiles = max(MIN_BLOCK_TILES, TILE_BUDGET // (SPAN * SPAN * C * 4))
+    tiles = max(MIN_BLOCK_TILES, TILE_BUDGET // (span * span * C * 4))
     rows = max(1, tiles // Tw)
     if rows >= Th:
         images = max(1, rows // Th)
@@ -130,44 +160,47 @@ def winograd_forward(x, w, b=None, pad=0, out=None, workspace=None, cache=None, 
     if Oh <= 0 or Ow <= 0:
         raise ValueError(f"winograd_forward: empty output for input {x.shape} and pad {pad}")
     y = check_out(out, (N, Cout, Oh, Ow), x.dtype)
-    u = (cache or WinogradWeights()).get(w)
-    blocks = _blocks(N, ceil(Oh / TILE), ceil(Ow / TILE), C)
+    tiling = tiling_for(Ow)
+    u = (cache or WinogradWeights()).get(w, tiling)
+    m = tiling.m
+    blocks = _blocks(N, ceil(Oh / m), ceil(Ow / m), C, tiling.span)
     count = min(threads.threads(), len(blocks))
     if count < 2:
         for block in blocks:
-            _block_forward(x, u, b, scale, pad, y, block, workspace)
+            _block_forward(x, u, b, scale, pad, y, tiling, block, workspace)
         return y
     parts = threads.split(len(blocks), count)
     threads.run_parts([
-        lambda k=k, part=part: [_block_forward(x, u, b, scale, pad, y, block,
+        lambda k=k, part=part: [_block_forward(x, u, b, scale, pad, y, tiling, block,
                                                None if workspace is None else workspace.part(k))
                                 for block in blocks[part]]
         for k, part in enumerate(parts)])
     return y
 
 
-def _block_forward(x, u, b, scale, pad, y, block, workspace):
+def _block_forward(x, u, b, scale, pad, y, tiling, block, workspace):
     """The output tiles of one block: tile rows t0:t1 of the images n."""
     n, t0, t1 = block
     C = x.shape[1]
     Cout, Oh, Ow = y.shape[1:]
-    nb, nt, Tw = len(range(*n.indices(x.shape[0]))), t1 - t0, ceil(Ow / TILE)
+    m, span = tiling.m, tiling.span
+    nb, nt, Tw = len(range(*n.indices(x.shape[0]))), t1 - t0, ceil(Ow / m)
     P = nb * nt * Tw
-    d = _tiles(x[n], pad, t0, nt, Tw, workspace)                           # (6, 6, C*P)
-    v = _transform(_BT, d, workspace, "winograd_v")                       # (6, 6, C*P)
-    m = scratch(workspace, "winograd_m", (SPAN * SPAN, Cout, P), x.dtype)
-    np.matmul(u, v.reshape(SPAN * SPAN, C, P), out=m)
-    t = _transform(_AT, m.reshape(SPAN, SPAN, -1), workspace, "winograd_y")  # (4, 4, Cout*P)
-    t = t.reshape(TILE, TILE, Cout, nb, nt, Tw)
+    d = _tiles(x[n], pad, t0, nt, Tw, m, workspace)                        # (s, s, C*P)
+    v = _transform(tiling.bt, d, workspace, "winograd_v")                 # (s, s, C*P)
+    prod = scratch(workspace, "winograd_m", (span * span, Cout, P), x.dtype)
+    np.matmul(u, v.reshape(span * span, C, P), out=prod)
+    t = _transform(tiling.at, prod.reshape(span, span, -1), workspace, "winograd_y")
+    t = t.reshape(m, m, Cout, nb, nt, Tw)
     if scale is not None:
         t *= scale.reshape(Cout, 1, 1, 1)
     if b is not None:
         t += b.reshape(Cout, 1, 1, 1)
-    for r in range(TILE):
-        rows = len(range(TILE * t0 + r, min(TILE * t1, Oh), TILE))
-        for c in range(TILE):
-            cols = len(range(c, Ow, TILE))
-            dst = y[n, :, TILE * t0 + r:TILE * t1:TILE, c::TILE]
+    for r in range(m):
+        rows = len(range(m * t0 + r, min(m * t1, Oh), m))
+        for c in range(m):
+            cols = len(range(c, Ow, m))
+            dst = y[n, :, m * t0 + r:m * t1:m, c::m]
             dst[...] = t[r, c].transpose(1, 0, 2, 3)[:, :, :rows, :cols]
 
 
@@ -181,17 +214,18 @@ def _transform(k, a, workspace, name):
     return out
 
 
-def _tiles(x, pad, t0, nt, Tw, workspace):
-    """The 6x6 input tiles d (6, 6, C*nb*nt*Tw) of tile rows t0:t0+nt, zero outside x."""
+def _tiles(x, pad, t0, nt, Tw, m, workspace):
+    """The (m+2) x (m+2) input tiles d (m+2, m+2, C*nb*nt*Tw) of tile rows t0:t0+nt,
+    zero outside x."""
     nb, C, H, W = x.shape
-    xp = scratch(workspace, "winograd_in", (nb, C, TILE * nt + 2, TILE * Tw + 2), x.dtype)
-    r0, c0 = TILE * t0 - pad[0], -pad[1]
+    xp = scratch(workspace, "winograd_in", (nb, C, m * nt + 2, m * Tw + 2), x.dtype)
+    r0, c0 = m * t0 - pad[0], -pad[1]
     rs, re = max(r0, 0), min(r0 + xp.shape[2], H)
     cs, ce = max(c0, 0), min(c0 + xp.shape[3], W)
     xp.fill(0)
     xp[:, :, rs - r0:re - r0, cs - c0:ce - c0] = x[:, :, rs:re, cs:ce]
     s = xp.strides
-    d = scratch(workspace, "winograd_d", (SPAN, SPAN, C, nb, nt, Tw), x.dtype)
-    d[...] = as_strided(xp, d.shape, (s[2], s[3], s[1], s[0], TILE * s[2], TILE * s[3]),
+    d = scratch(workspace, "winograd_d", (m + 2, m + 2, C, nb, nt, Tw), x.dtype)
+    d[...] = as_strided(xp, d.shape, (s[2], s[3], s[1], s[0], m * s[2], m * s[3]),
                         writeable=False)
-    return d.reshape(SPAN, SPAN, -1)
+    return d.reshape(m + 2, m + 2, -1)
