@@ -257,3 +257,18 @@ def test_batch_norm_backward_uses_its_own_copy_of_the_output():
     layer.backward([top], [True], [bottom])
     np.testing.assert_array_equal(bottom.diff, expected)
     assert expected_top.shape == x.shape
+
+
+def test_lrn_power_in_the_fast_mode_is_within_an_ulp(monkeypatch):
+    """The fast mode raises LRN's scale to -beta in float32 (not through the exact
+    path's float64 power): within an ulp or two of its correctly rounded result."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 9, 5, 4)).astype(np.float32) * 3
+    outs = []
+    for fast in (False, True):
+        if fast:
+            monkeypatch.setattr(lrn_ops, "powf_positive", None)   # must not be called
+        out, scale = np.empty_like(x), np.empty_like(x)
+        lrn_ops.lrn_across_forward(x, 5, 0.5, 0.75, 1.0, out, scale, fast=fast)
+        outs.append(out)
+    np.testing.assert_allclose(outs[1], outs[0], rtol=3e-7, atol=0)

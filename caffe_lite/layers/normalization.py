@@ -12,6 +12,7 @@ from ..fillers import fill
 from ..ops.libm import powf
 from ..ops.lrn import channel_window_sums, lrn_across_forward  # noqa: F401 (tests)
 from ..ops.pooling import ave_pool_backward, ave_pool_forward
+from ..ops.winograd import fast_mode
 from ..proto import caffe_pb2
 from .base import Layer, register_layer
 
@@ -58,7 +59,7 @@ class LRNLayer(Layer):
             self.scale_pow = _reuse(getattr(self, "scale_pow", None), x) \
                 if self.phase == caffe_pb2.TRAIN else None
             lrn_across_forward(x, self.size, self.alpha, self.beta, self.k, top[0].data,
-                               self.scale, self.scale_pow)
+                               self.scale, self.scale_pow, fast=fast_mode())
         else:
             _, _, h, w = x.shape
             self.avg = ave_pool_forward(x * x, self.size, 1, self.pre_pad, (h, w))

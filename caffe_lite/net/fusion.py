@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..ops.winograd import get_conv_algorithm
+from ..ops.winograd import fast_mode
 
 if TYPE_CHECKING:
     from .graph import NetGraph
@@ -36,10 +36,6 @@ class Chain:
 @dataclass
 class Plan:
     chains: dict[int, Chain] = field(default_factory=dict)      # by convolution index
-
-
-def fast_mode() -> bool:
-    return get_conv_algorithm() == "winograd"
 
 
 def plan_for(graph: NetGraph) -> Plan:

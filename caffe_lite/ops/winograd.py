@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import as_strided
 from . import threads
 from .geometry import check_out, per_axis, scratch
 
-__all__ = ["ALGORITHMS", "set_conv_algorithm", "get_conv_algorithm", "winograd_applies",
+__all__ = ["ALGORITHMS", "set_conv_algorithm", "get_conv_algorithm", "fast_mode", "winograd_applies",
            "winograd_forward", "transform_weights", "WinogradWeights"]
 
 ALGORITHMS = ("exact", "winograd")
@@ -89,6 +89,12 @@ def set_conv_algorithm(name: str) -> None:
 
 def get_conv_algorithm() -> str:
     return _state["algorithm"]
+
+
+def fast_mode() -> bool:
+    """The fast mode is on: Winograd here, BatchNorm/Scale folding (net/fusion.py),
+    LRN's power in float32 (ops/lrn.py)."""
+    return _state["algorithm"] == "winograd"
 
 
 # Where the transforms cost less than the multiplies they save, measured per layer
