@@ -116,12 +116,12 @@ def test_no_folding_where_a_backward_may_run(tmp_path, fast, bn_calls):
     net = make_net(tmp_path, tail=tail)
     net.forward()
     assert bn_calls == ["bn"]
-    assert not fusion.plan_for(net.graph).chains
+    assert not fusion.chains_of(net.graph)
 
 
 def test_no_folding_on_batch_statistics_or_in_the_exact_mode(tmp_path, bn_calls):
     net = make_net(tmp_path, bn="batch_norm_param { use_global_stats: false }")
-    assert not fusion.plan_for(net.graph).chains
+    assert not fusion.chains_of(net.graph)
     net = make_net(tmp_path)
     net.forward()                                            # exact mode: the layers run
     assert bn_calls == ["bn"]

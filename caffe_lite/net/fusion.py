@@ -4,8 +4,8 @@ A Convolution followed in place by a BatchNorm on global statistics, and optiona
 a per-channel Scale, computes ``((W x + b) - mean) / std * gamma + beta``, which is
 ``a (W x) + c`` per output channel, with ``a = gamma / std`` and ``c = (b - mean) a +
 beta``. In the fast mode (``set_conv_algorithm('winograd')``) the convolution
-scales and shifts its output that way and the two layers are skipped: one pass over
-the blob instead of four. The blob holds what the chain would have left in it, up
+scales and shifts its output that way, in place of its bias, and the two layers and
+their four passes over the blob are skipped. The blob holds what the chain would have left in it, up
 to rounding (the folding rounds differently from Caffe's three steps), so it stays
 out of the default mode.
 
@@ -15,7 +15,7 @@ runs all of it; a forward that starts or ends inside a chain runs its layers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,18 +33,12 @@ class Chain:
     folded: tuple[int, ...]
 
 
-@dataclass
-class Plan:
-    chains: dict[int, Chain] = field(default_factory=dict)      # by convolution index
-
-
-def plan_for(graph: NetGraph) -> Plan:
-    """The graph's foldable chains, found once."""
-    plan = getattr(graph, "_fusion_plan", None)
-    if plan is None:
-        plan = Plan({c.conv: c for c in _chains(graph)})
-        graph._fusion_plan = plan                   # type: ignore[attr-defined]
-    return plan
+def chains_of(graph: NetGraph) -> dict[int, Chain]:
+    """The graph's foldable chains by convolution index, found on first use (after
+    a lean net or a shadow has marked its layers forward only)."""
+    if graph.fusion_chains is None:
+        graph.fusion_chains = {c.conv: c for c in _chains(graph)}
+    return graph.fusion_chains
 
 
 def _chains(graph: NetGraph) -> list[Chain]:
@@ -86,7 +80,7 @@ def active_chains(graph: NetGraph, start: int, end: int) -> tuple[dict[int, Chai
     of the layers they skip; nothing otherwise."""
     if not fast_mode():
         return {}, set()
-    chains = {ci: c for ci, c in plan_for(graph).chains.items()
+    chains = {ci: c for ci, c in chains_of(graph).items()
               if ci >= start and max(c.folded) <= end}
     return chains, {li for c in chains.values() for li in c.folded}
 

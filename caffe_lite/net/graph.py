@@ -49,6 +49,8 @@ class NetGraph:
     params_lr: list[float] = field(default_factory=list)
     params_weight_decay: list[float] = field(default_factory=list)
     param_display_names: list[str] = field(default_factory=list)
+    # the fast mode's foldable Convolution/BatchNorm/Scale chains (fusion.py)
+    fusion_chains: dict[int, Any] | None = None
 
     def error(self, cls: type[CaffeLiteError], lp: Any, message: str,
               blob: str | None = None) -> CaffeLiteError:
