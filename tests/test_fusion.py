@@ -136,3 +136,37 @@ def test_folding_in_the_batch_parallel_shadows(tmp_path, fast, bn_calls, monkeyp
     net.forward()
     assert not bn_calls
     np.testing.assert_allclose(net.blobs["pool"].data, want, rtol=1e-5, atol=1e-5)
+
+
+def _random_weights(net, seed=0):
+    """He-scaled weights; BatchNorm statistics and Scale factors away from trivial."""
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if layer.type == "BatchNorm":
+            c = layer.blobs[0].shape[0]
+            layer.blobs[0].data[...] = rng.standard_normal(c) * 0.1
+            layer.blobs[1].data[...] = rng.random(c) + 0.5
+            layer.blobs[2].data[...] = 1
+        elif layer.type == "Scale":
+            for blob in layer.blobs:
+                blob.data[...] = rng.standard_normal(blob.shape) * 0.1 + (blob is layer.blobs[0])
+        elif layer.blobs:
+            w = layer.blobs[0].data
+            w[...] = rng.standard_normal(w.shape) * np.sqrt(2.0 / (w.size // w.shape[0]))
+            for blob in layer.blobs[1:]:
+                blob.data[...] = 0.01
+
+
+@pytest.mark.parametrize("path,blob", [("resnet/ResNet-50-deploy.prototxt", "fc1000"),
+                                       ("mobilenet_ssd/deploy.prototxt", "mbox_conf")])
+def test_zoo_nets_fold_every_batchnorm_and_agree(zoo_path, fast, path, blob):
+    """The zoo's ResNet-50 and MobileNet-SSD: every BatchNorm (with its Scale) folds
+    into the convolution before it, and the fast forward agrees with the exact one."""
+    net = caffe_lite.Net(str(zoo_path(path)), caffe_lite.TEST)
+    _random_weights(net)
+    assert len(fusion.chains_of(net.graph)) == sum(l.type == "BatchNorm" for l in net.layers)
+    net.blobs["data"].data[...] = np.random.default_rng(1).standard_normal(net.blobs["data"].shape)
+    want = exact_blobs(net)[blob]
+    net.forward()
+    got = net.blobs[blob].data
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
