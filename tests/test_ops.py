@@ -11,15 +11,14 @@ from reference import (
     ref_pool_out_size,
 )
 
-from caffe_lite.ops import pooling as pooling_ops
+from caffe_lite.ops import max_pool as max_pool_ops
 from caffe_lite.ops.conv_gemm import conv_backward, conv_forward, deconv_backward, deconv_forward
 from caffe_lite.ops.geometry import Workspace, conv_out_size, deconv_out_size
 from caffe_lite.ops.im2col import col2im, im2col
+from caffe_lite.ops.max_pool import max_pool_backward, max_pool_forward
 from caffe_lite.ops.pooling import (
     ave_pool_backward,
     ave_pool_forward,
-    max_pool_backward,
-    max_pool_forward,
     pool_out_size,
     window_bounds,
 )
@@ -425,7 +424,7 @@ def test_max_pool_in_chunks_with_nan_and_inf(monkeypatch, case):
     """Both paths pool a few planes at a time through -FLT_MAX-padded phase arrays;
     chunk edges, NaN, +-inf and windows of nothing above -FLT_MAX as Caffe."""
     N, C, H, W, k, s, p, ceil = case
-    monkeypatch.setattr(pooling_ops, "_CHUNK", 2 * H * W)            # 2 planes, then the rest
+    monkeypatch.setattr(max_pool_ops, "_CHUNK", 2 * H * W)            # 2 planes, then the rest
     x = randn(rng(18), N + 1, C + 2, H, W)
     r = rng(19)
     for value in (np.nan, np.inf, -np.inf, -np.finfo(np.float32).max):
@@ -484,6 +483,7 @@ def test_docstring_examples():
 
     import caffe_lite.ops.geometry as geometry_module
     import caffe_lite.ops.im2col as im2col_module
+    import caffe_lite.ops.max_pool as max_pool_module
     import caffe_lite.ops.pooling as pooling_module
-    for module in (geometry_module, im2col_module, pooling_module):
+    for module in (geometry_module, im2col_module, pooling_module, max_pool_module):
         assert doctest.testmod(module).failed == 0

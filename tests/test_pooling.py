@@ -194,6 +194,7 @@ def test_global_window_fast_path_is_bit_identical(monkeypatch, method):
     """One window over the whole plane takes a reduction instead of the per-offset loop;
     the bits are the loop's (row-major float32 sums; NaN never wins, all -inf gives
     -FLT_MAX), also for kernels larger than the plane."""
+    from caffe_lite.ops import max_pool as ops_max_pool
     from caffe_lite.ops import pooling as ops_pooling
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((2, 5, 6, 7)) * 100).astype(np.float32)
@@ -201,9 +202,10 @@ def test_global_window_fast_path_is_bit_identical(monkeypatch, method):
     x[0, 1] = -np.inf
     x[1, 2, 3, 4] = np.nan
     run = (lambda: ops_pooling.ave_pool_forward(x, (6, 8), 1, 0, (1, 1))) if method == "ave" \
-        else (lambda: ops_pooling.max_pool_forward(x, (6, 8), 1, 0, (1, 1))[0])
+        else (lambda: ops_max_pool.max_pool_forward(x, (6, 8), 1, 0, (1, 1))[0])
     fast = run()
-    monkeypatch.setattr(ops_pooling, "_is_global", lambda *args: False)
+    monkeypatch.setattr(ops_pooling if method == "ave" else ops_max_pool, "is_global",
+                        lambda *args: False)
     np.testing.assert_array_equal(fast, run())
 
 
@@ -211,6 +213,7 @@ def test_global_window_fast_path_is_bit_identical(monkeypatch, method):
 def test_separable_max_is_bit_identical(monkeypatch, kernel, stride, pad):
     """MAX without a mask runs one axis at a time; the bits equal the joint window
     loop's, with NaN (never wins) and all -inf windows (-FLT_MAX) included."""
+    from caffe_lite.ops import max_pool as ops_max_pool
     from caffe_lite.ops import pooling as ops_pooling
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
@@ -219,10 +222,10 @@ def test_separable_max_is_bit_identical(monkeypatch, kernel, stride, pad):
     x[1, 2, 4, 4] = np.nan
     out = tuple(ops_pooling.pool_out_size(s, k, st, p) for s, k, st, p in
                 zip(x.shape[2:], *(np.broadcast_to(v, 2) for v in (kernel, stride, pad))))
-    separable, _ = ops_pooling.max_pool_forward(x, kernel, stride, pad, out)
+    separable, _ = ops_max_pool.max_pool_forward(x, kernel, stride, pad, out)
     calls = []
-    monkeypatch.setattr(ops_pooling, "_separable_max", lambda *a: calls.append(1))
-    joint, _ = ops_pooling.max_pool_forward(x, kernel, stride, pad, out, need_mask=True)
+    monkeypatch.setattr(ops_max_pool, "_separable_max", lambda *a: calls.append(1))
+    joint, _ = ops_max_pool.max_pool_forward(x, kernel, stride, pad, out, need_mask=True)
     assert not calls                               # the mask path is the joint loop
     np.testing.assert_array_equal(separable, joint)
     ref, _ = ref_max_pool(x.astype(np.float64), kernel, stride, pad)

@@ -17,12 +17,8 @@ from caffe_lite.ops.conv_gemm import conv_backward, conv_forward, deconv_forward
 from caffe_lite.ops.geometry import Workspace  # noqa: E402
 from caffe_lite.ops.im2col import im2col  # noqa: E402
 from caffe_lite.ops.lrn import lrn_across_forward  # noqa: E402
-from caffe_lite.ops.pooling import (  # noqa: E402
-    ave_pool_forward,
-    max_pool_backward,
-    max_pool_forward,
-    pool_out_size,
-)
+from caffe_lite.ops.max_pool import max_pool_backward, max_pool_forward  # noqa: E402
+from caffe_lite.ops.pooling import ave_pool_forward, pool_out_size  # noqa: E402
 
 
 def median_ms(fn, repeat):

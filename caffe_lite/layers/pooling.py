@@ -1,7 +1,7 @@
 """Pooling (MAX / AVE / STOCHASTIC), SPP (a pyramid of poolings, flattened and
 concatenated) and R-FCN's PSROIPooling (kernels in ``ops.psroi``).
 
-Windows, output sizes and the MAX/AVE/STOCHASTIC numerics live in ``ops.pooling``;
+Windows, output sizes and the AVE/STOCHASTIC numerics live in ``ops.pooling``, MAX's in ``ops.max_pool``;
 this module reads the parameters, checks them, and keeps what backward needs. The MAX
 index mask costs several times the plain max, so it is built in forward only when a mask top
 asks for it or the net is training; otherwise backward
@@ -14,11 +14,10 @@ sum(x^2) / sum(x) with that formula's exact gradient.
 """
 import numpy as np
 
+from ..ops.max_pool import max_pool_backward, max_pool_forward
 from ..ops.pooling import (
     ave_pool_backward,
     ave_pool_forward,
-    max_pool_backward,
-    max_pool_forward,
     pool_out_size,
     stochastic_expectation,
     stochastic_expectation_backward,
