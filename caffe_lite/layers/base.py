@@ -19,6 +19,22 @@ _REGISTRY: dict[str, type[Layer]] = {}
 _LayerT = TypeVar("_LayerT", bound="type[Layer]")
 
 
+def reused(array: np.ndarray | None, like: np.ndarray) -> np.ndarray:
+    """``array`` when it has ``like``'s shape and dtype, else a new empty one like it:
+    a buffer a layer keeps from one forward to the next."""
+    if array is None or array.shape != like.shape or array.dtype != like.dtype:
+        return np.empty_like(like)
+    return array
+
+
+def kept_copy(buffer: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """x copied into ``buffer`` (reused when it fits): an in-place layer's input,
+    kept for its backward."""
+    buffer = reused(buffer, x)
+    np.copyto(buffer, x)
+    return buffer
+
+
 def register_layer(type_name: str) -> Callable[[_LayerT], _LayerT]:
     """Class decorator: make ``type_name`` buildable from a prototxt."""
     def decorate(cls: _LayerT) -> _LayerT:

@@ -22,7 +22,7 @@ import numpy as np
 from ..ops.libm import expf, logf, powf
 from ..proto import caffe_pb2
 from ..rng import get_rng
-from .base import Layer, register_layer
+from .base import Layer, kept_copy, register_layer
 
 
 class NeuronLayer(Layer):
@@ -45,11 +45,7 @@ class NeuronLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         if top[0] is bottom[0] and self.backward_needs_input() and not self.forward_only:
-            kept = self._kept_input
-            if kept is None or kept.shape != x.shape or kept.dtype != x.dtype:
-                kept = self._kept_input = np.empty_like(x)
-            np.copyto(kept, x)
-            x = kept
+            x = self._kept_input = kept_copy(self._kept_input, x)
         self.compute(x, top[0].data)
 
     def backward(self, top, propagate_down, bottom):

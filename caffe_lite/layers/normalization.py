@@ -14,16 +14,9 @@ from ..ops.lrn import channel_window_sums, lrn_across_forward  # noqa: F401 (tes
 from ..ops.pooling import ave_pool_backward, ave_pool_forward
 from ..ops.winograd import fast_mode
 from ..proto import caffe_pb2
-from .base import Layer, register_layer
+from .base import Layer, register_layer, reused
 
 _LRN = caffe_pb2.LRNParameter
-
-
-def _reuse(array, like):
-    """``array`` when it has ``like``'s shape and dtype, else a fresh one."""
-    if array is None or array.shape != like.shape or array.dtype != like.dtype:
-        return np.empty_like(like)
-    return array
 
 
 @register_layer("LRN")
@@ -55,8 +48,8 @@ class LRNLayer(Layer):
         x = bottom[0].data
         if self.across:
             # scale kept for backward; its power too when training (else rebuilt there)
-            self.scale = _reuse(getattr(self, "scale", None), x)
-            self.scale_pow = _reuse(getattr(self, "scale_pow", None), x) \
+            self.scale = reused(getattr(self, "scale", None), x)
+            self.scale_pow = reused(getattr(self, "scale_pow", None), x) \
                 if self.phase == caffe_pb2.TRAIN else None
             lrn_across_forward(x, self.size, self.alpha, self.beta, self.k, top[0].data,
                                self.scale, self.scale_pow, fast=fast_mode())

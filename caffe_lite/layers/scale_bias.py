@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import CaffeLiteError
 from ..fillers import fill
 from ..proto import caffe_pb2
-from .base import Layer, register_layer
+from .base import Layer, kept_copy, register_layer
 
 
 class _OperandLayer(Layer):
@@ -103,8 +103,9 @@ class ScaleLayer(_OperandLayer):
     bottom[1] or a learned blob; bias_term appends a learned bias blob shaped like s.
     Learned diffs accumulate (Caffe overwrites the scale's diff when the outer dim
     is 1 or the scale is as large as x); bottom[1]'s diff is written. In place
-    keeps a copy of x for the scale's gradient, as Caffe, unless the net runs
-    forward only (lean)."""
+    keeps a copy of x for the scale's gradient, as Caffe, unless its backward never
+    runs (forward_only: no loss below it, a lean net)."""
+    _kept = None                                 # the buffer x is kept in, reused
 
     def layer_setup(self, bottom, top):
         p = self.param.scale_param
@@ -134,20 +135,12 @@ class ScaleLayer(_OperandLayer):
         x = bottom[0].data.reshape(self.view)
         self.kept_input = None
         if top[0] is bottom[0] and not self.forward_only:
-            self.kept_input = self.keep(x)       # the scale's gradient needs x
+            self._kept = self.kept_input = kept_copy(self._kept, x)  # the gradient needs x
         y = top[0].data.reshape(self.view)
         np.multiply(x, self._scale(bottom).data.reshape(self.view[1], 1), out=y)
         if self.bias_term:
             y = top[0].data.reshape(self.bias_view)
             y += self.blobs[-1].data.reshape(self.bias_view[1], 1)
-
-    def keep(self, x):
-        """x copied into a buffer reused from one forward to the next."""
-        kept = getattr(self, "_kept_buffer", None)
-        if kept is None or kept.shape != x.shape:
-            kept = self._kept_buffer = np.empty_like(x)
-        np.copyto(kept, x)
-        return kept
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff
