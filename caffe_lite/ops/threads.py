@@ -10,14 +10,18 @@ BLAS's thread count is read and set with threadpoolctl (the optional extra
 ``fast``). Without it, with BLAS on one thread, or with ``enabled`` set to
 False, everything runs serially, as the numpy-only path. A part never splits
 again: code running on a worker sees ``in_worker()`` and stays serial.
+
+``pinned()`` keeps BLAS on one thread for a whole stretch of work (a batch-parallel
+forward): after a call on two threads, OpenBLAS's second thread keeps spinning for
+a while, and workers started meanwhile share a core with it. Inside, ``matmul``
+splits a large GEMM over the workers instead.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -99,7 +103,7 @@ def run_parts(parts: Sequence[Callable[[], _T]]) -> list[_T]:
     if _pool is None or _pool._max_workers < len(parts) or _pool_pid != os.getpid():
         # a forked child has the pool but not its threads: it makes its own
         _pool, _pool_pid = ThreadPoolExecutor(len(parts), thread_name_prefix="caffe_lite"), os.getpid()
-    with contextlib.nullcontext() if _pinned else _the_blas().one_thread():
+    with nullcontext() if _pinned else _the_blas().one_thread():
         jobs = [_pool.submit(_as_worker, part) for part in parts]
         wait(jobs)                     # all done before BLAS gets its threads back
     return [job.result() for job in jobs]

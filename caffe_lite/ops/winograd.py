@@ -15,6 +15,7 @@ from the points 0, 1, -1, 2, -2 (and 1/2, -1/2 for m = 6) and infinity. Each til
 transform runs as two small GEMMs (rows, then columns) over a block of tiles small
 enough for the cache.
 """
+from functools import partial
 from math import ceil
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = ["ALGORITHMS", "set_conv_algorithm", "get_conv_algorithm", "fast_mode"
 
 ALGORITHMS = ("exact", "winograd")
 _state = {"algorithm": "exact"}
+
 
 def winograd_matrices(points, m, r=3):
     """(B^T, G, A^T) of Winograd F(m, r) with the given finite points and infinity:
@@ -175,12 +177,12 @@ def winograd_forward(x, w, b=None, pad=0, out=None, workspace=None, cache=None, 
         for block in blocks:
             _block_forward(x, u, b, scale, pad, y, tiling, block, workspace)
         return y
-    parts = threads.split(len(blocks), count)
-    threads.run_parts([
-        lambda k=k, part=part: [_block_forward(x, u, b, scale, pad, y, tiling, block,
-                                               None if workspace is None else workspace.part(k))
-                                for block in blocks[part]]
-        for k, part in enumerate(parts)])
+    def run(k, part):
+        part_workspace = None if workspace is None else workspace.part(k)
+        for block in blocks[part]:
+            _block_forward(x, u, b, scale, pad, y, tiling, block, part_workspace)
+    threads.run_parts([partial(run, k, part)
+                       for k, part in enumerate(threads.split(len(blocks), count))])
     return y
 
 
@@ -194,9 +196,9 @@ def _block_forward(x, u, b, scale, pad, y, tiling, block, workspace):
     P = nb * nt * Tw
     d = _tiles(x[n], pad, t0, nt, Tw, m, workspace)                        # (s, s, C*P)
     v = _transform(tiling.bt, d, workspace, "winograd_v")                 # (s, s, C*P)
-    prod = scratch(workspace, "winograd_m", (span * span, Cout, P), x.dtype)
-    np.matmul(u, v.reshape(span * span, C, P), out=prod)
-    t = _transform(tiling.at, prod.reshape(span, span, -1), workspace, "winograd_y")
+    products = scratch(workspace, "winograd_m", (span * span, Cout, P), x.dtype)
+    np.matmul(u, v.reshape(span * span, C, P), out=products)
+    t = _transform(tiling.at, products.reshape(span, span, -1), workspace, "winograd_y")
     t = t.reshape(m, m, Cout, nb, nt, Tw)
     if scale is not None:
         t *= scale.reshape(Cout, 1, 1, 1)
