@@ -22,7 +22,7 @@ from . import parallel, scripting, weights
 from .graph import NetGraph, build_graph
 from .lean import LeanMemory
 from .passes import builtin_for_python_layers, filter_by_state, insert_splits
-from .running import naming, reshape_layers, run_forward
+from .running import reshape_layers, run_backward, run_forward
 from .summary import NetSummary, summarize
 
 TRAIN = caffe_pb2.TRAIN
@@ -266,13 +266,7 @@ class Net:
             self._state_in_shadows = False
             assert self._parallel is not None
             run_forward(self.graph, self._parallel.segment[0], len(self.layers) - 1)
-        with np.errstate(all="ignore"):
-            for li in range(start, end - 1, -1):
-                if self.layer_need_backward[li]:
-                    layer = self.layers[li]
-                    with naming(layer):
-                        layer.backward(self.top_vecs[li], self.bottom_need_backward[li],
-                                       self.bottom_vecs[li])
+        run_backward(self.graph, start, end)
 
     def forward_backward(self) -> float:
         """One training pass: forward, then backward; returns the loss."""

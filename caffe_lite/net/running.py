@@ -1,6 +1,6 @@
-"""Running a graph's layers over a range, each error naming the layer it came from:
-what a Net's forward, its backward and the batch-parallel shadows (parallel.py)
-all do."""
+"""Running a graph's layers over a range (forward, backward, reshape), each error
+naming the layer it came from: what a Net and the batch-parallel shadows
+(parallel.py) do."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -39,6 +39,17 @@ def run_forward(graph: NetGraph, start: int, end: int) -> float:
                 elif li not in skipped:
                     loss += layer.run_forward(graph.bottom_vecs[li], graph.top_vecs[li])
     return loss
+
+
+def run_backward(graph: NetGraph, start: int, end: int) -> None:
+    """Backward for layers start..end inclusive, top to bottom, where needed."""
+    with np.errstate(all="ignore"):
+        for li in range(start, end - 1, -1):
+            if graph.layer_need_backward[li]:
+                layer = graph.layers[li]
+                with naming(layer):
+                    layer.backward(graph.top_vecs[li], graph.bottom_need_backward[li],
+                                   graph.bottom_vecs[li])
 
 
 def reshape_layers(graph: NetGraph, start: int, end: int) -> None:
