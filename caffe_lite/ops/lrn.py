@@ -84,7 +84,7 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, fast
             return ring[c % (size + 1)]
 
     block = max(1, _BLOCK // max(1, N * plane))
-    wide = np.empty((N, min(block, C), plane), np.float64)
+    wide = None if fast else np.empty((N, min(block, C), plane), np.float64)
     narrow = None if pv is not None else np.empty((N, min(block, C), plane), dtype)
     positive = k > 0 and alpha >= 0      # the scale is then > 0 (or NaN/inf from x)
     first = sv[:, 0]
@@ -103,12 +103,12 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, fast
                 current -= leaving(c - pre - 1)
         if c + 1 - start == block or c + 1 == C:
             stop = c + 1
-            w = wide[:, :stop - start]
             p = pv[:, start:stop] if pv is not None else narrow[:, :stop - start]
             if fast:
                 np.power(sv[:, start:stop], dtype.type(-beta), out=p)
             else:
-                powf_positive(sv[:, start:stop], -beta, out=p, wide=w, positive=positive)
+                powf_positive(sv[:, start:stop], -beta, out=p, wide=wide[:, :stop - start],
+                              positive=positive)
             np.multiply(p, xv[:, start:stop], out=yv[:, start:stop])
             start = stop
     return out
