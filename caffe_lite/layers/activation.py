@@ -13,6 +13,7 @@ no copy of x.
 import numpy as np
 
 from ..fillers import fill
+from ..ops import clamp
 from ..ops.libm import expf, tanhf
 from ..proto import caffe_pb2
 from .base import register_layer
@@ -32,9 +33,9 @@ class ReLULayer(NeuronLayer):
 
     def compute(self, x, y):
         if self.slope == 0:
-            np.maximum(x, 0, out=y)
+            clamp.maximum(x, 0, out=y)
         else:
-            y[...] = np.maximum(x, 0) + self.slope * np.minimum(x, 0)
+            y[...] = clamp.maximum(x, 0) + self.slope * clamp.minimum(x, 0)
 
     def gradient(self, x, y, dy, dx):
         positive = x > 0
@@ -111,7 +112,7 @@ class ClipLayer(NeuronLayer):
         self.high = self.param.clip_param.max
 
     def compute(self, x, y):
-        np.maximum(np.minimum(x, self.high), self.low, out=y)
+        clamp.maximum(clamp.minimum(x, self.high), self.low, out=y)
 
     def gradient(self, x, y, dy, dx):
         np.multiply(dy, (x >= self.low) & (x <= self.high), out=dx)
@@ -216,7 +217,7 @@ class ReLU6Layer(NeuronLayer):
     gradient passes only for 0 < x < 6."""
 
     def compute(self, x, y):
-        np.minimum(np.maximum(x, 0), 6, out=y)
+        clamp.minimum(clamp.maximum(x, 0), 6, out=y)
 
     def gradient(self, x, y, dy, dx):
         np.multiply(dy, (x > 0) & (x < 6), out=dx)
