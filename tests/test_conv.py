@@ -76,18 +76,38 @@ def test_depthwise_blocks(monkeypatch, block_bytes, geometry, kw, shape):
     case.check_gradient()
 
 
-@pytest.mark.parametrize("fold_max_l", [0, 1 << 20])
-@pytest.mark.parametrize("params,shape,kw", [CONV_CASES[1], CONV_CASES[2], CONV_CASES[7]])
-def test_batch_folding_either_way(monkeypatch, fold_max_l, params, shape, kw):
-    """Per-image GEMMs and one GEMM over the batch (channel-major columns) agree with
-    the reference, values and gradients."""
+FOLDABLE = [CONV_CASES[i] for i in (0, 1, 2, 4, 5, 6, 8, 9)]
+
+
+@pytest.mark.parametrize("layout", [None, "channel", "batch_last"])
+@pytest.mark.parametrize("params,shape,kw", FOLDABLE)
+def test_batch_folding_every_layout(monkeypatch, layout, params, shape, kw):
+    """Per-image GEMMs and one GEMM over the batch, in either folded column layout,
+    agree with the reference, values and gradients (strides, pads, dilations, groups,
+    1-D..3-D included, whichever layout the cost rule would pick)."""
     from caffe_lite.ops import conv_gemm
-    monkeypatch.setattr(conv_gemm, "FOLD_MAX_L", fold_max_l)
+    monkeypatch.setattr(conv_gemm, "_fold_layout", lambda *args: layout)
     shape = (3,) + shape[1:]
     case = LayerCase(conv("Convolution", f"{params} {FILL}"), [shape], forward_atol=1e-5,
                      reference=lambda x, w, b: ref_conv(x, w, b, **kw))
     case.check_forward()
     case.check_gradient()
+
+
+def test_fold_layout_follows_the_cost_rule():
+    """LeNet's conv2 (8 wide, 20 channels) folds batch-last, its conv1 (one channel)
+    and strided layers channel-major; large maps, pointwise layers and one image
+    do not fold."""
+    from caffe_lite.ops.conv_gemm import _fold_layout
+    x = np.zeros((64, 20, 12, 12), np.float32)
+    assert _fold_layout(x, np.zeros((50, 20, 5, 5)), 1, 0, (8, 8)) == "batch_last"
+    assert _fold_layout(np.zeros((64, 1, 28, 28)), np.zeros((20, 1, 5, 5)), 1, 0,
+                        (24, 24)) == "channel"
+    assert _fold_layout(x, np.zeros((50, 20, 3, 3)), 2, 0, (5, 5)) == "channel"
+    assert _fold_layout(x[:1], np.zeros((50, 20, 5, 5)), 1, 0, (8, 8)) is None
+    assert _fold_layout(x, np.zeros((50, 20, 1, 1)), 1, 0, (12, 12)) is None
+    big = np.zeros((2, 20, 40, 40), np.float32)
+    assert _fold_layout(big, np.zeros((50, 20, 3, 3)), 1, 1, (40, 40)) is None
 
 
 def test_convolution_axis_multiple_bottoms_and_no_bias():

@@ -229,6 +229,24 @@ def test_im2col_col2im_adjoint(C, S, k, s, p, d):
     np.testing.assert_array_equal(im2col(x, k, s, p, d, out=np.full_like(cols, 7.0)), cols)
 
 
+@pytest.mark.parametrize("layout", ["channel", "batch_last"])
+@pytest.mark.parametrize("k, s, p, d", [(3, 1, 1, 1), (2, 2, 0, 1), (3, 2, 1, 2), (4, 2, 1, 1)])
+def test_folded_layouts_hold_the_same_columns(layout, k, s, p, d):
+    """The folded layouts are the per-image columns transposed, exactly, and col2im
+    from them gives the per-image col2im bit for bit (same adds, same order; k4 s2
+    takes the block path)."""
+    r = rng(9)
+    x = randn(r, 3, 2, 6, 7)
+    cols = im2col(x, k, s, p, d)                                   # (N, CK, L)
+    order = (1, 0, 2) if layout == "channel" else (1, 2, 0)
+    folded = im2col(x, k, s, p, d, layout=layout, workspace=Workspace())
+    np.testing.assert_array_equal(folded, cols.transpose(order))
+    c = randn(r, *cols.shape)
+    np.testing.assert_array_equal(
+        col2im(np.ascontiguousarray(c.transpose(order)), x.shape, k, s, p, d, layout=layout),
+        col2im(c, x.shape, k, s, p, d))
+
+
 def test_im2col_layout():
     """cols[n] is Caffe's col_buffer: row c*K + k, column oh*OW + ow, zeros in the padding."""
     x = np.arange(2 * 2 * 3 * 3, dtype=np.float32).reshape(2, 2, 3, 3)

@@ -24,7 +24,32 @@ import numpy as np
 
 from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 
-__all__ = ["im2col", "col2im"]
+__all__ = ["im2col", "col2im", "column_shape", "LAYOUTS"]
+
+
+# Column layouts. "image": (N, C*K, L), Caffe's per-image buffers. The two folded ones
+# make a whole batch one matrix (C*K, N*L) for one GEMM when the images are small:
+# "channel" (C*K, N, L), and "batch_last" (C*K, L, N), whose copies and adds run over
+# (output width x batch) at a time instead of one output row: the batch is staged in a
+# (C, *S, N) copy of x. Each loop below sees any layout as a (N, C, *K, *O) view.
+LAYOUTS = ("image", "channel", "batch_last")
+
+
+def column_shape(layout, N, CK, L):
+    """The shape of a layout's columns: CK rows per image, L output positions."""
+    return {"image": (N, CK, L), "channel": (CK, N, L), "batch_last": (CK, L, N)}[layout]
+
+
+def _as_image_major(a, layout, N, C, inner):
+    """View a layout's (C, inner..., N) or (C, N, inner...) buffer as (N, C, *inner)."""
+    inner = tuple(inner)
+    if layout == "image":
+        return a.reshape((N, C) + inner)
+    if layout == "channel":
+        view = a.reshape((C, N) + inner)
+        return view.transpose((1, 0) + tuple(range(2, 2 + len(inner))))
+    view = a.reshape((C,) + inner + (N,))
+    return view.transpose((len(inner) + 1, 0) + tuple(range(1, 1 + len(inner))))
 
 
 def _channel_major(cols, N, C, kernel, osz):
@@ -34,12 +59,31 @@ def _channel_major(cols, N, C, kernel, osz):
     return view.transpose((1 + nd, 0) + tuple(range(1, 1 + nd)) + tuple(range(2 + nd, 2 + 2 * nd)))
 
 
-def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, channel_major=False):
+def _cols_view(out, layout, N, C, kernel, osz):
+    """A layout's columns as (N, C, *K, *O)."""
+    if layout == "channel":
+        return _channel_major(out, N, C, kernel, osz)
+    return _as_image_major(out, layout, N, C, tuple(kernel) + tuple(osz))
+
+
+def _staged(x, layout, workspace):
+    """x as (N, C, *S), from a (C, *S, N) copy for batch_last (see LAYOUTS)."""
+    if layout != "batch_last":
+        return x
+    N, C, *spatial = x.shape
+    nd = len(spatial)
+    buf = scratch(workspace, "im2col_staged", (C,) + tuple(spatial) + (N,), x.dtype)
+    buf[...] = x.transpose((1,) + tuple(range(2, 2 + nd)) + (0,))
+    return _as_image_major(buf, layout, N, C, spatial)
+
+
+def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, layout="image", workspace=None):
     """Unfold (N, C, *spatial) into columns (N, C*K, L) in Caffe's per-image order.
 
     ``out`` (C-contiguous, right shape and dtype) is filled and returned when given.
-    ``channel_major``: columns (C*K, N, L) instead, the whole batch as one matrix
-    (C*K, N*L), for one GEMM over the batch when the images are small.
+    ``layout``: "channel" gives (C*K, N, L), "batch_last" (C*K, L, N) instead, the whole
+    batch as one matrix (C*K, N*L) for one GEMM when the images are small (LAYOUTS);
+    ``workspace`` then holds batch_last's staged input.
 
     >>> x = np.arange(9.).reshape(1, 1, 3, 3)
     >>> im2col(x, 2)[0]
@@ -50,12 +94,9 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, channel_major=False
     """
     N, C, *spatial = x.shape
     kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
-    if channel_major:
-        out = check_out(out, (C * prod(kernel), N, prod(osz)), x.dtype)
-        cols = _channel_major(out, N, C, kernel, osz)
-    else:
-        out = check_out(out, (N, C * prod(kernel), prod(osz)), x.dtype)
-        cols = out.reshape(N, C, *kernel, *osz)                  # view: (N, C, *K, *O)
+    out = check_out(out, column_shape(layout, N, C * prod(kernel), prod(osz)), x.dtype)
+    cols = _cols_view(out, layout, N, C, kernel, osz)             # (N, C, *K, *O)
+    x = _staged(x, layout, workspace)
     for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
         dst = cols[(slice(None), slice(None)) + k]                # (N, C, *O)
         if oslc is None:
@@ -70,10 +111,10 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, channel_major=False
 
 
 def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspace=None,
-           channel_major=False):
+           layout="image"):
     """Adjoint of im2col: fold columns (N, C*K, L) back into ``x_shape``, summing overlaps.
-    ``channel_major``: the columns are (C*K, N, L) (see im2col); the sums then run in a
-    (C, N, *spatial) buffer, in the columns' memory order, and are transposed once.
+    ``layout``: the columns' layout (see im2col); the folded ones sum in a buffer in the
+    columns' memory order, transposed into ``out`` once.
 
     ``out`` is overwritten (not accumulated into) when given. When every kernel size is a
     multiple of its stride (dilation 1) only prod(k/s) block-adds are needed instead of
@@ -86,7 +127,7 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspa
     """
     N, C, *spatial = x_shape
     kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
-    expect = (C * prod(kernel), N, prod(osz)) if channel_major else (N, C * prod(kernel), prod(osz))
+    expect = column_shape(layout, N, C * prod(kernel), prod(osz))
     if cols.shape != expect:
         raise ValueError(f"col2im: columns {cols.shape} do not match image {tuple(x_shape)} "
                          f"with kernel {kernel}: expected {expect}")
@@ -94,25 +135,24 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspa
     blocks = tuple(k // s for k, s in zip(kernel, stride))
     if (all(d == 1 for d in dilation) and all(k % s == 0 for k, s in zip(kernel, stride))
             and prod(blocks) < prod(kernel)):
-        if channel_major:
-            cols = np.ascontiguousarray(_channel_major(cols, N, C, kernel, osz)).reshape(
+        if layout != "image":
+            cols = np.ascontiguousarray(_cols_view(cols, layout, N, C, kernel, osz)).reshape(
                 N, C * prod(kernel), prod(osz))
         return _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace)
-    if channel_major:                       # sum in (C, N, *S), the columns' order
-        acc = scratch(workspace, "col2im_channel_major", (C, N) + tuple(spatial), cols.dtype)
-        src = cols.reshape((C,) + tuple(kernel) + (N,) + tuple(osz))
-        offset_cols = lambda k: src[(slice(None),) + k]                        # noqa: E731
-    else:
-        acc = out
-        src = cols.reshape(N, C, *kernel, *osz)                   # (N, C, *K, *O)
-        offset_cols = lambda k: src[(slice(None), slice(None)) + k]            # noqa: E731
-    acc[...] = 0
+    src = _cols_view(cols, layout, N, C, kernel, osz)             # (N, C, *K, *O)
+    if layout == "image":
+        staged = acc = out
+    else:                                   # sum in the columns' memory order
+        staged = scratch(workspace, "col2im_staged",
+                         column_shape(layout, N, C, prod(spatial)), cols.dtype)
+        acc = _as_image_major(staged, layout, N, C, spatial)
+    staged.fill(0)
     for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
         if oslc is not None:
             dst = acc[(Ellipsis,) + islc]
-            np.add(dst, offset_cols(k)[(Ellipsis,) + oslc], out=dst)
-    if channel_major:
-        out[...] = acc.transpose((1, 0) + tuple(range(2, 2 + len(spatial))))
+            np.add(dst, src[(slice(None), slice(None)) + k][(Ellipsis,) + oslc], out=dst)
+    if layout != "image":
+        out[...] = acc
     return out
 
 
