@@ -149,6 +149,15 @@ class BaseConvolution(_ConvGeometry):
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
+        if shape != getattr(self, "_checked_shape", None) or len(bottom) > 1:
+            self._check_input(bottom, shape)
+        for blob in top:
+            blob.reshape(shape[:self.axis] + (self.num_output,) + self.out_spatial)
+
+    def _check_input(self, bottom, shape):
+        """Check the bottoms and size the output; once per input shape (every forward
+        reshapes first)."""
+        self._checked_shape = None
         self.shape_input(bottom, type(self).out_size)
         if shape[self.axis] != self.channels:
             raise self.error(f"input has {shape[self.axis]} channels on axis {self.axis}, "
@@ -158,8 +167,7 @@ class BaseConvolution(_ConvGeometry):
             if blob.shape != shape:
                 raise self.error(f"every bottom must have the shape of bottom 0 {shape}, "
                                  f"got {blob.shape}", blob=self.bottom_name(i))
-        for blob in top:
-            blob.reshape(shape[:self.axis] + (self.num_output,) + self.out_spatial)
+        self._checked_shape = shape
 
     def views(self, bb, tb, what):
         """(bottom data, bottom ``what``, top ``what``) as (N, C, *S) / (N, Cout, *O)."""

@@ -55,7 +55,15 @@ def per_axis(value, nd, name):
 
 
 def conv_geometry(spatial, kernel, stride, pad, dilation):
-    """Normalise per-axis parameters; return them with the conv output spatial shape."""
+    """Normalise per-axis parameters; return them with the conv output spatial shape.
+    Made once per geometry: every convolution asks several times per forward."""
+    try:
+        return _cached_geometry(tuple(spatial), kernel, stride, pad, dilation)
+    except TypeError:                             # unhashable parameters (lists, arrays)
+        return _geometry(spatial, kernel, stride, pad, dilation)
+
+
+def _geometry(spatial, kernel, stride, pad, dilation):
     nd = len(spatial)
     kernel, stride, pad, dilation = (per_axis(v, nd, n) for v, n in zip(
         (kernel, stride, pad, dilation), ("kernel", "stride", "pad", "dilation")))
@@ -64,6 +72,9 @@ def conv_geometry(spatial, kernel, stride, pad, dilation):
         raise ValueError(f"convolution of spatial shape {tuple(spatial)} with kernel {kernel}"
                          f" stride {stride} pad {pad} dilation {dilation} is empty: {out}")
     return kernel, stride, pad, dilation, out
+
+
+_cached_geometry = functools.lru_cache(maxsize=1024)(_geometry)
 
 
 # ==== kernel offsets =========================================================
