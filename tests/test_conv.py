@@ -66,7 +66,8 @@ def test_depthwise_blocks(monkeypatch, block_bytes, geometry, kw, shape):
     """The depthwise kernel walks planes in blocks (one plane, a few, or all; the first
     and last blocks' shifted reads overhang x's ends); every blocking gives the
     reference's values and gradients."""
-    from caffe_lite.ops import depthwise
+    from caffe_lite.ops import depthwise, jit
+    monkeypatch.setattr(jit, "enabled", False)          # the numpy kernels' blocks
     monkeypatch.setattr(depthwise, "BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(depthwise, "COLUMN_BLOCK_BYTES", block_bytes)
     case = LayerCase(conv("Convolution", f"num_output: 5 {geometry} group: 5 {FILL}"),

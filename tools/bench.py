@@ -51,6 +51,7 @@ from bench_peers import (  # noqa: E402
 )
 
 import caffe_lite as caffe  # noqa: E402
+from caffe_lite.ops import jit  # noqa: E402
 from caffe_lite.ops import threads as worker_threads  # noqa: E402
 
 ZOO = os.path.join(ROOT, "..", "shared", "zoo")
@@ -220,13 +221,13 @@ def forward_row(source, batch, repeat, threads, tmp, surgery=None):
     output = compared_blob(net)
     exact = net.blobs[output].data.copy()
     runners = {"caffe_lite": net.forward}
-    if worker_threads.threads() > 1:            # the extra threadpoolctl is installed
+    if worker_threads.threads() > 1 or jit.available():     # the extra fast is installed
         def numpy_only():
-            worker_threads.enabled = False      # serial, as without threadpoolctl
+            worker_threads.enabled = jit.enabled = False     # serial numpy, as without it
             try:
                 net.forward()
             finally:
-                worker_threads.enabled = True
+                worker_threads.enabled = jit.enabled = True
         runners["caffe_lite_numpy"] = numpy_only
     if hasattr(caffe, "set_conv_algorithm"):
         def fast():

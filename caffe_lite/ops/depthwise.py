@@ -14,6 +14,8 @@ planes (``_PhasePlan``) so every offset is again one contiguous run. Blocks hold
 about ``COLUMN_BLOCK_BYTES`` of columns: per-call overheads, not cache misses,
 dominated smaller blocks on this machine.
 
+With numba (the extra ``fast``), 2-D layers run compiled instead (jit.py).
+
 1-D and 3-D layers, and the backward pass, add one strided multiply per kernel offset
 into the output, in blocks of about ``BLOCK_BYTES`` so the running sum and the product
 stay in cache.
@@ -23,6 +25,7 @@ from math import prod
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import jit
 from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 
 __all__ = ["is_depthwise", "depthwise_forward", "depthwise_backward"]
@@ -58,6 +61,8 @@ def depthwise_forward(x, w, b=None, stride=1, pad=0, dilation=1, out=None, works
                                                        dilation)
     y = check_out(out, (N, C) + osz, x.dtype)
     nd = len(osz)
+    if nd == 2 and jit.available():
+        return jit.depthwise_2d(x, w, b, stride, pad, dilation, y, workspace)
     taps = w.reshape(C, prod(kernel))
     if _is_same(x, stride, osz):
         return _same_forward(x, taps, b, kernel, pad, dilation, y, workspace)

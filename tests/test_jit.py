@@ -1,0 +1,85 @@
+"""ops/jit.py, the compiled kernels of the extra ``fast`` (numba): each must give
+what its numpy path gives. The depthwise kernel sums every output's taps in Caffe's
+order, the padding's zeros included, then adds the bias, with no fused
+multiply-add: a float32 loop in that order must match it bit for bit."""
+import numpy as np
+import pytest
+
+from caffe_lite.ops import jit
+from caffe_lite.ops.depthwise import depthwise_backward, depthwise_forward
+from caffe_lite.ops.geometry import Workspace, conv_geometry
+
+pytest.importorskip("numba", reason="numba (the extra fast) missing")
+pytestmark = pytest.mark.skipif(not jit.available(), reason="compiled kernels switched off")
+
+GEOMETRIES = [  # kernel, stride, pad, dilation
+    ((3, 3), (1, 1), (1, 1), (1, 1)),       # MobileNet's
+    ((3, 3), (2, 2), (1, 1), (1, 1)),
+    ((5, 5), (1, 1), (2, 2), (1, 1)),
+    ((3, 2), (2, 1), (0, 1), (1, 2)),
+    ((1, 1), (1, 1), (0, 0), (1, 1)),
+    ((3, 3), (3, 2), (2, 0), (2, 1)),
+]
+
+
+def sequential_taps(x, w, b, stride, pad, dilation):
+    """The Caffe-order float sum as whole-array float32 steps: first tap's product,
+    then + each tap's product in row-major kernel order, then + bias."""
+    N, C, H, W = x.shape
+    kernel, stride, pad, dilation, (OH, OW) = conv_geometry((H, W), w.shape[2:], stride, pad,
+                                                            dilation)
+    xp = np.zeros((N, C, H + 2 * pad[0], W + 2 * pad[1]), x.dtype)
+    xp[:, :, pad[0]:pad[0] + H, pad[1]:pad[1] + W] = x
+    acc = None
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            rows = slice(i * dilation[0], i * dilation[0] + (OH - 1) * stride[0] + 1, stride[0])
+            cols = slice(j * dilation[1], j * dilation[1] + (OW - 1) * stride[1] + 1, stride[1])
+            term = w[:, 0, i, j].reshape(1, C, 1, 1) * xp[:, :, rows, cols]
+            acc = term if acc is None else acc + term
+    return acc if b is None else acc + b.reshape(1, C, 1, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kernel, stride, pad, dilation", GEOMETRIES)
+def test_depthwise_sums_in_caffe_order_bit_for_bit(monkeypatch, kernel, stride, pad, dilation,
+                                                  bias, dtype):
+    rng = np.random.default_rng(sum(kernel) + 7 * sum(stride))
+    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
+    w = rng.standard_normal((3, 1) + kernel).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype) if bias else None
+    got = depthwise_forward(x, w, b, stride, pad, dilation, workspace=Workspace())
+    np.testing.assert_array_equal(got, sequential_taps(x, w, b, stride, pad, dilation))
+    monkeypatch.setattr(jit, "enabled", False)                  # and the numpy kernels agree
+    np.testing.assert_allclose(got, depthwise_forward(x, w, b, stride, pad, dilation),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_non_finite_values_stay_where_caffe_puts_them():
+    """inf and NaN reach only the windows that read them; a NaN weight reaches every
+    output of its channel (it multiplies the padding's zeros too, as in Caffe's GEMM)."""
+    x = np.ones((1, 2, 5, 5), np.float32)
+    x[0, 0, 0, 0] = np.inf
+    w = np.ones((2, 1, 3, 3), np.float32)
+    w[1, 0, 2, 2] = np.nan
+    y = depthwise_forward(x, w, None, 1, 1)
+    assert np.isinf(y[0, 0, :2, :2]).all() and np.isfinite(y[0, 0, 2:]).all()
+    assert np.isnan(y[0, 1]).all()
+
+
+def test_switched_off_runs_numpy(monkeypatch):
+    monkeypatch.setattr(jit, "enabled", False)
+    assert not jit.available()
+
+
+def test_backward_still_matches_the_forward():
+    """The backward stays numpy: its dx is the adjoint of the compiled forward."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 7, 6))
+    w = rng.standard_normal((4, 1, 3, 3))
+    y = depthwise_forward(x, w, None, 1, 1)
+    dy = rng.standard_normal(y.shape)
+    dx, dw = depthwise_backward(x, w, dy, 1, 1)
+    np.testing.assert_allclose(np.vdot(y, dy), np.vdot(x, dx), rtol=1e-10)
+    np.testing.assert_allclose(np.vdot(y, dy), np.vdot(w, dw), rtol=1e-10)
