@@ -1,12 +1,16 @@
-"""The fast mode's folding of BatchNorm and Scale into the convolution before them
-(net/fusion.py): same blobs as the exact mode up to rounding, the folded layers
-skipped, and every case where folding must not happen left alone."""
+"""Chains of per-channel layers run with the convolution before them (net/fusion.py):
+in the default mode, compiled, the very bits of the layers one by one; in the fast
+mode, folded, the exact mode's blobs up to rounding; the chain's layers skipped, and
+every case where folding must not happen left alone."""
 import numpy as np
 import pytest
 
 import caffe_lite
 from caffe_lite.layers.normalization import BatchNormLayer
 from caffe_lite.net import fusion, parallel
+from caffe_lite.ops import jit
+
+needs_jit = pytest.mark.skipif(not jit.available(), reason="numba (the extra fast) missing")
 
 CHAIN = '''
 layer {{ name: "data" type: "Input" top: "data"
@@ -119,12 +123,85 @@ def test_no_folding_where_a_backward_may_run(tmp_path, fast, bn_calls):
     assert not fusion.chains_of(net.graph)
 
 
-def test_no_folding_on_batch_statistics_or_in_the_exact_mode(tmp_path, bn_calls):
+def test_no_folding_on_batch_statistics_or_in_the_exact_mode_numpy(tmp_path, bn_calls,
+                                                                   monkeypatch):
     net = make_net(tmp_path, bn="batch_norm_param { use_global_stats: false }")
     assert not fusion.chains_of(net.graph)
+    monkeypatch.setattr(jit, "enabled", False)
     net = make_net(tmp_path)
-    net.forward()                                            # exact mode: the layers run
+    net.forward()                                  # exact mode, numpy: the layers run
     assert bn_calls == ["bn"]
+
+
+def layer_by_layer(net, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(fusion, "active_chains", lambda graph, start, end: ({}, set()))
+        net.forward()
+        return {name: blob.data.copy() for name, blob in net.blobs.items()}
+
+
+@needs_jit
+@pytest.mark.parametrize("kwargs", [
+    {},                                                      # Conv -> BN -> Scale -> ReLU
+    {"scale": ""},                                           # no Scale
+    {"scale": SCALE.replace("bias_term: true", "bias_term: false")},
+    {"conv": "ConvolutionDepthwise", "cout": 3},
+    {"group": "group: 3", "cout": 6},
+])
+def test_compiled_chain_gives_the_layers_bits_in_the_exact_mode(tmp_path, bn_calls, monkeypatch,
+                                                               kwargs):
+    """In the default mode the compiled pass does the layers' own float steps: every
+    blob bit for bit as layer by layer, NaN and infinities included."""
+    net = make_net(tmp_path, **kwargs)
+    net.blobs["data"].data[0, 0, :2, :2] = [[np.nan, np.inf], [-np.inf, 0.0]]
+    want = layer_by_layer(net, monkeypatch)
+    bn_calls.clear()
+    net.forward()
+    assert not bn_calls, "the BatchNorm ran as a layer"
+    for name, value in want.items():
+        np.testing.assert_array_equal(net.blobs[name].data, value, err_msg=name)
+
+
+CONV_RELU = '''
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 6 dim: 5 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "gaussian" std: 1 }
+          bias_filler { type: "uniform" min: -1 max: 1 } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "leaky" type: "Convolution" bottom: "conv" top: "leaky"
+        convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "relu2" type: "ReLU" bottom: "leaky" top: "leaky" relu_param { negative_slope: 0.1 } }
+'''
+
+
+@needs_jit
+def test_a_convolution_and_its_relu_run_as_one(tmp_path, monkeypatch):
+    """Conv -> ReLU (CaffeNet, VGG, GoogLeNet): bias and ReLU in one compiled pass,
+    the same bits; a leaky ReLU is left to its layer."""
+    path = tmp_path / "net.prototxt"
+    path.write_text(CONV_RELU)
+    net = caffe_lite.Net(str(path), caffe_lite.TEST)
+    net.blobs["data"].data[...] = np.random.default_rng(1).standard_normal((2, 3, 6, 5))
+    chains = fusion.chains_of(net.graph)
+    assert [(c.bn, c.scale, c.relu is not None) for c in chains.values()] == [(None, None, True)]
+    want = layer_by_layer(net, monkeypatch)
+    net.forward()
+    for name, value in want.items():
+        np.testing.assert_array_equal(net.blobs[name].data, value, err_msg=name)
+
+
+@needs_jit
+def test_a_forward_ending_inside_a_chain_runs_its_part(tmp_path, bn_calls, monkeypatch):
+    net = make_net(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(fusion, "active_chains", lambda graph, start, end: ({}, set()))
+        net.forward(end="bn")
+        want = net.blobs["conv"].data.copy()
+    bn_calls.clear()
+    net.blobs["conv"].data[...] = 0
+    net.forward(end="bn")                               # conv + BatchNorm, compiled
+    assert not bn_calls
+    np.testing.assert_array_equal(net.blobs["conv"].data, want)
 
 
 def test_folding_in_the_batch_parallel_shadows(tmp_path, fast, bn_calls, monkeypatch):

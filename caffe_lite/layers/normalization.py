@@ -192,6 +192,14 @@ class BatchNormLayer(Layer):
                              f"{shape}", blob=self.param.bottom[0])
         top[0].reshape(shape)
 
+    def global_statistics(self):
+        """(mean, std) per channel from the stored sums, as a TEST forward uses them
+        (net/fusion.py applies them in a compiled pass)."""
+        t = self.dtype.type
+        mean_sum, var_sum, factor = (b.data for b in self.blobs)
+        scale = t(0) if factor[0] == 0 else t(1) / factor[0]
+        return scale * mean_sum, np.sqrt(scale * var_sum + self.eps)
+
     def forward(self, bottom, top):
         t = self.dtype.type
         x = bottom[0].data
@@ -199,10 +207,9 @@ class BatchNormLayer(Layer):
         x = x.reshape(n, self.channels, -1)                             # (N, C, S)
         mean_sum, var_sum, factor = (b.data for b in self.blobs)
         if self.use_global_stats:
-            scale = t(0) if factor[0] == 0 else t(1) / factor[0]
-            mean, var = scale * mean_sum, scale * var_sum
+            mean, std = self.global_statistics()
             # straight into top (in place too): backward needs only std, not x_norm
-            self.std = np.sqrt(var + self.eps)[:, None]                  # (C, 1)
+            self.std = std[:, None]                                      # (C, 1)
             y = top[0].data.reshape(x.shape)
             np.subtract(x, mean[:, None], out=y)
             y /= self.std

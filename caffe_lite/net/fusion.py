@@ -1,41 +1,56 @@
-"""The fast mode's folding of TEST-phase BatchNorm and Scale into a Convolution.
+"""Chains of per-channel layers run with the Convolution before them.
 
-A Convolution followed in place by a BatchNorm on global statistics, and optionally
-a per-channel Scale, computes ``((W x + b) - mean) / std * gamma + beta``, which is
-``a (W x) + c`` per output channel, with ``a = gamma / std`` and ``c = (b - mean) a +
-beta``. In the fast mode (``set_conv_algorithm('winograd')``) the convolution
-scales and shifts its output that way, in place of its bias, and the two layers and
-their four passes over the blob are skipped. The blob holds what the chain would have left in it, up
-to rounding (the folding rounds differently from Caffe's three steps), so it stays
-out of the default mode.
+A Convolution is often followed, in place on its blob, by a BatchNorm on global
+statistics, a per-channel Scale and a ReLU: ``relu(((W x + b) - mean) / std *
+gamma + beta)``, one pass over the blob per step. Such a chain runs as one:
+
+- **With compiled kernels** (numba, ops/jit.py), in both modes, the convolution
+  leaves out its bias and one compiled pass takes every value through the steps.
+  In the default mode the steps are the layers' own float operations in their
+  order (bias, - mean, / std, * gamma, + beta, max(., 0)), so the blob gets the
+  same bits as from the layers one by one. In the fast mode the BatchNorm and
+  Scale are folded first (below) and the pass is ``relu(a conv(x) + c)``.
+- **Without them, in the fast mode** (``set_conv_algorithm('winograd')``), a
+  BatchNorm and Scale fold into the convolution: per output channel the chain is
+  ``a (W x) + c`` with ``a = gamma / std`` and ``c = (b - mean) a + beta``, and the
+  convolution scales and shifts its output that way (the ReLU runs as a layer).
+  The folding rounds differently from Caffe's steps, so it stays out of the
+  default mode.
 
 Only chains that run forward only fold (no layer below a loss, as in deploy nets):
-a backward would need the layers' own state. A chain folds only when a forward
-runs all of it; a forward that starts or ends inside a chain runs its layers.
+a backward would need the layers' own state. A forward that starts inside a chain
+runs its layers; one that ends inside it runs the part up to its end.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..ops import jit
 from ..ops.winograd import fast_mode
 
 if TYPE_CHECKING:
     from .graph import NetGraph
 
 
-@dataclass
+@dataclass(frozen=True)
 class Chain:
-    """Layer indices: the convolution, then the layers folded into it."""
+    """Layer indices: the convolution, then those of its steps that are present."""
     conv: int
-    folded: tuple[int, ...]
+    bn: int | None = None
+    scale: int | None = None
+    relu: int | None = None
+
+    @property
+    def folded(self) -> tuple[int, ...]:
+        return tuple(i for i in (self.bn, self.scale, self.relu) if i is not None)
 
 
 def chains_of(graph: NetGraph) -> dict[int, Chain]:
-    """The graph's foldable chains by convolution index, found on first use (after
-    a lean net or a shadow has marked its layers forward only)."""
+    """The graph's chains by convolution index, found on first use (after a lean net
+    or a shadow has marked its layers forward only)."""
     if graph.fusion_chains is None:
         graph.fusion_chains = {c.conv: c for c in _chains(graph)}
     return graph.fusion_chains
@@ -48,19 +63,22 @@ def _chains(graph: NetGraph) -> list[Chain]:
         if not (conv.type in ("Convolution", "ConvolutionDepthwise") and _runs_alone(graph, ci)
                 and getattr(conv, "axis", None) == 1):
             continue
-        blob = graph.top_vecs[ci][0]
-        bn = layers[ci + 1]
-        if not (bn.type == "BatchNorm" and bn.use_global_stats and _in_place_on(graph, ci + 1, blob)
+        blob, steps, li = graph.top_vecs[ci][0], {}, ci + 1
+        bn = layers[li]
+        if (bn.type == "BatchNorm" and bn.use_global_stats and _in_place_on(graph, li, blob)
                 and bn.channels == conv.num_output):
-            continue
-        folded = [ci + 1]
-        if ci + 2 < len(layers):
-            scale = layers[ci + 2]
-            if (scale.type == "Scale" and _in_place_on(graph, ci + 2, blob)
-                    and len(graph.bottom_vecs[ci + 2]) == 1 and scale.axis == 1
+            steps["bn"], li = li, li + 1
+            scale = layers[li] if li < len(layers) else None
+            if (scale is not None and scale.type == "Scale" and _in_place_on(graph, li, blob)
+                    and len(graph.bottom_vecs[li]) == 1 and scale.axis == 1
                     and scale.blobs[0].shape == (conv.num_output,)):
-                folded.append(ci + 2)
-        found.append(Chain(ci, tuple(folded)))
+                steps["scale"], li = li, li + 1
+        relu = layers[li] if li < len(layers) else None
+        if (relu is not None and relu.type == "ReLU" and relu.slope == 0
+                and _in_place_on(graph, li, blob)):
+            steps["relu"] = li
+        if steps:
+            found.append(Chain(ci, **steps))
     return found
 
 
@@ -76,40 +94,68 @@ def _in_place_on(graph: NetGraph, li: int, blob: Any) -> bool:
 
 
 def active_chains(graph: NetGraph, start: int, end: int) -> tuple[dict[int, Chain], set[int]]:
-    """In the fast mode, the chains wholly inside layers start..end and the indices
-    of the layers they skip; nothing otherwise."""
-    if not fast_mode():
+    """The chains that run as one in a forward over layers start..end (what the
+    mode and the compiled kernels allow, cut at ``end``), and the indices of the
+    layers they take over."""
+    compiled, fast = jit.available(), fast_mode()
+    if not (compiled or fast):
         return {}, set()
-    chains = {ci: c for ci, c in chains_of(graph).items()
-              if ci >= start and max(c.folded) <= end}
+    chains = {}
+    for ci, chain in chains_of(graph).items():
+        if ci < start or ci >= end:
+            continue
+        if not compiled:                       # fast mode, folded into the convolution
+            chain = replace(chain, relu=None)
+            if chain.bn is None:
+                continue
+        past: dict[str, Any] = {step: None for step in ("bn", "scale", "relu")
+                                if (getattr(chain, step) or -1) > end}
+        chain = replace(chain, **past)
+        if chain.bn is None and chain.scale is not None:
+            continue                           # a Scale whose BatchNorm runs as a layer
+        if chain.folded:
+            chains[ci] = chain
     return chains, {li for c in chains.values() for li in c.folded}
 
 
 def run_folded(graph: NetGraph, chain: Chain) -> None:
-    """The chain's convolution, its output scaled and shifted per channel as the
-    folded layers would, into its (in-place) blob."""
+    """The chain's convolution and steps, into its (in-place) blob."""
     ci = chain.conv
     conv: Any = graph.layers[ci]
     bottom, top = graph.bottom_vecs[ci], graph.top_vecs[ci]
     conv.reshape(bottom, top)
-    scale, shift = _affine(conv, [graph.layers[li] for li in chain.folded])
-    conv.forward_with(bottom, top, scale, shift)
+    bn: Any = None if chain.bn is None else graph.layers[chain.bn]
+    scale: Any = None if chain.scale is None else graph.layers[chain.scale]
+    if not jit.available():
+        conv.forward_with(bottom, top, *_affine(conv, bn, scale))
+        return
+    conv.forward_with(bottom, top, None, None)            # no bias: the pass adds it
+    y = top[0].data
+    relu = chain.relu is not None
+    if fast_mode() and bn is not None:
+        a, c = _affine(conv, bn, scale)
+        jit.channel_epilogue(y, gamma=a, beta=c, relu=relu)
+        return
+    bias = conv.blobs[1].data if conv.bias_term else None
+    mean, std = bn.global_statistics() if bn is not None else (None, None)
+    gamma = scale.blobs[0].data if scale is not None else None
+    beta = scale.blobs[1].data if scale is not None and scale.bias_term else None
+    jit.channel_epilogue(y, bias, mean, std, gamma, beta, relu)
 
 
-def _affine(conv: Any, layers: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _affine(conv: Any, bn: Any, scale: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per output channel (a, c) with chain(conv(x) + b) = a conv(x) + c, from the
     layers' current values (a few values per channel: made each forward, so any
     change of weights or statistics is seen), in float64, returned in the
     weights' dtype."""
     bias = conv.blobs[1].data.astype(np.float64) if conv.bias_term else 0.0
-    bn = layers[0]
     mean_sum, var_sum, factor = (b.data.astype(np.float64) for b in bn.blobs)
     s = 0.0 if factor[0] == 0 else 1.0 / factor[0]
-    scale = 1.0 / np.sqrt(s * var_sum + float(bn.eps))
-    shift = (bias - s * mean_sum) * scale
-    if len(layers) > 1:
-        gamma = layers[1].blobs[0].data.astype(np.float64)
-        beta = layers[1].blobs[1].data.astype(np.float64) if layers[1].bias_term else 0.0
-        scale, shift = scale * gamma, shift * gamma + beta
+    a = 1.0 / np.sqrt(s * var_sum + float(bn.eps))
+    c = (bias - s * mean_sum) * a
+    if scale is not None:
+        gamma = scale.blobs[0].data.astype(np.float64)
+        beta = scale.blobs[1].data.astype(np.float64) if scale.bias_term else 0.0
+        a, c = a * gamma, c * gamma + beta
     dtype = conv.blobs[0].data.dtype
-    return scale.astype(dtype), np.broadcast_to(shift, scale.shape).astype(dtype)
+    return a.astype(dtype), np.broadcast_to(c, a.shape).astype(dtype)

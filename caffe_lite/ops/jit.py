@@ -91,3 +91,59 @@ def depthwise_2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     kernel(xpad, np.ascontiguousarray(w, x.dtype), np.ascontiguousarray(bias, x.dtype),
            b is not None, y)
     return y
+
+
+# ==== per-channel epilogue ===================================================
+# A convolution's output usually goes through a chain of per-channel steps in place:
+# its bias, a BatchNorm on global statistics, a Scale, a ReLU (ResNet, MobileNet),
+# one numpy pass over the blob each. Compiled, each value takes every step in
+# registers, in the layers' order and the blob's dtype: the same float operations,
+# so the same bits, in one pass (net/fusion.py finds the chains).
+EPILOGUE_STEPS = ("bias", "mean", "std", "gamma", "beta", "relu")
+
+
+@lru_cache(maxsize=64)
+def _epilogue_kernel(steps: tuple[bool, ...]) -> Any:
+    """The kernel for one set of steps (flags in EPILOGUE_STEPS order): the flags are
+    compile-time constants, so absent steps cost nothing."""
+    bias, mean, std, gamma, beta, relu = steps
+
+    @_numba().njit(nogil=True, boundscheck=False)
+    def kernel(y, vectors, zero):                       # pragma: no cover (compiled)
+        N, C, L = y.shape
+        z = zero[0]
+        for n in range(N):
+            for c in range(C):
+                b, m, s, g, h = vectors[0, c], vectors[1, c], vectors[2, c], vectors[3, c], vectors[4, c]
+                row = y[n, c]
+                for i in range(L):
+                    v = row[i]
+                    if bias:
+                        v = v + b
+                    if mean:
+                        v = v - m
+                    if std:
+                        v = v / s
+                    if gamma:
+                        v = v * g
+                    if beta:
+                        v = v + h
+                    if relu:                            # np.maximum(v, 0): NaN stays
+                        v = v if (v > z or v != v) else z
+                    row[i] = v
+    return kernel
+
+
+def channel_epilogue(y: np.ndarray, bias: Any = None, mean: Any = None, std: Any = None,
+                     gamma: Any = None, beta: Any = None, relu: bool = False) -> np.ndarray:
+    """In place on y (N, C, ...), per channel c, in this order: + bias[c], - mean[c],
+    / std[c], * gamma[c], + beta[c], max(., 0); each vector (C,) or None (skipped)."""
+    N, C = y.shape[:2]
+    given = (bias, mean, std, gamma, beta)
+    vectors = np.zeros((5, C), y.dtype)
+    for row, v in zip(vectors, given):
+        if v is not None:
+            row[...] = np.asarray(v).reshape(C)
+    steps = tuple(v is not None for v in given) + (bool(relu),)
+    _epilogue_kernel(steps)(y.reshape(N, C, -1), vectors, np.zeros(1, y.dtype))
+    return y
