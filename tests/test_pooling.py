@@ -209,12 +209,19 @@ def test_global_window_fast_path_is_bit_identical(monkeypatch, method):
     np.testing.assert_array_equal(fast, run())
 
 
-@pytest.mark.parametrize("kernel,stride,pad", [(3, 2, 0), ((3, 4), (2, 1), (1, 2)), (5, 3, 2)])
-def test_separable_max_is_bit_identical(monkeypatch, kernel, stride, pad):
-    """MAX without a mask runs one axis at a time; the bits equal the joint window
-    loop's, with NaN (never wins) and all -inf windows (-FLT_MAX) included."""
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("kernel,stride,pad", [(3, 2, 0), ((3, 4), (2, 1), (1, 2)), (5, 3, 2),
+                                               (3, 1, 1), (2, 2, 0), (3, 3, 2)])
+def test_separable_max_is_bit_identical(monkeypatch, kernel, stride, pad, compiled):
+    """MAX without a mask runs one axis at a time (numpy) or compiled over -inf padded
+    windows (numba); the bits equal the joint window loop's, with NaN (never wins) and
+    all -inf windows (-FLT_MAX) included."""
+    from caffe_lite.ops import jit
     from caffe_lite.ops import max_pool as ops_max_pool
     from caffe_lite.ops import pooling as ops_pooling
+    if compiled and not jit.available():
+        pytest.skip("numba (the extra fast) missing")
+    monkeypatch.setattr(jit, "enabled", compiled)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
     x[0, 0, :3, :3] = np.nan

@@ -8,6 +8,9 @@ a zero-padded copy of the input: MobileNet's conv4_dw at batch 1 took 0.24 ms
 instead of 0.92. Every output sums its taps in Caffe's order (kernel row, then
 column, the padding's zeros included), then adds the bias, in the blob's dtype.
 
+The per-channel steps after a convolution (bias, BatchNorm, Scale, ReLU) and MAX
+pooling (its windows' max, without the mask) run compiled too, each in one pass.
+
 Without numba, with ``enabled`` False, or with CAFFE_LITE_NO_JIT set, the numpy
 kernels run (the numpy-only path). Kernels compile on first use, once per
 kernel geometry (about 0.3 s each), and release the GIL, so the batch-parallel
@@ -23,7 +26,7 @@ import numpy as np
 
 from .geometry import scratch
 
-__all__ = ["enabled", "available", "depthwise_2d"]
+__all__ = ["enabled", "available", "depthwise_2d", "channel_epilogue", "max_pool_2d"]
 
 #: False runs the numpy kernels instead (the numpy-only path)
 enabled = True
@@ -146,4 +149,50 @@ def channel_epilogue(y: np.ndarray, bias: Any = None, mean: Any = None, std: Any
             row[...] = np.asarray(v).reshape(C)
     steps = tuple(v is not None for v in given) + (bool(relu),)
     _epilogue_kernel(steps)(y.reshape(N, C, -1), vectors, np.zeros(1, y.dtype))
+    return y
+
+
+# ==== MAX pooling ============================================================
+# Caffe's window max starts at -FLT_MAX and takes a value only when it is strictly
+# greater: NaN never wins, and nor does -inf. So the windows may read a copy of the
+# input padded with -inf wherever they leave it (Caffe clips them there): every
+# window is then whole, and each output is one unrolled max over the taps.
+
+
+@lru_cache(maxsize=64)
+def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int) -> Any:
+    """The MAX pooling kernel for one window geometry (compile-time constants)."""
+    taps = kh * kw
+
+    @_numba().njit(nogil=True, boundscheck=False)
+    def kernel(xpad, start, y):                         # pragma: no cover (compiled)
+        P, OH, OW = y.shape
+        init = start[0]
+        for p in range(P):
+            xp = xpad[p]
+            yp = y[p]
+            for oh in range(OH):
+                for ow in range(OW):
+                    best = init
+                    for k in range(taps):
+                        v = xp[oh * sh + k // kw, ow * sw + k % kw]
+                        best = v if v > best else best
+                    yp[oh, ow] = best
+    return kernel
+
+
+def max_pool_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple, out_shape: tuple,
+                y: np.ndarray, init: float, workspace: Any = None) -> np.ndarray:
+    """Caffe's MAX pooling of x (N, C, H, W) into the C-contiguous y (N, C, OH, OW),
+    without the mask, every window's max starting from ``init`` (-FLT_MAX): as
+    max_pool.max_pool_forward."""
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, pad, out_shape
+    rows, cols = (OH - 1) * sh + kh, (OW - 1) * sw + kw     # the windows' extent
+    xpad = scratch(workspace, "max_pool_padded_input", (N * C, max(rows, ph + H),
+                                                        max(cols, pw + W)), x.dtype)
+    xpad.fill(-np.inf)
+    xpad[:, ph:ph + H, pw:pw + W] = x.reshape(N * C, H, W)
+    _max_pool_kernel(kh, kw, sh, sw)(xpad, np.full(1, init, x.dtype),
+                                     y.reshape(N * C, OH, OW))
     return y

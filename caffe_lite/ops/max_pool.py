@@ -1,7 +1,8 @@
 """MAX pooling with Caffe's exact windows, for any number of spatial axes (sizes and
 windows: pooling.py).
 
-The mask-free forward is separable and flat (``_separable_max``): maxima of
+The mask-free 2-D forward runs compiled with numba (jit.py); without it, it is
+separable and flat (``_separable_max``): maxima of
 -FLT_MAX-padded phase planes, one axis at a time, over cache-sized chunks of planes.
 With a mask (a mask top, or TRAIN), 2-D runs per kernel offset with Caffe's strict
 '>' argmax (``_flat_max_mask``), other dimensions through ``kernel_offsets``. Max is
@@ -12,6 +13,7 @@ from math import prod
 
 import numpy as np
 
+from . import jit
 from .geometry import check_out, kernel_offsets
 from .pooling import CAFFE_MAX_INIT, is_global, pool_params
 
@@ -39,6 +41,8 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
         np.fmax(y, CAFFE_MAX_INIT, out=y)                          # all NaN/-inf: -FLT_MAX
         return y, None
     if not need_mask:
+        if len(spatial) == 2 and jit.available():
+            return jit.max_pool_2d(x, kernel, stride, pad, out_shape, y, CAFFE_MAX_INIT), None
         return _separable_max(x, kernel, stride, pad, out_shape, y), None
     if len(spatial) == 2:
         mask = check_out(mask_out, (N, C) + out_shape, x.dtype, "mask_out")
