@@ -97,11 +97,12 @@ def active_chains(graph: NetGraph, start: int, end: int) -> tuple[dict[int, Chai
     """The chains that run as one in a forward over layers start..end (what the
     mode and the compiled kernels allow, cut at ``end``), and the indices of the
     layers they take over."""
-    compiled, fast = jit.available(), fast_mode()
+    found = chains_of(graph)
+    compiled, fast = bool(found) and jit.available(), fast_mode()
     if not (compiled or fast):
         return {}, set()
     chains = {}
-    for ci, chain in chains_of(graph).items():
+    for ci, chain in found.items():
         if ci < start or ci >= end:
             continue
         if not compiled:                       # fast mode, folded into the convolution
