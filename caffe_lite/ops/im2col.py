@@ -40,30 +40,26 @@ def column_shape(layout, N, CK, L):
     return {"image": (N, CK, L), "channel": (CK, N, L), "batch_last": (CK, L, N)}[layout]
 
 
-def _as_image_major(a, layout, N, C, inner):
-    """View a layout's (C, inner..., N) or (C, N, inner...) buffer as (N, C, *inner)."""
-    inner = tuple(inner)
-    if layout == "image":
-        return a.reshape((N, C) + inner)
-    if layout == "channel":
-        view = a.reshape((C, N) + inner)
-        return view.transpose((1, 0) + tuple(range(2, 2 + len(inner))))
-    view = a.reshape((C,) + inner + (N,))
-    return view.transpose((len(inner) + 1, 0) + tuple(range(1, 1 + len(inner))))
+def _batch_first(a, N, dims, at):
+    """View ``a``, laid out as ``dims`` with the batch axis (N) inserted at index
+    ``at``, as (N, *dims)."""
+    shape = tuple(dims[:at]) + (N,) + tuple(dims[at:])
+    order = (at,) + tuple(i for i in range(len(shape)) if i != at)
+    return a.reshape(shape).transpose(order)
 
 
-def _channel_major(cols, N, C, kernel, osz):
-    """View a (C*K, N, L) buffer as (N, C, *K, *O), the order the loops index."""
-    nd = len(kernel)
-    view = cols.reshape((C,) + tuple(kernel) + (N,) + tuple(osz))
-    return view.transpose((1 + nd, 0) + tuple(range(1, 1 + nd)) + tuple(range(2 + nd, 2 + 2 * nd)))
+def _cols_view(cols, layout, N, C, kernel, osz):
+    """A layout's columns as (N, C, *K, *O): the batch axis sits first ("image"),
+    after the kernel axes ("channel") or last ("batch_last")."""
+    dims = (C,) + tuple(kernel) + tuple(osz)
+    at = {"image": 0, "channel": 1 + len(kernel), "batch_last": len(dims)}[layout]
+    return _batch_first(cols, N, dims, at)
 
 
-def _cols_view(out, layout, N, C, kernel, osz):
-    """A layout's columns as (N, C, *K, *O)."""
-    if layout == "channel":
-        return _channel_major(out, N, C, kernel, osz)
-    return _as_image_major(out, layout, N, C, tuple(kernel) + tuple(osz))
+def _image_view(a, layout, N, C, spatial):
+    """A layout's (N, C, *S), (C, N, *S) or (C, *S, N) buffer as (N, C, *S)."""
+    dims = (C,) + tuple(spatial)
+    return _batch_first(a, N, dims, {"image": 0, "channel": 1, "batch_last": len(dims)}[layout])
 
 
 def _staged(x, layout, workspace):
@@ -74,7 +70,7 @@ def _staged(x, layout, workspace):
     nd = len(spatial)
     buf = scratch(workspace, "im2col_staged", (C,) + tuple(spatial) + (N,), x.dtype)
     buf[...] = x.transpose((1,) + tuple(range(2, 2 + nd)) + (0,))
-    return _as_image_major(buf, layout, N, C, spatial)
+    return _image_view(buf, layout, N, C, spatial)
 
 
 def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, layout="image", workspace=None):
@@ -145,7 +141,7 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspa
     else:                                   # sum in the columns' memory order
         staged = scratch(workspace, "col2im_staged",
                          column_shape(layout, N, C, prod(spatial)), cols.dtype)
-        acc = _as_image_major(staged, layout, N, C, spatial)
+        acc = _image_view(staged, layout, N, C, spatial)
     staged.fill(0)
     for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
         if oslc is not None:
