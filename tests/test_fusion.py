@@ -241,9 +241,26 @@ def test_zoo_nets_fold_every_batchnorm_and_agree(zoo_path, fast, path, blob):
     into the convolution before it, and the fast forward agrees with the exact one."""
     net = caffe_lite.Net(str(zoo_path(path)), caffe_lite.TEST)
     _random_weights(net)
-    assert len(fusion.chains_of(net.graph)) == sum(l.type == "BatchNorm" for l in net.layers)
+    chains = fusion.chains_of(net.graph).values()
+    assert sum(c.bn is not None for c in chains) == sum(l.type == "BatchNorm" for l in net.layers)
+    assert sum(c.eltwise for c in chains) == sum(l.type == "Eltwise" for l in net.layers)
     net.blobs["data"].data[...] = np.random.default_rng(1).standard_normal(net.blobs["data"].shape)
     want = exact_blobs(net)[blob]
     net.forward()
     got = net.blobs[blob].data
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+@needs_jit
+def test_zoo_resnet_compiled_chains_give_the_layers_bits(zoo_path, monkeypatch):
+    """ResNet-50 in the default mode: every Conv/BatchNorm/Scale/ReLU chain and every
+    shortcut Eltwise + ReLU runs compiled, and every blob keeps the layers' bits."""
+    net = caffe_lite.Net(str(zoo_path("resnet/ResNet-50-deploy.prototxt")), caffe_lite.TEST)
+    _random_weights(net)
+    net.blobs["data"].reshape(1, 3, 224, 224)
+    net.reshape()
+    net.blobs["data"].data[...] = np.random.default_rng(2).standard_normal((1, 3, 224, 224))
+    want = layer_by_layer(net, monkeypatch)
+    net.forward()
+    for name, value in want.items():
+        np.testing.assert_array_equal(net.blobs[name].data, value, err_msg=name)

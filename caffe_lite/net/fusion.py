@@ -17,6 +17,9 @@ gamma + beta)``, one pass over the blob per step. Such a chain runs as one:
   The folding rounds differently from Caffe's steps, so it stays out of the
   default mode.
 
+An Eltwise adding two blobs, followed in place by a ReLU (ResNet's shortcut joins),
+runs as one compiled pass as well.
+
 Only chains that run forward only fold (no layer below a loss, as in deploy nets):
 a backward would need the layers' own state. A forward that starts inside a chain
 runs its layers; one that ends inside it runs the part up to its end.
@@ -30,6 +33,7 @@ import numpy as np
 
 from ..ops import jit
 from ..ops.winograd import fast_mode
+from ..proto import caffe_pb2
 
 if TYPE_CHECKING:
     from .graph import NetGraph
@@ -37,11 +41,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Chain:
-    """Layer indices: the convolution, then those of its steps that are present."""
+    """Layer indices: the head (a convolution, or an Eltwise SUM of two blobs), then
+    those of its steps that are present (an Eltwise head has only a ReLU)."""
     conv: int
     bn: int | None = None
     scale: int | None = None
     relu: int | None = None
+    eltwise: bool = False
 
     @property
     def folded(self) -> tuple[int, ...]:
@@ -60,10 +66,14 @@ def _chains(graph: NetGraph) -> list[Chain]:
     found = []
     layers: list[Any] = list(graph.layers)
     for ci, conv in enumerate(layers[:-1]):
+        if _is_plain_sum(graph, ci) and _relu_in_place(graph, ci + 1, graph.top_vecs[ci][0]):
+            found.append(Chain(ci, relu=ci + 1, eltwise=True))
+            continue
         if not (conv.type in ("Convolution", "ConvolutionDepthwise") and _runs_alone(graph, ci)
                 and getattr(conv, "axis", None) == 1):
             continue
-        blob, steps, li = graph.top_vecs[ci][0], {}, ci + 1
+        blob, li = graph.top_vecs[ci][0], ci + 1
+        steps: dict[str, Any] = {}
         bn = layers[li]
         if (bn.type == "BatchNorm" and bn.use_global_stats and _in_place_on(graph, li, blob)
                 and bn.channels == conv.num_output):
@@ -73,13 +83,25 @@ def _chains(graph: NetGraph) -> list[Chain]:
                     and len(graph.bottom_vecs[li]) == 1 and scale.axis == 1
                     and scale.blobs[0].shape == (conv.num_output,)):
                 steps["scale"], li = li, li + 1
-        relu = layers[li] if li < len(layers) else None
-        if (relu is not None and relu.type == "ReLU" and relu.slope == 0
-                and _in_place_on(graph, li, blob)):
+        if li < len(layers) and _relu_in_place(graph, li, blob):
             steps["relu"] = li
         if steps:
             found.append(Chain(ci, **steps))
     return found
+
+
+def _relu_in_place(graph: NetGraph, li: int, blob: Any) -> bool:
+    relu: Any = graph.layers[li]
+    return relu.type == "ReLU" and relu.slope == 0 and _in_place_on(graph, li, blob)
+
+
+def _is_plain_sum(graph: NetGraph, li: int) -> bool:
+    """An Eltwise adding two blobs with coefficients 1 (ResNet's shortcut joins)."""
+    layer: Any = graph.layers[li]
+    return (layer.type == "Eltwise" and layer.op == caffe_pb2.EltwiseParameter.SUM
+            and len(graph.bottom_vecs[li]) == 2
+            and all(c == 1 for c in layer.coeffs) and layer.forward_only
+            and len(graph.top_vecs[li]) == 1 and not any(layer.loss_weights))
 
 
 def _runs_alone(graph: NetGraph, li: int) -> bool:
@@ -107,7 +129,7 @@ def active_chains(graph: NetGraph, start: int, end: int) -> tuple[dict[int, Chai
             continue
         if not compiled:                       # fast mode, folded into the convolution
             chain = replace(chain, relu=None)
-            if chain.bn is None:
+            if chain.bn is None or chain.eltwise:
                 continue
         past: dict[str, Any] = {step: None for step in ("bn", "scale", "relu")
                                 if (getattr(chain, step) or -1) > end}
@@ -125,6 +147,9 @@ def run_folded(graph: NetGraph, chain: Chain) -> None:
     conv: Any = graph.layers[ci]
     bottom, top = graph.bottom_vecs[ci], graph.top_vecs[ci]
     conv.reshape(bottom, top)
+    if chain.eltwise:                                     # compiled only: a ReLU follows
+        jit.sum_relu(bottom[0].data, bottom[1].data, top[0].data)
+        return
     bn: Any = None if chain.bn is None else graph.layers[chain.bn]
     scale: Any = None if chain.scale is None else graph.layers[chain.scale]
     if not jit.available():

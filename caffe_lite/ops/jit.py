@@ -26,7 +26,8 @@ import numpy as np
 
 from .geometry import scratch
 
-__all__ = ["enabled", "available", "depthwise_2d", "channel_epilogue", "max_pool_2d"]
+__all__ = ["enabled", "available", "depthwise_2d", "channel_epilogue", "max_pool_2d",
+           "sum_relu"]
 
 #: False runs the numpy kernels instead (the numpy-only path)
 enabled = True
@@ -202,3 +203,22 @@ def max_pool_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple, out_sha
     _max_pool_kernel(kh, kw, sh, sw)(xpad, np.full(1, init, x.dtype),
                                      y.reshape(N * C, OH, OW))
     return y
+
+
+@lru_cache(maxsize=1)
+def _sum_relu_kernel() -> Any:
+    @_numba().njit(nogil=True, boundscheck=False)
+    def kernel(a, b, out, zero):                        # pragma: no cover (compiled)
+        z = zero[0]
+        for i in range(out.size):
+            v = a[i] + b[i]
+            out[i] = v if (v > z or v != v) else z      # np.maximum(v, 0): NaN stays
+    return kernel
+
+
+def sum_relu(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = max(a + b, 0), elementwise in one pass (a residual block's Eltwise SUM
+    and the ReLU after it: the same float steps as np.add, then np.maximum)."""
+    flat = [np.ascontiguousarray(v).reshape(-1) for v in (a, b)]
+    _sum_relu_kernel()(flat[0], flat[1], out.reshape(-1), np.zeros(1, out.dtype))
+    return out
