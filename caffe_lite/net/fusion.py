@@ -123,6 +123,14 @@ def active_chains(graph: NetGraph, start: int, end: int) -> tuple[dict[int, Chai
     compiled, fast = bool(found) and jit.available(), fast_mode()
     if not (compiled or fast):
         return {}, set()
+    key = (start, end, compiled, fast)
+    if key not in graph.fusion_active:
+        graph.fusion_active[key] = _active(found, start, end, compiled)
+    return graph.fusion_active[key]
+
+
+def _active(found: dict[int, Chain], start: int, end: int,
+            compiled: bool) -> tuple[dict[int, Chain], set[int]]:
     chains = {}
     for ci, chain in found.items():
         if ci < start or ci >= end:

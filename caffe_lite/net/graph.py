@@ -49,8 +49,10 @@ class NetGraph:
     params_lr: list[float] = field(default_factory=list)
     params_weight_decay: list[float] = field(default_factory=list)
     param_display_names: list[str] = field(default_factory=list)
-    # the fast mode's foldable Convolution/BatchNorm/Scale chains (fusion.py)
+    # chains of per-channel layers after a convolution (fusion.py), and those that
+    # run as one for a forward's (start, end, compiled, fast), made once each
     fusion_chains: dict[int, Any] | None = None
+    fusion_active: dict[tuple, Any] = field(default_factory=dict)
 
     def error(self, cls: type[CaffeLiteError], lp: Any, message: str,
               blob: str | None = None) -> CaffeLiteError:
