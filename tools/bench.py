@@ -78,6 +78,26 @@ def zoo(*parts):
     return os.path.join(ZOO, *parts)
 
 
+def zoo_body(path, last, size):
+    """A builder of a zoo net cut after layer ``last`` (its backbone: the MobileNet of
+    MobileNet-SSD without the detection heads), input (batch, 3, size, size)."""
+    def build(batch):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} (the zoo beside the repo) is absent")
+        from google.protobuf import text_format
+
+        from caffe_lite.proto import caffe_pb2
+        net = caffe_pb2.NetParameter()
+        with open(path) as handle:
+            text_format.Parse(handle.read(), net)
+        names = [layer.name for layer in net.layer]
+        del net.layer[names.index(last) + 1:]
+        del net.input_shape[:]
+        net.input_shape.add().dim.extend([batch, 3, size, size])
+        return net
+    return build
+
+
 # name -> (label, batches, source): source is a Proto builder (batch -> Proto) or a zoo path
 FORWARD = {
     "caffenet": ("CaffeNet 227²", (1, 8), caffenet),
@@ -87,6 +107,8 @@ FORWARD = {
     "resnet50": ("ResNet-50 224²", (1, 8), zoo("resnet", "ResNet-50-deploy.prototxt")),
     "squeezenet": ("SqueezeNet 1.1 227²", (1, 8), zoo("squeezenet", "v1.1", "deploy.prototxt")),
     "mobilenet": ("MobileNet v1 224² (ours)", (1, 8), mobilenet_v1),
+    "mobilenet_ssd": ("MobileNet-SSD body 300² (zoo)", (1, 8),
+                      zoo_body(zoo("mobilenet_ssd", "deploy.prototxt"), "conv13/relu", 300)),
 }
 TRAIN = {
     "lenet_train": ("LeNet train step b64 (SGD)", (64,)),
