@@ -11,7 +11,7 @@ import numpy as np
 from . import threads
 from .depthwise import depthwise_backward, depthwise_forward, is_depthwise
 from .geometry import check_out, conv_geometry, deconv_out_size, per_axis, scratch
-from .im2col import col2im, column_shape, im2col
+from .im2col import col2im, column_shape, im2col, image_view
 from .winograd import WinogradWeights, winograd_applies, winograd_forward
 
 __all__ = ["conv_forward", "conv_backward", "deconv_forward", "deconv_backward",
@@ -88,27 +88,6 @@ def _columns_folded(x, kernel, geometry, layout, workspace):
     CK, L = C * prod(kernel), prod(osz)
     out = scratch(workspace, "cols", column_shape(layout, n, CK, L), x.dtype)
     return im2col(x, kernel, *geometry, out=out, layout=layout, workspace=workspace).reshape(CK, n * L)
-
-
-def _to_layout(a, layout, workspace, name):
-    """(N, C, L) -> a C-contiguous (C, N, L) or (C, L, N) copy in the workspace."""
-    N, C, L = a.shape
-    if layout == "channel":
-        out = scratch(workspace, name, (C, N, L), a.dtype)
-        out[...] = a.transpose(1, 0, 2)
-    else:
-        out = scratch(workspace, name, (C, L, N), a.dtype)
-        out[...] = a.transpose(1, 2, 0)
-    return out
-
-
-def _from_layout(a, layout, out):
-    """out (N, C, L) = a C-contiguous folded (C, N*L) matrix, read back per layout."""
-    N, C, L = out.shape
-    if layout == "channel":
-        out[...] = a.reshape(C, N, L).transpose(1, 0, 2)
-    else:
-        out[...] = a.reshape(C, L, N).transpose(2, 0, 1)
 
 
 def _weight_cache(workspace, w):
@@ -228,7 +207,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, w
             cols = _columns_folded(x[n], kernel, (stride, pad, dilation), layout, workspace)
             yc = scratch(workspace, "y_folded", (Cout, m * L), x.dtype)
             _gemm_forward(cols.reshape(1, -1, m * L), w, group, yc.reshape(1, Cout, m * L))
-            _from_layout(yc, layout, y[n].reshape(m, Cout, L))
+            y[n].reshape(m, Cout, L)[...] = image_view(yc, layout, m, Cout, (L,))
             continue
         cols = _columns(x[n], kernel, stride, pad, dilation, workspace)  # (n, C*K, L)
         _gemm_forward(cols, w, group, y[n])                              # (n, Cout, L)
@@ -294,7 +273,9 @@ def _conv_backward_folded(x, w, dy, geometry, layout, group, dw, dx, workspace):
     Cout/G, n*L) @ cols^T; dx = col2im(W^T @ dy), both with n*L columns."""
     n, C, *spatial = x.shape
     Cout, kernel, L = w.shape[0], w.shape[2:], dy.shape[2]
-    dyc = _to_layout(dy, layout, workspace, "dy_folded").reshape(1, Cout, n * L)
+    dyc = scratch(workspace, "dy_folded", column_shape(layout, n, Cout, L), dy.dtype)
+    image_view(dyc, layout, n, Cout, (L,))[...] = dy
+    dyc = dyc.reshape(1, Cout, n * L)
     if dw is not None:
         cols = _columns_folded(x, kernel, geometry, layout, workspace).reshape(1, -1, n * L)
         dw += _gemm_weight(dyc, cols, group)

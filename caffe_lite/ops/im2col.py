@@ -24,7 +24,7 @@ import numpy as np
 
 from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 
-__all__ = ["im2col", "col2im", "column_shape", "LAYOUTS"]
+__all__ = ["im2col", "col2im", "column_shape", "image_view", "LAYOUTS"]
 
 
 # Column layouts. "image": (N, C*K, L), Caffe's per-image buffers. The two folded ones
@@ -56,8 +56,9 @@ def _cols_view(cols, layout, N, C, kernel, osz):
     return _batch_first(cols, N, dims, at)
 
 
-def _image_view(a, layout, N, C, spatial):
-    """A layout's (N, C, *S), (C, N, *S) or (C, *S, N) buffer as (N, C, *S)."""
+def image_view(a, layout, N, C, spatial):
+    """A layout's (N, C, *S), (C, N, *S) or (C, *S, N) buffer as (N, C, *S): also how
+    conv_gemm.py moves outputs and gradients in and out of a folded GEMM."""
     dims = (C,) + tuple(spatial)
     return _batch_first(a, N, dims, {"image": 0, "channel": 1, "batch_last": len(dims)}[layout])
 
@@ -70,7 +71,7 @@ def _staged(x, layout, workspace):
     nd = len(spatial)
     buf = scratch(workspace, "im2col_staged", (C,) + tuple(spatial) + (N,), x.dtype)
     buf[...] = x.transpose((1,) + tuple(range(2, 2 + nd)) + (0,))
-    return _image_view(buf, layout, N, C, spatial)
+    return image_view(buf, layout, N, C, spatial)
 
 
 def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, layout="image", workspace=None):
@@ -141,7 +142,7 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspa
     else:                                   # sum in the columns' memory order
         staged = scratch(workspace, "col2im_staged",
                          column_shape(layout, N, C, prod(spatial)), cols.dtype)
-        acc = _image_view(staged, layout, N, C, spatial)
+        acc = image_view(staged, layout, N, C, spatial)
     staged.fill(0)
     for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
         if oslc is not None:
