@@ -8,8 +8,10 @@ a zero-padded copy of the input: MobileNet's conv4_dw at batch 1 took 0.24 ms
 instead of 0.92. Every output sums its taps in Caffe's order (kernel row, then
 column, the padding's zeros included), then adds the bias, in the blob's dtype.
 
-The per-channel steps after a convolution (bias, BatchNorm, Scale, ReLU) and MAX
-pooling (its windows' max, without the mask) run compiled too, each in one pass.
+The per-channel steps after a convolution (bias, BatchNorm, Scale, ReLU), a
+shortcut join's sum and ReLU, and MAX pooling (its windows' max, without the mask)
+run compiled too, each in one pass, with the numpy steps' float operations in
+their order: the same bits.
 
 Without numba, with ``enabled`` False, or with CAFFE_LITE_NO_JIT set, the numpy
 kernels run (the numpy-only path). Kernels compile on first use, once per
