@@ -15,8 +15,9 @@ their order: the same bits.
 
 Without numba, with ``enabled`` False, or with CAFFE_LITE_NO_JIT set, the numpy
 kernels run (the numpy-only path). Kernels compile on first use, once per
-kernel geometry (about 0.3 s each), and release the GIL, so the batch-parallel
-forward's threads run them side by side.
+kernel geometry (about 0.3 s each), and numba caches them on disk (beside this
+module, or in its user cache directory), so later processes load them. They
+release the GIL, so the batch-parallel forward's threads run them side by side.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def _depthwise_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int) -> A
     constant, so the taps unroll and the output row vectorises."""
     taps = kh * kw
 
-    @_numba().njit(nogil=True, boundscheck=False)
+    @_numba().njit(nogil=True, boundscheck=False, cache=True)
     def kernel(xpad, w, b, has_bias, y):              # pragma: no cover (compiled)
         N, C, OH, OW = y.shape
         for n in range(N):
@@ -114,7 +115,7 @@ def _epilogue_kernel(steps: tuple[bool, ...]) -> Any:
     compile-time constants, so absent steps cost nothing."""
     bias, mean, std, gamma, beta, relu = steps
 
-    @_numba().njit(nogil=True, boundscheck=False)
+    @_numba().njit(nogil=True, boundscheck=False, cache=True)
     def kernel(y, vectors, zero):                       # pragma: no cover (compiled)
         N, C, L = y.shape
         z = zero[0]
@@ -167,7 +168,7 @@ def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int) -> Any:
     """The MAX pooling kernel for one window geometry (compile-time constants)."""
     taps = kh * kw
 
-    @_numba().njit(nogil=True, boundscheck=False)
+    @_numba().njit(nogil=True, boundscheck=False, cache=True)
     def kernel(xpad, start, y):                         # pragma: no cover (compiled)
         P, OH, OW = y.shape
         init = start[0]
@@ -209,7 +210,7 @@ def max_pool_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple, out_sha
 
 @lru_cache(maxsize=1)
 def _sum_relu_kernel() -> Any:
-    @_numba().njit(nogil=True, boundscheck=False)
+    @_numba().njit(nogil=True, boundscheck=False, cache=True)
     def kernel(a, b, out, zero):                        # pragma: no cover (compiled)
         z = zero[0]
         for i in range(out.size):
