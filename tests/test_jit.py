@@ -83,3 +83,20 @@ def test_backward_still_matches_the_forward():
     dx, dw = depthwise_backward(x, w, dy, 1, 1)
     np.testing.assert_allclose(np.vdot(y, dy), np.vdot(x, dx), rtol=1e-10)
     np.testing.assert_allclose(np.vdot(y, dy), np.vdot(w, dw), rtol=1e-10)
+
+
+def test_compiles_in_memory_where_numba_cannot_cache(monkeypatch):
+    """With nowhere to write its cache numba refuses cache=True: the kernels then
+    compile in memory instead of failing."""
+    import numba
+    real = numba.njit
+
+    def no_cache(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(numba, "njit", no_cache)
+
+    def double(a):                                       # pragma: no cover (compiled)
+        return a * 2
+    assert jit._compiled(double)(3) == 6

@@ -47,6 +47,16 @@ def _numba() -> Any:
     return numba
 
 
+def _compiled(fn: Any) -> Any:
+    """numba's njit of ``fn``, cached on disk where numba finds a writable place
+    (else compiled in memory in each process)."""
+    njit = _numba().njit
+    try:
+        return njit(nogil=True, boundscheck=False, cache=True)(fn)
+    except RuntimeError:                  # "no locator available": nowhere to write
+        return njit(nogil=True, boundscheck=False)(fn)
+
+
 def available() -> bool:
     """True when compiled kernels run: numba is installed and not switched off."""
     return enabled and _numba() is not None
@@ -58,7 +68,7 @@ def _depthwise_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int) -> A
     constant, so the taps unroll and the output row vectorises."""
     taps = kh * kw
 
-    @_numba().njit(nogil=True, boundscheck=False, cache=True)
+    @_compiled
     def kernel(xpad, w, b, has_bias, y):              # pragma: no cover (compiled)
         N, C, OH, OW = y.shape
         for n in range(N):
@@ -115,7 +125,7 @@ def _epilogue_kernel(steps: tuple[bool, ...]) -> Any:
     compile-time constants, so absent steps cost nothing."""
     bias, mean, std, gamma, beta, relu = steps
 
-    @_numba().njit(nogil=True, boundscheck=False, cache=True)
+    @_compiled
     def kernel(y, vectors, zero):                       # pragma: no cover (compiled)
         N, C, L = y.shape
         z = zero[0]
@@ -168,7 +178,7 @@ def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int) -> Any:
     """The MAX pooling kernel for one window geometry (compile-time constants)."""
     taps = kh * kw
 
-    @_numba().njit(nogil=True, boundscheck=False, cache=True)
+    @_compiled
     def kernel(xpad, start, y):                         # pragma: no cover (compiled)
         P, OH, OW = y.shape
         init = start[0]
@@ -210,7 +220,7 @@ def max_pool_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple, out_sha
 
 @lru_cache(maxsize=1)
 def _sum_relu_kernel() -> Any:
-    @_numba().njit(nogil=True, boundscheck=False, cache=True)
+    @_compiled
     def kernel(a, b, out, zero):                        # pragma: no cover (compiled)
         z = zero[0]
         for i in range(out.size):
