@@ -202,14 +202,11 @@ class ConvolutionLayer(BaseConvolution):
     out_size = staticmethod(conv_out_size)
 
     def forward(self, bottom, top):
-        w, b, geometry = self.kernel_args()
-        for bb, tb in zip(bottom, top):
-            x, _, y = self.views(bb, tb, "data")
-            conv_forward(x, w, b, out=y, workspace=self.workspace, **geometry)
+        self.forward_with(bottom, top, None, self.blobs[1].data if self.bias_term else None)
 
     def forward_with(self, bottom, top, scale, shift):
-        """y = scale * conv(x) + shift per output channel, instead of conv(x) + bias
-        (the fast mode's folded BatchNorm and Scale: net/fusion.py)."""
+        """y = scale * conv(x) + shift per output channel (either may be None), instead
+        of conv(x) + bias (net/fusion.py's chains)."""
         w, _, geometry = self.kernel_args()
         for bb, tb in zip(bottom, top):
             x, _, y = self.views(bb, tb, "data")

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 class Chain:
     """Layer indices: the head (a convolution, or an Eltwise SUM of two blobs), then
     those of its steps that are present (an Eltwise head has only a ReLU)."""
-    conv: int
+    head: int
     bn: int | None = None
     scale: int | None = None
     relu: int | None = None
@@ -55,10 +55,10 @@ class Chain:
 
 
 def chains_of(graph: NetGraph) -> dict[int, Chain]:
-    """The graph's chains by convolution index, found on first use (after a lean net
+    """The graph's chains by head index, found on first use (after a lean net
     or a shadow has marked its layers forward only)."""
     if graph.fusion_chains is None:
-        graph.fusion_chains = {c.conv: c for c in _chains(graph)}
+        graph.fusion_chains = {c.head: c for c in _chains(graph)}
     return graph.fusion_chains
 
 
@@ -151,7 +151,7 @@ def _active(found: dict[int, Chain], start: int, end: int,
 
 def run_folded(graph: NetGraph, chain: Chain) -> None:
     """The chain's convolution and steps, into its (in-place) blob."""
-    ci = chain.conv
+    ci = chain.head
     conv: Any = graph.layers[ci]
     bottom, top = graph.bottom_vecs[ci], graph.top_vecs[ci]
     conv.reshape(bottom, top)

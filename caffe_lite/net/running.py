@@ -21,8 +21,8 @@ def _named(exc: CaffeLiteError, layer: Any) -> None:
 
 
 def run_forward(graph: NetGraph, start: int, end: int) -> float:
-    """Run a graph's layers start..end inclusive and return the summed loss (in the
-    fast mode, with the foldable chains folded: fusion.py)."""
+    """Run a graph's layers start..end inclusive and return the summed loss, the
+    chains of per-channel layers after a convolution run as one (fusion.py)."""
     loss = 0.0
     chains, skipped = fusion.active_chains(graph, start, end)
     layers, bottoms, tops = graph.layers, graph.bottom_vecs, graph.top_vecs

@@ -68,10 +68,10 @@ def _staged(x, layout, workspace):
     if layout != "batch_last":
         return x
     N, C, *spatial = x.shape
-    nd = len(spatial)
     buf = scratch(workspace, "im2col_staged", (C,) + tuple(spatial) + (N,), x.dtype)
-    buf[...] = x.transpose((1,) + tuple(range(2, 2 + nd)) + (0,))
-    return image_view(buf, layout, N, C, spatial)
+    staged = image_view(buf, layout, N, C, spatial)
+    staged[...] = x
+    return staged
 
 
 def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, layout="image", workspace=None):

@@ -57,6 +57,21 @@ def _compiled(fn: Any) -> Any:
         return njit(nogil=True, boundscheck=False)(fn)
 
 
+def _padded(x: np.ndarray, pad: tuple, size: tuple, value: float, workspace: Any,
+            name: str) -> np.ndarray:
+    """x (N, C, H, W) copied into a (N, C, *size) scratch array at offset ``pad``, the
+    cells around it set to ``value``: windows then read whole rows and columns."""
+    H, W = x.shape[2:]
+    (ph, pw), (rows, cols) = pad, size
+    xpad = scratch(workspace, name, x.shape[:2] + (rows, cols), x.dtype)
+    xpad[:, :, :ph] = value
+    xpad[:, :, ph + H:] = value
+    xpad[:, :, ph:ph + H, :pw] = value
+    xpad[:, :, ph:ph + H, pw + W:] = value
+    xpad[:, :, ph:ph + H, pw:pw + W] = x
+    return xpad
+
+
 def available() -> bool:
     """True when compiled kernels run: numba is installed and not switched off."""
     return enabled and _numba() is not None
@@ -93,16 +108,9 @@ def depthwise_2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
                  pad: tuple, dilation: tuple, y: np.ndarray, workspace: Any = None) -> np.ndarray:
     """y = depthwise conv of x (N, C, H, W) with w (C, 1, KH, KW) and b (C,) or None,
     into the C-contiguous y (N, C, OH, OW): as depthwise.depthwise_forward."""
-    N, C, H, W = x.shape
+    H, W = x.shape[2:]
     (ph, pw) = pad
-    xpad = scratch(workspace, "depthwise_padded_input", (N, C, H + 2 * ph, W + 2 * pw), x.dtype)
-    if ph:
-        xpad[:, :, :ph] = 0
-        xpad[:, :, ph + H:] = 0
-    if pw:
-        xpad[:, :, ph:ph + H, :pw] = 0
-        xpad[:, :, ph:ph + H, pw + W:] = 0
-    xpad[:, :, ph:ph + H, pw:pw + W] = x
+    xpad = _padded(x, pad, (H + 2 * ph, W + 2 * pw), 0, workspace, "depthwise_padded_input")
     kernel = _depthwise_kernel(*w.shape[2:], *stride, *dilation)
     bias = b if b is not None else np.zeros(1, x.dtype)
     kernel(xpad, np.ascontiguousarray(w, x.dtype), np.ascontiguousarray(bias, x.dtype),
@@ -204,16 +212,12 @@ def max_pool_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple, out_sha
     (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, pad, out_shape
     rows, cols = (OH - 1) * sh + kh, (OW - 1) * sw + kw     # the windows' extent
     if ph == pw == 0 and rows <= H and cols <= W and x.flags.c_contiguous:
-        xpad = x.reshape(N * C, H, W)                       # every window inside x
+        xpad = x                                            # every window inside x
     else:
-        xpad = scratch(workspace, "max_pool_padded_input", (N * C, max(rows, ph + H),
-                                                            max(cols, pw + W)), x.dtype)
-        xpad[:, :ph] = -np.inf
-        xpad[:, ph + H:] = -np.inf
-        xpad[:, ph:ph + H, :pw] = -np.inf
-        xpad[:, ph:ph + H, pw + W:] = -np.inf
-        xpad[:, ph:ph + H, pw:pw + W] = x.reshape(N * C, H, W)
-    _max_pool_kernel(kh, kw, sh, sw)(xpad, np.full(1, init, x.dtype),
+        xpad = _padded(x, pad, (max(rows, ph + H), max(cols, pw + W)), -np.inf, workspace,
+                       "max_pool_padded_input")
+    _max_pool_kernel(kh, kw, sh, sw)(xpad.reshape(N * C, *xpad.shape[2:]),
+                                     np.full(1, init, x.dtype),
                                      y.reshape(N * C, OH, OW))
     return y
 
