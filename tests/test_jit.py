@@ -100,3 +100,30 @@ def test_compiles_in_memory_where_numba_cannot_cache(monkeypatch):
     def double(a):                                       # pragma: no cover (compiled)
         return a * 2
     assert jit._compiled(double)(3) == 6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,size", [((2, 7, 5, 6), 5), ((1, 3, 4, 4), 5), ((3, 10, 3, 2), 3),
+                                        ((1, 1, 2, 3), 5), ((2, 64, 40, 40), 5)])
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.filterwarnings("ignore:invalid value")
+def test_lrn_window_sums_match_numpy_bit_for_bit(monkeypatch, dtype, shape, size, fast):
+    """The compiled running channel sum gives the numpy steps' scale, power and output,
+    non-finite inputs included (the largest shape takes numpy's ring of squares); only
+    a NaN's sign bit may differ (inf - inf)."""
+    from caffe_lite.ops.lrn import lrn_across_forward
+    rng = np.random.default_rng(sum(shape) + size)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    x.reshape(-1)[::97] = np.nan
+    x.reshape(-1)[5::101] = np.inf
+    results = []
+    for compiled in (False, True):
+        monkeypatch.setattr(jit, "enabled", compiled)
+        out, scale, power = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+        lrn_across_forward(x, size, 1e-4, 0.75, 1.0, out, scale, power, fast=fast)
+        results.append((out, scale, power))
+    for numpy_values, compiled_values in zip(*results):
+        np.testing.assert_array_equal(numpy_values, compiled_values)     # NaN where NaN
+        numbers = ~np.isnan(numpy_values)
+        np.testing.assert_array_equal(numpy_values[numbers].view(np.uint8),
+                                      compiled_values[numbers].view(np.uint8))

@@ -12,6 +12,7 @@ float32 value is the one the whole-array steps give.
 """
 import numpy as np
 
+from . import jit
 from .libm import powf_positive
 
 __all__ = ["channel_window_sums", "lrn_across_forward"]
@@ -63,6 +64,25 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, fast
     plane = xv.shape[2]
     a = dtype.type(alpha) / dtype.type(size)
     pre = (size - 1) // 2
+    block = max(1, _BLOCK // max(1, N * plane))
+    wide = None if fast else np.empty((N, min(block, C), plane), np.float64)
+    narrow = None if pv is not None else np.empty((N, min(block, C), plane), dtype)
+    positive = k > 0 and alpha >= 0      # the scale is then > 0 (or NaN/inf from x)
+
+    def finish(start, stop):             # channels start..stop-1: power, then y
+        p = pv[:, start:stop] if pv is not None else narrow[:, :stop - start]
+        if fast:
+            np.power(sv[:, start:stop], dtype.type(-beta), out=p)
+        else:
+            powf_positive(sv[:, start:stop], -beta, out=p, wide=wide[:, :stop - start],
+                          positive=positive)
+        np.multiply(p, xv[:, start:stop], out=yv[:, start:stop])
+
+    if jit.available() and xv.flags.c_contiguous and sv.flags.c_contiguous:
+        jit.lrn_scale(xv, size, a, k, sv)
+        for start in range(0, C, block):
+            finish(start, min(start + block, C))
+        return out
     if x.size <= _ALL_SQUARES:           # small maps: square every channel at once
         squares = np.empty(xv.shape, dtype)
         np.multiply(xv, xv, out=squares)
@@ -82,11 +102,6 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, fast
 
         def leaving(c):
             return ring[c % (size + 1)]
-
-    block = max(1, _BLOCK // max(1, N * plane))
-    wide = None if fast else np.empty((N, min(block, C), plane), np.float64)
-    narrow = None if pv is not None else np.empty((N, min(block, C), plane), dtype)
-    positive = k > 0 and alpha >= 0      # the scale is then > 0 (or NaN/inf from x)
     first = sv[:, 0]
     first.fill(k)
     for j in range(min(pre + 1, C)):
@@ -102,13 +117,6 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, fast
             if c - pre - 1 >= 0:
                 current -= leaving(c - pre - 1)
         if c + 1 - start == block or c + 1 == C:
-            stop = c + 1
-            p = pv[:, start:stop] if pv is not None else narrow[:, :stop - start]
-            if fast:
-                np.power(sv[:, start:stop], dtype.type(-beta), out=p)
-            else:
-                powf_positive(sv[:, start:stop], -beta, out=p, wide=wide[:, :stop - start],
-                              positive=positive)
-            np.multiply(p, xv[:, start:stop], out=yv[:, start:stop])
-            start = stop
+            finish(start, c + 1)
+            start = c + 1
     return out
