@@ -9,7 +9,8 @@ instead of 0.92. Every output sums its taps in Caffe's order (kernel row, then
 column, the padding's zeros included), then adds the bias, in the blob's dtype.
 
 The per-channel steps after a convolution (bias, BatchNorm, Scale, ReLU), a
-shortcut join's sum and ReLU, and MAX pooling (its windows' max, without the mask)
+shortcut join's sum and ReLU, MAX pooling (its windows' max, without the mask) and LRN's
+channel window sums
 run compiled too, each in one pass, with the numpy steps' float operations in
 their order: the same bits.
 
