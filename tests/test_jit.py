@@ -127,3 +127,36 @@ def test_lrn_window_sums_match_numpy_bit_for_bit(monkeypatch, dtype, shape, size
         numbers = ~np.isnan(numpy_values)
         np.testing.assert_array_equal(numpy_values[numbers].view(np.uint8),
                                       compiled_values[numbers].view(np.uint8))
+
+
+@pytest.mark.parametrize("layout", ["image", "channel"])
+@pytest.mark.parametrize("kernel,stride,pad,dilation", GEOMETRIES + [((11, 11), (4, 4), (0, 0), (1, 1)),
+                                                                  ((7, 7), (2, 2), (3, 3), (1, 1))])
+def test_im2col_copies_the_numpy_columns_bit_for_bit(monkeypatch, layout, kernel, stride, pad,
+                                                     dilation):
+    """The compiled im2col writes the numpy loop's columns, padding zeros, -0, NaN and
+    infinities included, for float32 and float64 and a batch of 3."""
+    from caffe_lite.ops.im2col import im2col
+    rng = np.random.default_rng(7)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((3, 4, 23, 19)).astype(dtype)
+        x.reshape(-1)[::13] = -0.0
+        x.reshape(-1)[5::17] = np.nan
+        x.reshape(-1)[7::19] = -np.inf
+        results = []
+        for compiled in (False, True):
+            monkeypatch.setattr(jit, "enabled", compiled)
+            results.append(im2col(x, kernel, stride, pad, dilation, layout=layout))
+        np.testing.assert_array_equal(results[0].view(np.uint8), results[1].view(np.uint8))
+
+
+def test_im2col_of_a_strided_view_takes_numpy(monkeypatch):
+    """A view that is not C-contiguous is left to numpy's loop (same columns)."""
+    from caffe_lite.ops.im2col import im2col
+    x = np.random.default_rng(8).standard_normal((2, 3, 10, 12)).astype(np.float32)[:, :, ::2]
+    called = []
+    monkeypatch.setattr(jit, "im2col_2d", lambda *a, **k: called.append(1))
+    cols = im2col(x, 3, 1, 1)
+    assert not called
+    monkeypatch.setattr(jit, "enabled", False)
+    np.testing.assert_array_equal(cols, im2col(x, 3, 1, 1))
