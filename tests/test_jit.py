@@ -160,3 +160,18 @@ def test_im2col_of_a_strided_view_takes_numpy(monkeypatch):
     assert not called
     monkeypatch.setattr(jit, "enabled", False)
     np.testing.assert_array_equal(cols, im2col(x, 3, 1, 1))
+
+
+def test_forward_folds_only_small_gemms_when_im2col_is_compiled(monkeypatch):
+    """With compiled im2col a forward keeps one GEMM per image unless that GEMM is
+    small (LeNet's conv2 still folds); without it the numpy rule folds both."""
+    from caffe_lite.ops import conv_gemm
+    lenet = (np.zeros((64, 20, 12, 12), np.float32), np.zeros((50, 20, 5, 5), np.float32), (8, 8))
+    caffenet = (np.zeros((4, 256, 13, 13), np.float32), np.zeros((384, 256, 3, 3), np.float32),
+                (13, 13))
+    layout = {name: conv_gemm._forward_layout(x, w, 1, 0 if name == "lenet" else 1, osz)
+              for name, (x, w, osz) in (("lenet", lenet), ("caffenet", caffenet))}
+    assert layout == {"lenet": "batch_last", "caffenet": None}
+    monkeypatch.setattr(jit, "enabled", False)
+    x, w, osz = caffenet
+    assert conv_gemm._forward_layout(x, w, 1, 1, osz) == "batch_last"
