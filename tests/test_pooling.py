@@ -242,3 +242,35 @@ def test_separable_max_is_bit_identical(monkeypatch, kernel, stride, pad, compil
     np.testing.assert_array_equal(separable, ref)
     if compiled:      # numpy's fmax may keep either zero of a tie: only the values agree
         np.testing.assert_array_equal(separable.view(np.int32), ref.view(np.int32))
+
+
+@pytest.mark.parametrize("kernel,stride,pad", [(3, 2, 0), ((3, 4), (2, 1), (1, 2)), (2, 2, 0),
+                                               (3, 1, 1), (5, 3, 2)])
+def test_compiled_mask_and_backward_match_numpy(monkeypatch, kernel, stride, pad):
+    """The compiled MAX pooling with a mask gives numpy's values and masks (the first
+    strict maximum's flat index, -1 where none wins), and its backward numpy's
+    gradients bit for bit, overlapping windows summing in output order."""
+    from caffe_lite.ops import jit
+    from caffe_lite.ops import max_pool as ops_max_pool
+    from caffe_lite.ops import pooling as ops_pooling
+    if not jit.available():
+        pytest.skip("numba (the extra fast) missing")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    x[0, 0, :3, :3] = np.nan
+    x[0, 1, :4, :5] = -np.inf
+    x[1, 1] = np.round(x[1, 1])                    # ties: the first one wins
+    out = tuple(ops_pooling.pool_out_size(s, k, st, p) for s, k, st, p in
+                zip(x.shape[2:], *(np.broadcast_to(v, 2) for v in (kernel, stride, pad))))
+    dy = rng.standard_normal((2, 3) + out).astype(np.float32)
+    results = []
+    for compiled in (False, True):
+        monkeypatch.setattr(jit, "enabled", compiled)
+        y, mask = ops_max_pool.max_pool_forward(x, kernel, stride, pad, out, need_mask=True)
+        dx = ops_max_pool.max_pool_backward(dy, mask, x.shape)
+        results.append((y, mask, dx))
+    for numpy_result, compiled_result in zip(*results):
+        np.testing.assert_array_equal(numpy_result, compiled_result)
+    ref_y, ref_mask = ref_max_pool(x.astype(np.float64), kernel, stride, pad)
+    np.testing.assert_array_equal(results[1][1], ref_mask)
+    assert (results[1][1] == -1).any()             # the all-NaN / -inf windows

@@ -9,8 +9,8 @@ instead of 0.92. Every output sums its taps in Caffe's order (kernel row, then
 column, the padding's zeros included), then adds the bias, in the blob's dtype.
 
 The per-channel steps after a convolution (bias, BatchNorm, Scale, ReLU), a
-shortcut join's sum and ReLU, MAX pooling (its windows' max, without the mask) and
-LRN's channel window sums run compiled too, each in one pass, with the numpy steps'
+shortcut join's sum and ReLU and LRN's channel window sums run compiled too (MAX
+pooling's kernels are in jit_pooling.py), each in one pass, with the numpy steps'
 float operations in their order: the same bits. So does im2col, a copy.
 
 Without numba, with ``enabled`` False, or with CAFFE_LITE_NO_JIT set, the numpy
@@ -29,8 +29,8 @@ import numpy as np
 
 from .geometry import scratch
 
-__all__ = ["enabled", "available", "depthwise_2d", "channel_epilogue", "max_pool_2d",
-           "sum_relu", "lrn_scale", "im2col_2d"]
+__all__ = ["enabled", "available", "depthwise_2d", "channel_epilogue", "sum_relu",
+           "lrn_scale", "im2col_2d"]
 
 #: False runs the numpy kernels instead (the numpy-only path)
 enabled = True
@@ -171,97 +171,6 @@ def channel_epilogue(y: np.ndarray, bias: Any = None, mean: Any = None, std: Any
             row[...] = np.asarray(v).reshape(C)
     steps = tuple(v is not None for v in given) + (bool(relu),)
     _epilogue_kernel(steps)(y.reshape(N, C, -1), vectors, np.zeros(1, y.dtype))
-    return y
-
-
-# ==== MAX pooling ============================================================
-# Caffe's window max starts at -FLT_MAX and takes a value only when it is strictly
-# greater, over the window clipped to the input, row by row. The windows wholly
-# inside the input (nearly all) take the unrolled taps; the ones a border clips
-# take the clipped loops, in the same order. No padded copy of the input is made
-# (FCN-8s's pool2, ceil-rounded over a 349-wide map: 16.8 ms with one, 5.5 without).
-
-
-@lru_cache(maxsize=64)
-def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int, clipped: bool) -> Any:
-    """The MAX pooling kernel for one window geometry (compile-time constants), for
-    windows all inside x, or (``clipped``) some clipped by its borders."""
-    taps = kh * kw
-
-    @_compiled
-    def kernel(x, start, pad, y):                       # pragma: no cover (compiled)
-        P, OH, OW = y.shape
-        H, W = x.shape[1], x.shape[2]
-        init = start[0]
-        if not clipped:
-            for p in range(P):
-                xp = x[p]
-                yp = y[p]
-                for oh in range(OH):
-                    for ow in range(OW):
-                        best = init
-                        for k in range(taps):
-                            v = xp[oh * sh + k // kw, ow * sw + k % kw]
-                            best = v if v > best else best
-                        yp[oh, ow] = best
-            return
-        ph, pw = pad[0], pad[1]
-        lo = min(OW, (pw + sw - 1) // sw)               # windows inside: columns lo..hi-1
-        hi = lo if W + pw < kw else max(lo, min(OW, (W + pw - kw) // sw + 1))
-        for p in range(P):                              # the windows inside x
-            xp = x[p]
-            for oh in range(OH):
-                r0 = oh * sh - ph
-                if r0 >= 0 and r0 + kh <= H:
-                    row = y[p, oh]
-                    for ow in range(lo, hi):
-                        c0 = ow * sw - pw
-                        best = init
-                        for k in range(taps):           # unsigned: no negative-index wrap
-                            v = xp[np.uintp(r0 + k // kw), np.uintp(c0 + k % kw)]
-                            best = v if v > best else best
-                        row[np.uintp(ow)] = best        # (which would stop vectorising)
-        for p in range(P):                              # the windows a border clips
-            xp = x[p]
-            for oh in range(OH):
-                r0 = oh * sh - ph
-                whole = r0 >= 0 and r0 + kh <= H
-                for part in range(2 if whole else 1):
-                    first, last = (0, lo) if part == 0 else (hi, OW)
-                    if not whole:
-                        last = OW
-                    for ow in range(first, last):
-                        c0 = ow * sw - pw
-                        best = init
-                        for i in range(max(r0, 0), min(r0 + kh, H)):
-                            for j in range(max(c0, 0), min(c0 + kw, W)):
-                                v = xp[i, j]
-                                best = v if v > best else best
-                        y[p, oh, ow] = best
-    return kernel
-
-
-#: planes up to this many cells are copied into a -inf padded buffer when windows
-#: leave them: their clipped border windows, a large share on small maps (GoogLeNet's
-#: 3x3 pad-1 pools at 28x28 and less), run slower than the copy costs
-PAD_MAX_PLANE = 1 << 14
-
-
-def max_pool_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple, out_shape: tuple,
-                y: np.ndarray, init: float) -> np.ndarray:
-    """Caffe's MAX pooling of x (N, C, H, W) into the C-contiguous y (N, C, OH, OW),
-    without the mask, every window's max starting from ``init`` (-FLT_MAX): as
-    max_pool.max_pool_forward."""
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, pad, out_shape
-    rows, cols = (OH - 1) * sh + kh, (OW - 1) * sw + kw     # the windows' extent
-    inside = ph == pw == 0 and rows <= H and cols <= W
-    if not inside and H * W <= PAD_MAX_PLANE:   # -inf never wins Caffe's strict '>'
-        x = _padded(x, pad, (max(rows, ph + H), max(cols, pw + W)), -np.inf, None, "")
-        pad, inside = (0, 0), True
-    planes = np.ascontiguousarray(x).reshape(N * C, *x.shape[2:])
-    _max_pool_kernel(kh, kw, sh, sw, not inside)(planes, np.full(1, init, x.dtype),
-                                     np.array(pad, np.int64), y.reshape(N * C, OH, OW))
     return y
 
 

@@ -1,19 +1,20 @@
 """MAX pooling with Caffe's exact windows, for any number of spatial axes (sizes and
 windows: pooling.py).
 
-The mask-free 2-D forward runs compiled with numba (jit.py); without it, it is
+With numba (the extra ``fast``) the 2-D forward, with or without the mask, and the
+backward run compiled (jit_pooling.py). Without it, the mask-free forward is
 separable and flat (``_separable_max``): maxima of
 -FLT_MAX-padded phase planes, one axis at a time, over cache-sized chunks of planes.
 With a mask (a mask top, or TRAIN), 2-D runs per kernel offset with Caffe's strict
 '>' argmax (``_flat_max_mask``), other dimensions through ``kernel_offsets``. Max is
-order-free, so the values are bit-identical to Caffe's; the backward adds the
-gradients in Caffe's order.
+order-free, so the values are bit-identical to Caffe's (numpy's fmax may keep either
+zero of a -0/+0 tie); the backward adds the gradients in Caffe's order.
 """
 from math import prod
 
 import numpy as np
 
-from . import jit
+from . import jit, jit_pooling
 from .geometry import check_out, kernel_offsets
 from .pooling import CAFFE_MAX_INIT, is_global, pool_params
 
@@ -42,10 +43,15 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
         return y, None
     if not need_mask:
         if len(spatial) == 2 and jit.available():
-            return jit.max_pool_2d(x, kernel, stride, pad, out_shape, y, CAFFE_MAX_INIT), None
+            return jit_pooling.max_pool_2d(x, kernel, stride, pad, out_shape, y,
+                                           CAFFE_MAX_INIT), None
         return _separable_max(x, kernel, stride, pad, out_shape, y), None
     if len(spatial) == 2:
         mask = check_out(mask_out, (N, C) + out_shape, x.dtype, "mask_out")
+        if jit.available() and x.dtype in (np.float32, np.float64):
+            jit_pooling.max_pool_mask_2d(x, kernel, stride, pad, out_shape, y, mask,
+                                         CAFFE_MAX_INIT)
+            return y, mask
         return _flat_max_mask(x, kernel, stride, pad, out_shape, y, mask)
     y.fill(CAFFE_MAX_INIT)
     offsets = list(kernel_offsets(spatial, out_shape, kernel, stride, pad))
@@ -265,6 +271,10 @@ def max_pool_backward(dy, mask, x_shape, out=None):
     order, and in numpy 2 it beats bincount here). Negative mask entries are dropped.
     """
     N, C, *spatial = x_shape
+    if (jit.available() and dy.dtype in (np.float32, np.float64)
+            and (out is None or out.flags.c_contiguous)):
+        dx = check_out(out, tuple(x_shape), dy.dtype)
+        return jit_pooling.max_pool_backward_flat(dy, mask, dx)
     plane = prod(spatial)
     index = mask.reshape(N * C, -1).astype(np.intp)               # (N*C, L)
     grads = dy.reshape(N * C, -1)
