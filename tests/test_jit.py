@@ -154,8 +154,9 @@ def test_im2col_of_a_strided_view_takes_numpy(monkeypatch):
     """A view that is not C-contiguous is left to numpy's loop (same columns)."""
     from caffe_lite.ops.im2col import im2col
     x = np.random.default_rng(8).standard_normal((2, 3, 10, 12)).astype(np.float32)[:, :, ::2]
+    from caffe_lite.ops import jit_columns
     called = []
-    monkeypatch.setattr(jit, "im2col_2d", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(jit_columns, "im2col_2d", lambda *a, **k: called.append(1))
     cols = im2col(x, 3, 1, 1)
     assert not called
     monkeypatch.setattr(jit, "enabled", False)
@@ -175,3 +176,28 @@ def test_forward_folds_only_small_gemms_when_im2col_is_compiled(monkeypatch):
     monkeypatch.setattr(jit, "enabled", False)
     x, w, osz = caffenet
     assert conv_gemm._forward_layout(x, w, 1, 1, osz) == "batch_last"
+
+
+@pytest.mark.parametrize("layout", ["image", "channel", "batch_last"])
+@pytest.mark.parametrize("kernel,stride,pad,dilation", GEOMETRIES + [((5, 5), (1, 1), (0, 0), (1, 1))])
+def test_col2im_sums_as_numpy_bit_for_bit(monkeypatch, layout, kernel, stride, pad, dilation):
+    """The compiled col2im sums each cell's kernel offsets in numpy's (row-major)
+    order: the same float32 sums, overlapping windows and non-finite values included."""
+    from caffe_lite.ops.geometry import conv_geometry
+    from caffe_lite.ops.im2col import col2im, column_shape
+    rng = np.random.default_rng(9)
+    shape = (3, 4, 13, 11)
+    *_, osz = conv_geometry(shape[2:], kernel, stride, pad, dilation)
+    cols = rng.standard_normal(column_shape(layout, 3, 4 * kernel[0] * kernel[1],
+                                            osz[0] * osz[1])).astype(np.float32) * 1e3
+    cols.reshape(-1)[::23] = np.inf
+    cols.reshape(-1)[11::29] = np.nan
+    results = []
+    for compiled in (False, True):
+        monkeypatch.setattr(jit, "enabled", compiled)
+        results.append(col2im(cols, shape, kernel, stride, pad, dilation,
+                              workspace=Workspace(), layout=layout))
+    np.testing.assert_array_equal(results[0], results[1])
+    numbers = ~np.isnan(results[0])
+    np.testing.assert_array_equal(results[0][numbers].view(np.uint32),
+                                  results[1][numbers].view(np.uint32))

@@ -12,10 +12,10 @@ contiguous output width.
 
 im2col and col2im loop over kernel offsets only; each offset is one strided copy (add)
 of the whole batch, restricted to the output positions whose input lies inside the
-image, so no padded copy of the input is ever made. With the extra ``fast``, 2-D im2col
-into the "image" and "channel" layouts runs compiled instead (ops/jit.py: the same
-columns; ResNet-50 at batch 1 86.8 -> 81.4 ms, GoogLeNet 48.5 -> 43.9 ms, in-process
-A/B).
+image, so no padded copy of the input is ever made. With the extra ``fast`` they run
+compiled in 2-D instead (ops/jit_columns.py), im2col into the "image" and "channel"
+layouts, col2im from all three: the same columns and sums (ResNet-50 at batch 1 86.8
+-> 81.4 ms, GoogLeNet 48.5 -> 43.9 ms; LeNet's conv2 col2im at batch 64 2.4 -> 0.5 ms).
 
 Deconvolution is the transpose of convolution: its forward is convolution's
 backward-data (W^T GEMM + col2im), its backward-data is convolution's forward.
@@ -25,7 +25,7 @@ from math import prod
 
 import numpy as np
 
-from . import jit
+from . import jit, jit_columns
 from .geometry import check_out, conv_geometry, kernel_offsets, scratch
 
 __all__ = ["im2col", "col2im", "column_shape", "image_view", "LAYOUTS"]
@@ -98,7 +98,7 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, layout="image", wor
     out = check_out(out, column_shape(layout, N, C * prod(kernel), prod(osz)), x.dtype)
     if (len(spatial) == 2 and layout != "batch_last" and x.dtype in (np.float32, np.float64)
             and x.flags.c_contiguous and jit.available()):
-        return jit.im2col_2d(x, out, kernel, stride, pad, dilation, osz,
+        return jit_columns.im2col_2d(x, out, kernel, stride, pad, dilation, osz,
                              channel_major=layout == "channel")
     cols = _cols_view(out, layout, N, C, kernel, osz)             # (N, C, *K, *O)
     x = _staged(x, layout, workspace)
@@ -144,6 +144,14 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspa
             cols = np.ascontiguousarray(_cols_view(cols, layout, N, C, kernel, osz)).reshape(
                 N, C * prod(kernel), prod(osz))
         return _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace)
+    if (len(spatial) == 2 and cols.dtype in (np.float32, np.float64) and cols.flags.c_contiguous
+            and jit.available()):
+        if layout != "batch_last":
+            return jit_columns.col2im_2d(cols, out, kernel, stride, pad, dilation, osz, layout)
+        staged = scratch(workspace, "col2im_staged", (C,) + tuple(spatial) + (N,), cols.dtype)
+        jit_columns.col2im_2d(cols, staged, kernel, stride, pad, dilation, osz, layout)
+        out[...] = image_view(staged, layout, N, C, spatial)
+        return out
     src = _cols_view(cols, layout, N, C, kernel, osz)             # (N, C, *K, *O)
     if layout == "image":
         staged = acc = out

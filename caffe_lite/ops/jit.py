@@ -9,9 +9,9 @@ instead of 0.92. Every output sums its taps in Caffe's order (kernel row, then
 column, the padding's zeros included), then adds the bias, in the blob's dtype.
 
 The per-channel steps after a convolution (bias, BatchNorm, Scale, ReLU), a
-shortcut join's sum and ReLU and LRN's channel window sums run compiled too (MAX
-pooling's kernels are in jit_pooling.py), each in one pass, with the numpy steps'
-float operations in their order: the same bits. So does im2col, a copy.
+shortcut join's sum and ReLU and LRN's channel window sums run compiled too, each in one pass, with the numpy steps'
+float operations in their order: the same bits. im2col and col2im's kernels are in
+jit_columns.py, MAX pooling's in jit_pooling.py.
 
 Without numba, with ``enabled`` False, or with CAFFE_LITE_NO_JIT set, the numpy
 kernels run (the numpy-only path). Kernels compile on first use, once per
@@ -30,7 +30,7 @@ import numpy as np
 from .geometry import scratch
 
 __all__ = ["enabled", "available", "depthwise_2d", "channel_epilogue", "sum_relu",
-           "lrn_scale", "im2col_2d"]
+           "lrn_scale"]
 
 #: False runs the numpy kernels instead (the numpy-only path)
 enabled = True
@@ -237,70 +237,3 @@ def lrn_scale(x: np.ndarray, size: int, a: Any, k: float, scale: np.ndarray) -> 
     constants = np.array([a, k], x.dtype)
     _lrn_scale_kernel()(x, size, constants, scale)
     return scale
-
-
-# ==== im2col =================================================================
-# numpy copies each kernel offset's columns as one strided copy per offset (plus one
-# per padding border), its inner loop one output row long: on small maps the loop
-# overhead dominates, on strided kernels the gather. Compiled, each row of columns is
-# written in one pass, unit-stride runs vectorised: a copy, so the same bits.
-
-
-def _valid(size: int, start: int, stride: int, limit: int) -> tuple[int, int]:
-    """The outputs [lo, hi) of 0..size-1 whose input start + o*stride is in [0, limit)."""
-    lo = 0 if start >= 0 else min(size, (-start + stride - 1) // stride)
-    hi = 0 if start >= limit else min(size, (limit - start + stride - 1) // stride)
-    return lo, max(lo, hi)
-
-
-@lru_cache(maxsize=2)
-def _im2col_kernel(channel_major: bool) -> Any:
-    """im2col into C-contiguous columns (N, C*K, L), or (C*K, N, L) when
-    ``channel_major``. Indices are cast to unsigned where they are known to be inside:
-    numba's negative-index wrap would stop the copies vectorising."""
-    valid = _compiled(_valid)
-
-    @_compiled
-    def kernel(x, cols, geometry):                      # pragma: no cover (compiled)
-        N, C, H, W = x.shape
-        kh, kw, sh, sw, ph, pw = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], geometry[5]
-        dh, dw, OH, OW = geometry[6], geometry[7], geometry[8], geometry[9]
-        for n in range(N):
-            for c in range(C):
-                src = x[n, c]
-                for i in range(kh):
-                    r0 = i * dh - ph
-                    oh0, oh1 = valid(OH, r0, sh, H)
-                    for j in range(kw):
-                        c0 = j * dw - pw
-                        ow0, ow1 = valid(OW, c0, sw, W)
-                        k = (c * kh + i) * kw + j
-                        row = cols[k, n] if channel_major else cols[n, k]
-                        for oh in range(OH):
-                            base = oh * OW
-                            if oh < oh0 or oh >= oh1:
-                                for ow in range(OW):
-                                    row[np.uintp(base + ow)] = 0
-                                continue
-                            line = src[np.uintp(r0 + oh * sh)]
-                            for ow in range(ow0):
-                                row[np.uintp(base + ow)] = 0
-                            if sw == 1:
-                                for ow in range(ow0, ow1):
-                                    row[np.uintp(base + ow)] = line[np.uintp(c0 + ow)]
-                            else:
-                                for ow in range(ow0, ow1):
-                                    row[np.uintp(base + ow)] = line[np.uintp(c0 + ow * sw)]
-                            for ow in range(ow1, OW):
-                                row[np.uintp(base + ow)] = 0
-    return kernel
-
-
-def im2col_2d(x: np.ndarray, cols: np.ndarray, kernel: tuple, stride: tuple, pad: tuple,
-              dilation: tuple, out_shape: tuple, channel_major: bool) -> np.ndarray:
-    """The columns of the C-contiguous x (N, C, H, W) into the C-contiguous ``cols``,
-    (N, C*K, L) or (C*K, N, L) when ``channel_major``: as im2col.im2col fills them."""
-    geometry = np.array(tuple(kernel) + tuple(stride) + tuple(pad) + tuple(dilation)
-                        + tuple(out_shape), np.int64)
-    _im2col_kernel(channel_major)(x, cols, geometry)
-    return cols
