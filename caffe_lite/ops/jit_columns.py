@@ -27,18 +27,22 @@ def _valid(size: int, start: int, stride: int, limit: int) -> tuple[int, int]:
     return lo, max(lo, hi)
 
 
+@lru_cache(maxsize=1)
+def _valid_compiled() -> Any:
+    return _compiled(_valid)
+
+
 @lru_cache(maxsize=2)
 def _im2col_kernel(channel_major: bool) -> Any:
     """im2col into C-contiguous columns (N, C*K, L), or (C*K, N, L) when
     ``channel_major``. Indices are cast to unsigned where they are known to be inside:
     numba's negative-index wrap would stop the copies vectorising."""
-    valid = _compiled(_valid)
+    valid = _valid_compiled()
 
     @_compiled
     def kernel(x, cols, geometry):                      # pragma: no cover (compiled)
         N, C, H, W = x.shape
-        kh, kw, sh, sw, ph, pw = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], geometry[5]
-        dh, dw, OH, OW = geometry[6], geometry[7], geometry[8], geometry[9]
+        kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
         for n in range(N):
             for c in range(C):
                 src = x[n, c]
@@ -70,13 +74,17 @@ def _im2col_kernel(channel_major: bool) -> Any:
     return kernel
 
 
+def _geometry(*pairs: tuple) -> tuple:
+    """(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW) as plain ints: one tuple type, so one
+    compiled kernel serves every geometry."""
+    return tuple(int(v) for pair in pairs for v in pair)
+
+
 def im2col_2d(x: np.ndarray, cols: np.ndarray, kernel: tuple, stride: tuple, pad: tuple,
               dilation: tuple, out_shape: tuple, channel_major: bool) -> np.ndarray:
     """The columns of the C-contiguous x (N, C, H, W) into the C-contiguous ``cols``,
     (N, C*K, L) or (C*K, N, L) when ``channel_major``: as im2col.im2col fills them."""
-    geometry = np.array(tuple(kernel) + tuple(stride) + tuple(pad) + tuple(dilation)
-                        + tuple(out_shape), np.int64)
-    _im2col_kernel(channel_major)(x, cols, geometry)
+    _im2col_kernel(channel_major)(x, cols, _geometry(kernel, stride, pad, dilation, out_shape))
     return cols
 
 
@@ -85,7 +93,7 @@ def _col2im_kernel(layout: str) -> Any:
     """col2im from C-contiguous columns (N, C*K, L) ("image"), (C*K, N, L) ("channel")
     into out (N, C, H, W), or from (C*K, L, N) ("batch_last") into acc (C, H, W, N).
     Each cell sums its kernel offsets in row-major order, as the numpy loop does."""
-    valid = _compiled(_valid)
+    valid = _valid_compiled()
     batch_last = layout == "batch_last"
     channel_major = layout == "channel"
 
@@ -95,8 +103,7 @@ def _col2im_kernel(layout: str) -> Any:
             C, H, W, N = acc.shape
         else:
             N, C, H, W = acc.shape
-        kh, kw, sh, sw, ph, pw = geometry[0], geometry[1], geometry[2], geometry[3], geometry[4], geometry[5]
-        dh, dw, OH, OW = geometry[6], geometry[7], geometry[8], geometry[9]
+        kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
         for n in range(1 if batch_last else N):
             for c in range(C):
                 plane = acc[c] if batch_last else acc[n, c]
@@ -130,7 +137,5 @@ def col2im_2d(cols: np.ndarray, acc: np.ndarray, kernel: tuple, stride: tuple, p
               dilation: tuple, out_shape: tuple, layout: str) -> np.ndarray:
     """col2im of the C-contiguous columns of ``layout`` into the C-contiguous ``acc``,
     (N, C, H, W), or (C, H, W, N) for "batch_last": as im2col.col2im sums them."""
-    geometry = np.array(tuple(kernel) + tuple(stride) + tuple(pad) + tuple(dilation)
-                        + tuple(out_shape), np.int64)
-    _col2im_kernel(layout)(cols, acc, geometry)
+    _col2im_kernel(layout)(cols, acc, _geometry(kernel, stride, pad, dilation, out_shape))
     return acc
