@@ -15,24 +15,25 @@ import numpy as np
 
 from .jit import _compiled, _padded
 
-__all__ = ["max_pool_2d", "max_pool_mask_2d", "max_pool_backward_flat", "PAD_MAX_PLANE"]
+__all__ = ["max_pool_2d", "max_pool_backward_flat", "PAD_MAX_PLANE"]
 
 
-# ==== without the mask (TEST) ================================================
 # The windows wholly inside the input (nearly all) take the unrolled taps; the ones
 # a border clips take the clipped loops, in the same order. Large planes get no
 # padded copy (FCN-8s's pool2, ceil-rounded over a 349-wide map: 16.8 ms with one,
-# 5.5 without).
+# 5.5 without); with the mask (TRAIN, a mask top), where numpy needs several passes
+# per kernel offset, no plane does (the mask indexes the input itself).
 
 
 @lru_cache(maxsize=64)
-def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int, clipped: bool) -> Any:
+def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int, clipped: bool, with_mask: bool) -> Any:
     """The MAX pooling kernel for one window geometry (compile-time constants), for
-    windows all inside x, or (``clipped``) some clipped by its borders."""
+    windows all inside x, or (``clipped``) some clipped by its borders, writing the
+    mask too when ``with_mask`` (a flag fixed at compile time: no cost without)."""
     taps = kh * kw
 
     @_compiled
-    def kernel(x, start, pad, y):                       # pragma: no cover (compiled)
+    def kernel(x, start, pad, y, mask):                 # pragma: no cover (compiled)
         P, OH, OW = y.shape
         H, W = x.shape[1], x.shape[2]
         init = start[0]
@@ -51,101 +52,26 @@ def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int, clipped: bool) -> Any:
         ph, pw = pad[0], pad[1]
         lo = min(OW, (pw + sw - 1) // sw)               # windows inside: columns lo..hi-1
         hi = lo if W + pw < kw else max(lo, min(OW, (W + pw - kw) // sw + 1))
-        for p in range(P):                              # the windows inside x
-            xp = x[p]
-            for oh in range(OH):
-                r0 = oh * sh - ph
-                if r0 >= 0 and r0 + kh <= H:
-                    row = y[p, oh]
-                    for ow in range(lo, hi):
-                        c0 = ow * sw - pw
-                        best = init
-                        for k in range(taps):           # unsigned: no negative-index wrap
-                            v = xp[np.uintp(r0 + k // kw), np.uintp(c0 + k % kw)]
-                            best = v if v > best else best
-                        row[np.uintp(ow)] = best        # (which would stop vectorising)
-        for p in range(P):                              # the windows a border clips
-            xp = x[p]
-            for oh in range(OH):
-                r0 = oh * sh - ph
-                whole = r0 >= 0 and r0 + kh <= H
-                for part in range(2 if whole else 1):
-                    first, last = (0, lo) if part == 0 else (hi, OW)
-                    if not whole:
-                        last = OW
-                    for ow in range(first, last):
-                        c0 = ow * sw - pw
-                        best = init
-                        for i in range(max(r0, 0), min(r0 + kh, H)):
-                            for j in range(max(c0, 0), min(c0 + kw, W)):
-                                v = xp[i, j]
-                                best = v if v > best else best
-                        y[p, oh, ow] = best
-    return kernel
-
-
-#: planes up to this many cells are copied into a -inf padded buffer when windows
-#: leave them: their clipped border windows, a large share on small maps (GoogLeNet's
-#: 3x3 pad-1 pools at 28x28 and less), run slower than the copy costs
-PAD_MAX_PLANE = 1 << 14
-
-
-def max_pool_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple, out_shape: tuple,
-                y: np.ndarray, init: float) -> np.ndarray:
-    """Caffe's MAX pooling of x (N, C, H, W) into the C-contiguous y (N, C, OH, OW),
-    without the mask, every window's max starting from ``init`` (-FLT_MAX): as
-    max_pool.max_pool_forward."""
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, pad, out_shape
-    rows, cols = (OH - 1) * sh + kh, (OW - 1) * sw + kw     # the windows' extent
-    inside = ph == pw == 0 and rows <= H and cols <= W
-    if not inside and H * W <= PAD_MAX_PLANE:   # -inf never wins Caffe's strict '>'
-        x = _padded(x, pad, (max(rows, ph + H), max(cols, pw + W)), -np.inf, None, "")
-        pad, inside = (0, 0), True
-    planes = np.ascontiguousarray(x).reshape(N * C, *x.shape[2:])
-    _max_pool_kernel(kh, kw, sh, sw, not inside)(planes, np.full(1, init, x.dtype),
-                                     np.array(pad, np.int64), y.reshape(N * C, OH, OW))
-    return y
-
-
-# ==== with the mask (TRAIN, a mask top) =======================================
-# numpy finds the first maximum with several passes per kernel offset; compiled,
-# each window is one loop (LeNet's pool1 at batch 64, forward and backward: see
-# max_pool.py).
-
-
-@lru_cache(maxsize=64)
-def _max_mask_kernel(kh: int, kw: int, sh: int, sw: int) -> Any:
-    """The MAX pooling kernel with the mask for one window geometry (compile-time
-    constants): the windows inside x unrolled, then the ones a border clips."""
-    taps = kh * kw
-
-    @_compiled
-    def kernel(x, pad, start, y, mask):                 # pragma: no cover (compiled)
-        P, OH, OW = y.shape
-        H, W = x.shape[1], x.shape[2]
-        ph, pw = pad[0], pad[1]
-        init = start[0]
-        lo = min(OW, (pw + sw - 1) // sw)               # windows inside: columns lo..hi-1
-        hi = lo if W + pw < kw else max(lo, min(OW, (W + pw - kw) // sw + 1))
         for p in range(P):
             xp = x[p]
             for oh in range(OH):
                 r0 = oh * sh - ph
                 whole = r0 >= 0 and r0 + kh <= H
-                if whole:
+                if whole:                               # the windows inside x
                     row, marks = y[p, oh], mask[p, oh]
                     for ow in range(lo, hi):
                         c0 = ow * sw - pw
                         best = init
                         where = -1
-                        for k in range(taps):           # unsigned: see max_pool_2d's
+                        for k in range(taps):           # unsigned: no negative-index wrap
                             v = xp[np.uintp(r0 + k // kw), np.uintp(c0 + k % kw)]
                             take = v > best
                             best = v if take else best
-                            where = (r0 + k // kw) * W + c0 + k % kw if take else where
-                        row[np.uintp(ow)] = best
-                        marks[np.uintp(ow)] = where
+                            if with_mask:
+                                where = (r0 + k // kw) * W + c0 + k % kw if take else where
+                        row[np.uintp(ow)] = best        # (which would stop vectorising)
+                        if with_mask:
+                            marks[np.uintp(ow)] = where
                 for part in range(2 if whole else 1):   # the windows a border clips
                     first, last = (0, lo) if part == 0 else (hi, OW)
                     if not whole:
@@ -161,19 +87,38 @@ def _max_mask_kernel(kh: int, kw: int, sh: int, sw: int) -> Any:
                                     best = v
                                     where = i * W + j
                         y[p, oh, ow] = best
-                        mask[p, oh, ow] = where
+                        if with_mask:
+                            mask[p, oh, ow] = where
     return kernel
 
 
-def max_pool_mask_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple,
-                     out_shape: tuple, y: np.ndarray, mask: np.ndarray, init: float) -> None:
-    """Caffe's MAX pooling of x (N, C, H, W) into the C-contiguous y and mask (N, C, OH,
-    OW): each window's first strict maximum from ``init`` and its flat index (-1 when
-    none wins), as max_pool.max_pool_forward with need_mask."""
+#: planes up to this many cells are copied into a -inf padded buffer when windows
+#: leave them (without the mask): their clipped border windows, a large share on
+#: small maps (GoogLeNet's 3x3 pad-1 pools at 28x28 and less), run slower than the
+#: copy costs
+PAD_MAX_PLANE = 1 << 14
+
+
+def max_pool_2d(x: np.ndarray, kernel: tuple, stride: tuple, pad: tuple, out_shape: tuple,
+                y: np.ndarray, init: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """Caffe's MAX pooling of x (N, C, H, W) into the C-contiguous y (N, C, OH, OW),
+    every window's first strict maximum from ``init`` (-FLT_MAX), and into ``mask``
+    (same shape) its flat index (-1 when none wins) when given: as
+    max_pool.max_pool_forward."""
     N, C, H, W = x.shape
-    planes = np.ascontiguousarray(x).reshape(N * C, H, W)
-    _max_mask_kernel(*kernel, *stride)(planes, np.array(pad, np.int64), np.full(1, init, x.dtype),
-                                       y.reshape(N * C, *out_shape), mask.reshape(N * C, *out_shape))
+    (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, pad, out_shape
+    rows, cols = (OH - 1) * sh + kh, (OW - 1) * sw + kw     # the windows' extent
+    inside = ph == pw == 0 and rows <= H and cols <= W
+    if mask is None and not inside and H * W <= PAD_MAX_PLANE:  # -inf never wins '>'
+        x = _padded(x, pad, (max(rows, ph + H), max(cols, pw + W)), -np.inf, None, "")
+        pad, inside = (0, 0), True
+    clipped = not inside or mask is not None
+    planes = np.ascontiguousarray(x).reshape(N * C, *x.shape[2:])
+    marks = np.empty((1, 1, 1), y.dtype) if mask is None else mask.reshape(N * C, OH, OW)
+    _max_pool_kernel(kh, kw, sh, sw, clipped, mask is not None)(
+        planes, np.full(1, init, x.dtype), np.array(pad, np.int64), y.reshape(N * C, OH, OW),
+        marks)
+    return y
 
 
 @lru_cache(maxsize=1)

@@ -49,8 +49,8 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
     if len(spatial) == 2:
         mask = check_out(mask_out, (N, C) + out_shape, x.dtype, "mask_out")
         if jit.available() and x.dtype in (np.float32, np.float64):
-            jit_pooling.max_pool_mask_2d(x, kernel, stride, pad, out_shape, y, mask,
-                                         CAFFE_MAX_INIT)
+            jit_pooling.max_pool_2d(x, kernel, stride, pad, out_shape, y, CAFFE_MAX_INIT,
+                                    mask)
             return y, mask
         return _flat_max_mask(x, kernel, stride, pad, out_shape, y, mask)
     y.fill(CAFFE_MAX_INIT)
