@@ -9,7 +9,7 @@ from layer_case import LayerCase, proto
 from ref_conv import ref_conv
 
 import caffe_lite
-from caffe_lite.ops import conv_gemm, threads, winograd
+from caffe_lite.ops import conv_gemm, jit, threads, winograd
 from caffe_lite.ops.geometry import Workspace
 
 FILL = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "uniform" min: -1 max: 1 }'
@@ -34,8 +34,19 @@ def test_matrices_compute_a_correlation(tile):
         assert winograd.F4.bt.tolist()[0] == [4, 0, -5, 0, 1, 0]
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def transforms(request, monkeypatch):
+    """Each test with numpy's tile transforms and with the compiled ones (where numba
+    is installed)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(jit, "enabled", False)
+    elif not jit.available():
+        pytest.skip("numba (the extra 'fast') is not installed")
+    return request.param
+
+
 @pytest.fixture
-def fast(monkeypatch, tiling):
+def fast(monkeypatch, tiling, transforms):
     """Winograd on for one test; count the calls so a test knows the path ran."""
     calls = []
     real = conv_gemm.winograd_forward
@@ -174,7 +185,35 @@ def test_winograd_error_at_a_realistic_size(tiling):
     assert np.abs(got - truth).max() / np.abs(truth).max() < 2e-5
 
 
-def test_winograd_blocks_over_threads_equal_serial(monkeypatch, tiling):
+@pytest.mark.parametrize("shape,cout,pad", [
+    ((2, 11, 9, 13), 9, (1, 1)),           # channels not a multiple of 8, a partial tile
+    ((1, 16, 14, 14), 16, (1, 0)),
+    ((3, 5, 7, 6), 3, (2, 2)),             # padding wider than a tile's overlap
+    ((1, 8, 3, 3), 8, (0, 0)),             # one output
+])
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-6), (np.float64, 1e-13)])
+def test_compiled_transforms_agree_with_numpys(monkeypatch, tiling, shape, cout, pad, dtype,
+                                               tol):
+    """The compiled transforms (channels-last, tile by tile) give numpy's values to
+    rounding, with a scale and a bias, over tile-row blocks and image blocks."""
+    if not jit.available():
+        pytest.skip("numba (the extra 'fast') is not installed")
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((cout, shape[1], 3, 3)).astype(dtype)
+    b, scale = rng.standard_normal(cout).astype(dtype), rng.standard_normal(cout).astype(dtype)
+    for budget in (1, 1 << 30):                         # one tile row a block; one block
+        monkeypatch.setattr(winograd, "TILE_BUDGET", budget)
+        monkeypatch.setattr(winograd, "MIN_BLOCK_TILES", 1)
+        compiled = winograd.winograd_forward(x, w, b, pad, workspace=Workspace(), scale=scale)
+        with monkeypatch.context() as off:
+            off.setattr(jit, "enabled", False)
+            numpy = winograd.winograd_forward(x, w, b, pad, workspace=Workspace(), scale=scale)
+        assert compiled.dtype == numpy.dtype == dtype
+        np.testing.assert_allclose(compiled, numpy, rtol=0, atol=tol * np.abs(numpy).max())
+
+
+def test_winograd_blocks_over_threads_equal_serial(monkeypatch, tiling, transforms):
     """Blocks shared out over the worker threads give the serial values."""
     monkeypatch.setattr(winograd, "MIN_BLOCK_TILES", 4)
     monkeypatch.setattr(winograd, "TILE_BUDGET", 1)
@@ -195,7 +234,7 @@ def test_a_shared_workspace_keeps_each_layers_transformed_weights(fast, monkeypa
     transforms = []
     real = winograd.transform_weights
     monkeypatch.setattr(winograd, "transform_weights",
-                        lambda w, tiling: transforms.append(w.shape) or real(w, tiling))
+                        lambda w, *key: transforms.append(w.shape) or real(w, *key))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
     w1, w2 = (rng.standard_normal((4, 4, 3, 3)).astype(np.float32) for _ in range(2))

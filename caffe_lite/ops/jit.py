@@ -11,7 +11,8 @@ column, the padding's zeros included), then adds the bias, in the blob's dtype.
 The per-channel steps after a convolution (bias, BatchNorm, Scale, ReLU), a
 shortcut join's sum and ReLU and LRN's channel window sums run compiled too, each in one pass, with the numpy steps'
 float operations in their order: the same bits. im2col and col2im's kernels are in
-jit_columns.py, MAX pooling's in jit_pooling.py.
+jit_columns.py, MAX pooling's in jit_pooling.py, Winograd's transforms (the fast
+mode, not bit for bit) in jit_winograd.py.
 
 Without numba, with ``enabled`` False, or with CAFFE_LITE_NO_JIT set, the numpy
 kernels run (the numpy-only path). Kernels compile on first use, once per
@@ -47,14 +48,14 @@ def _numba() -> Any:
     return numba
 
 
-def _compiled(fn: Any) -> Any:
-    """numba's njit of ``fn``, cached on disk where numba finds a writable place
-    (else compiled in memory in each process)."""
+def _compiled(fn: Any, **options: Any) -> Any:
+    """numba's njit of ``fn`` (with ``options``), cached on disk where numba finds a
+    writable place (else compiled in memory in each process)."""
     njit = _numba().njit
     try:
-        return njit(nogil=True, boundscheck=False, cache=True)(fn)
+        return njit(nogil=True, boundscheck=False, cache=True, **options)(fn)
     except RuntimeError:                  # "no locator available": nowhere to write
-        return njit(nogil=True, boundscheck=False)(fn)
+        return njit(nogil=True, boundscheck=False, **options)(fn)
 
 
 def _padded(x: np.ndarray, pad: tuple, size: tuple, value: float, workspace: Any,

@@ -11,9 +11,10 @@ exact path.
 
 Transforms (d: input tile, g: 3x3 kernel, m: product):
     V = B^T d B,  U = G g G^T,  Y = A^T m A,
-from the points 0, 1, -1, 2, -2 (and 1/2, -1/2 for m = 6) and infinity. Each tile
-transform runs as two small GEMMs (rows, then columns) over a block of tiles small
-enough for the cache.
+from the points 0, 1, -1, 2, -2 (and 1/2, -1/2 for m = 6) and infinity. In numpy each
+tile transform runs as two small GEMMs (rows, then columns) over a block of tiles
+small enough for the cache; with numba (the extra ``fast``), jit_winograd.py runs
+them compiled, channels-last.
 """
 from functools import partial
 from math import ceil
@@ -21,7 +22,7 @@ from math import ceil
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import threads
+from . import jit, jit_winograd, threads
 from .geometry import check_out, per_axis, scratch
 
 __all__ = ["ALGORITHMS", "set_conv_algorithm", "get_conv_algorithm", "fast_mode", "winograd_applies",
@@ -124,12 +125,13 @@ def winograd_applies(x, w, stride, dilation, group):
     return positions >= MIN_POSITIONS and (threads.in_worker() or macs >= MIN_MACS_OFF_A_WORKER)
 
 
-def transform_weights(w, tiling=F4):
-    """U (span^2, Cout, C) = G g G^T for every kernel g = w[o, c] (3x3)."""
+def transform_weights(w, tiling=F4, channels_last=False):
+    """U (span^2, Cout, C) = G g G^T for every kernel g = w[o, c] (3x3), or
+    (span^2, C, Cout) for the channels-last transforms."""
     g = tiling.g
     u = np.einsum("ai,ocij,bj->aboc", g, w.astype(np.float64), g, optimize=True)
-    return np.ascontiguousarray(u.reshape(tiling.span ** 2, w.shape[0], w.shape[1]),
-                                dtype=w.dtype)
+    u = u.reshape(tiling.span ** 2, w.shape[0], w.shape[1])
+    return np.ascontiguousarray(u.transpose(0, 2, 1) if channels_last else u, dtype=w.dtype)
 
 
 class WinogradWeights:
@@ -137,12 +139,13 @@ class WinogradWeights:
     unchanged (checked element for element, so in-place updates are seen)."""
 
     def __init__(self):
-        self.w = self.u = self.tiling = None
+        self.w = self.u = self.key = None
 
-    def get(self, w, tiling=F4):
-        if (self.w is None or self.tiling is not tiling or self.w.shape != w.shape
+    def get(self, w, tiling=F4, channels_last=False):
+        key = (tiling, channels_last)
+        if (self.w is None or self.key != key or self.w.shape != w.shape
                 or not np.array_equal(self.w, w)):
-            self.w, self.u, self.tiling = w.copy(), transform_weights(w, tiling), tiling
+            self.w, self.u, self.key = w.copy(), transform_weights(w, *key), key
         return self.u
 
 
@@ -169,18 +172,24 @@ def winograd_forward(x, w, b=None, pad=0, out=None, workspace=None, cache=None, 
         raise ValueError(f"winograd_forward: empty output for input {x.shape} and pad {pad}")
     y = check_out(out, (N, Cout, Oh, Ow), x.dtype)
     tiling = tiling_for(Ow)
-    u = (cache or WinogradWeights()).get(w, tiling)
+    compiled = jit.available()
+    u = (cache or WinogradWeights()).get(w, tiling, channels_last=compiled)
+    one_block = _block_forward
+    if compiled:                        # its epilogue always scales and shifts
+        one_block = jit_winograd.block_forward
+        scale = np.ones(Cout, x.dtype) if scale is None else scale.astype(x.dtype, copy=False)
+        b = np.zeros(Cout, x.dtype) if b is None else b.astype(x.dtype, copy=False)
     m = tiling.m
     blocks = _blocks(N, ceil(Oh / m), ceil(Ow / m), C, tiling.span)
     count = min(threads.threads(), len(blocks))
     if count < 2:
         for block in blocks:
-            _block_forward(x, u, b, scale, pad, y, tiling, block, workspace)
+            one_block(x, u, b, scale, pad, y, tiling, block, workspace)
         return y
     def run(k, part):
         part_workspace = None if workspace is None else workspace.part(k)
         for block in blocks[part]:
-            _block_forward(x, u, b, scale, pad, y, tiling, block, part_workspace)
+            one_block(x, u, b, scale, pad, y, tiling, block, part_workspace)
     threads.run_parts([partial(run, k, part)
                        for k, part in enumerate(threads.split(len(blocks), count))])
     return y
