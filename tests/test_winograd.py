@@ -49,12 +49,12 @@ def transforms(request, monkeypatch):
 def fast(monkeypatch, tiling, transforms):
     """Winograd on for one test; count the calls so a test knows the path ran."""
     calls = []
-    real = conv_gemm.winograd_forward
+    real = winograd.winograd_forward
 
     def counted(*args, **kwargs):
         calls.append(args[0].shape)
         return real(*args, **kwargs)
-    monkeypatch.setattr(conv_gemm, "winograd_forward", counted)
+    monkeypatch.setattr(winograd, "winograd_forward", counted)
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)        # small test layers too
     monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
     monkeypatch.setattr(winograd, "MIN_MACS_OFF_A_WORKER", 0)
@@ -72,11 +72,13 @@ def layer(params):
     ("num_output: 2 kernel_size: 3", (1, 3, 6, 7), 0),
     ("num_output: 2 kernel_size: 3 pad: 2 bias_term: false", (2, 2, 4, 3), 2),
     ("num_output: 4 kernel_size: 3 pad_h: 1 pad_w: 0", (1, 2, 7, 5), (1, 0)),
+    ("num_output: 6 kernel_size: 3 pad: 1 group: 3", (2, 9, 6, 5), 1),   # each group
 ])
 def test_winograd_matches_reference(fast, params, shape, pad):
     bias = "bias_term: false" not in params
-    reference = (lambda x, w, b: ref_conv(x, w, b, pad=pad)) if bias else \
-        (lambda x, w: ref_conv(x, w, pad=pad))
+    group = int(params.split("group: ")[1]) if "group: " in params else 1
+    reference = (lambda x, w, b: ref_conv(x, w, b, pad=pad, group=group)) if bias else \
+        (lambda x, w: ref_conv(x, w, pad=pad, group=group))
     case = LayerCase(layer(params), [shape], forward_atol=1e-4, reference=reference)
     case.check_forward()
     case.check_gradient()
@@ -95,10 +97,9 @@ def test_winograd_blocks(fast, monkeypatch, budget, tiles):
 
 
 def test_other_convolutions_stay_exact(fast):
-    """Strided, dilated, grouped and non-3x3 convolutions keep im2col + GEMM."""
+    """Strided, dilated and non-3x3 convolutions keep im2col + GEMM."""
     for params, shape in [("num_output: 2 kernel_size: 3 stride: 2", (1, 2, 7, 7)),
                           ("num_output: 2 kernel_size: 3 dilation: 2", (1, 2, 7, 7)),
-                          ("num_output: 2 kernel_size: 3 group: 2", (1, 4, 7, 7)),
                           ("num_output: 2 kernel_size: 5", (1, 2, 7, 7))]:
         LayerCase(layer(params), [shape]).forward_blobs()
     assert not fast
@@ -140,8 +141,8 @@ def test_time_command_fast_flag(tmp_path, monkeypatch):
         'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" '
         'convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }\n')
     seen = []
-    real = conv_gemm.winograd_forward
-    monkeypatch.setattr(conv_gemm, "winograd_forward",
+    real = winograd.winograd_forward
+    monkeypatch.setattr(winograd, "winograd_forward",
                         lambda *a, **k: seen.append(1) or real(*a, **k))
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
@@ -167,8 +168,13 @@ def test_winograd_leaves_layers_with_few_channels_or_small_maps_to_the_exact_pat
         assert winograd.winograd_applies(big, w, 1, 1, 1)
         small = np.zeros((1, 256, 28, 28), np.float32)            # 0.46 G
         assert not winograd.winograd_applies(small, w, 1, 1, 1)
-        # on a worker thread (one BLAS thread) 14x14 pays, 7x7 does not
-        assert on_worker(lambda: winograd.winograd_applies(small[:, :, :14, :14], w, 1, 1, 1))
+        # on a worker thread (one BLAS thread) 13x13 pays, 7x7 does not
+        assert on_worker(lambda: winograd.winograd_applies(small[:, :, :13, :13], w, 1, 1, 1))
+        assert not on_worker(lambda: winograd.winograd_applies(small[:, :, :12, :12], w, 1, 1, 1))
+        grouped = np.zeros((256, 128, 3, 3), np.float32)          # 2 groups of 128 -> 128
+        assert on_worker(lambda: winograd.winograd_applies(small[:, :, :13, :13], grouped, 1, 1, 2))
+        assert not on_worker(lambda: winograd.winograd_applies(small[:, :, :13, :13], grouped,
+                                                               1, 1, 8))   # 32 outputs a group
         assert not on_worker(lambda: winograd.winograd_applies(small[:, :, :7, :7], w, 1, 1, 1))
     finally:
         caffe_lite.set_conv_algorithm("exact")

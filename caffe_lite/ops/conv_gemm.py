@@ -12,7 +12,7 @@ from . import jit, threads
 from .depthwise import depthwise_backward, depthwise_forward, is_depthwise
 from .geometry import check_out, conv_geometry, deconv_out_size, per_axis, scratch
 from .im2col import col2im, column_shape, im2col, image_view
-from .winograd import WinogradWeights, winograd_applies, winograd_forward
+from .winograd import WinogradWeights, winograd_applies, winograd_groups
 
 __all__ = ["conv_forward", "conv_backward", "deconv_forward", "deconv_backward",
            "COLUMN_BUDGET"]
@@ -200,8 +200,8 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1, out=None, w
                            for k, p in enumerate(parts)])
         return y
     if winograd_applies(x, w, stride, dilation, group):
-        return winograd_forward(x, w, b, pad, out=y, workspace=workspace,
-                                cache=_weight_cache(workspace, w), scale=scale)
+        return winograd_groups(x, w, b, pad, group, y, workspace,
+                               partial(_weight_cache, workspace), scale)
     if scale is not None:                       # scaled, then shifted by b
         conv_forward(x, w, None, stride, pad, dilation, group, y, workspace)
         per_channel = (1, Cout) + (1,) * len(osz)

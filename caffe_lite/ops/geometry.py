@@ -129,12 +129,15 @@ def _offsets(in_shape, out_shape, kernel, stride, pad, dilation):
 
 # ==== output and scratch buffers =============================================
 
-def check_out(out, shape, dtype, name="out"):
-    """Allocate a C-contiguous array, or check the caller's one (it is written through views)."""
+def check_out(out, shape, dtype, name="out", strided=False):
+    """Allocate a C-contiguous array, or check the caller's one (it is written through
+    views, so it must be C-contiguous unless the kernel takes ``strided`` views)."""
     if out is None:
         return np.empty(shape, dtype)
-    if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape "
+    if (out.shape != tuple(shape) or out.dtype != dtype
+            or not (strided or out.flags.c_contiguous)):
+        layout = "" if strided else "C-contiguous "
+        raise ValueError(f"{name} must be a {layout}{np.dtype(dtype)} array of shape "
                          f"{tuple(shape)}, got {out.dtype} {out.shape}")
     return out
 
