@@ -93,11 +93,13 @@ def test_folded_chain_gives_the_exact_blobs(tmp_path, fast, bn_calls, kwargs):
 def test_new_statistics_are_folded_again(tmp_path, fast):
     net = make_net(tmp_path)
     net.forward()
-    net.params["bn"][0].data[...] += 1                       # e.g. copy_from new weights
-    net.params["scale"][1].data[...] *= -1
-    want = exact_blobs(net)["pool"]
-    net.forward()
-    np.testing.assert_allclose(net.blobs["pool"].data, want, rtol=1e-5, atol=1e-5)
+    for change in (lambda: net.params["bn"][0].data.__iadd__(1),   # e.g. copy_from
+                   lambda: net.params["scale"][1].data.__imul__(-1),
+                   lambda: net.params["conv"][1].data.__iadd__(0.5)):
+        change()
+        want = exact_blobs(net)["pool"]
+        net.forward()
+        np.testing.assert_allclose(net.blobs["pool"].data, want, rtol=1e-5, atol=1e-5)
 
 
 def test_partial_forwards_run_the_chain_layer_by_layer(tmp_path, fast, bn_calls):
