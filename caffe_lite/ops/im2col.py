@@ -96,10 +96,10 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1, out=None, layout="image", wor
     N, C, *spatial = x.shape
     kernel, stride, pad, dilation, osz = conv_geometry(spatial, kernel, stride, pad, dilation)
     out = check_out(out, column_shape(layout, N, C * prod(kernel), prod(osz)), x.dtype)
-    if (len(spatial) == 2 and layout != "batch_last" and x.dtype in (np.float32, np.float64)
-            and x.flags.c_contiguous and jit.available()):
+    if (len(spatial) == 2 and layout != "batch_last" and x.flags.c_contiguous
+            and jit.handles(x.dtype)):
         return jit_columns.im2col_2d(x, out, kernel, stride, pad, dilation, osz,
-                             channel_major=layout == "channel")
+                                     channel_major=layout == "channel")
     cols = _cols_view(out, layout, N, C, kernel, osz)             # (N, C, *K, *O)
     x = _staged(x, layout, workspace)
     for k, oslc, islc in kernel_offsets(spatial, osz, kernel, stride, pad, dilation):
@@ -144,8 +144,7 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0, dilation=1, out=None, workspa
             cols = np.ascontiguousarray(_cols_view(cols, layout, N, C, kernel, osz)).reshape(
                 N, C * prod(kernel), prod(osz))
         return _col2im_blocks(cols, out, stride, pad, osz, blocks, workspace)
-    if (len(spatial) == 2 and cols.dtype in (np.float32, np.float64) and cols.flags.c_contiguous
-            and jit.available()):
+    if len(spatial) == 2 and cols.flags.c_contiguous and jit.handles(cols.dtype):
         if layout != "batch_last":
             return jit_columns.col2im_2d(cols, out, kernel, stride, pad, dilation, osz, layout)
         staged = scratch(workspace, "col2im_staged", (C,) + tuple(spatial) + (N,), cols.dtype)

@@ -9,8 +9,9 @@ instead of 0.92. Every output sums its taps in Caffe's order (kernel row, then
 column, the padding's zeros included), then adds the bias, in the blob's dtype.
 
 The per-channel steps after a convolution (bias, BatchNorm, Scale, ReLU), a
-shortcut join's sum and ReLU and LRN's channel window sums run compiled too, each in one pass, with the numpy steps'
-float operations in their order: the same bits. im2col and col2im's kernels are in
+shortcut join's sum and ReLU and LRN's channel window sums run compiled too, each
+in one pass, with the numpy steps' float operations in their order: the same bits.
+im2col and col2im's kernels are in
 jit_columns.py, MAX pooling's in jit_pooling.py, Winograd's transforms (the fast
 mode, not bit for bit) in jit_winograd.py.
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from .geometry import scratch
 
-__all__ = ["enabled", "available", "depthwise_2d", "channel_epilogue", "sum_relu",
+__all__ = ["enabled", "available", "handles", "depthwise_2d", "channel_epilogue", "sum_relu",
            "lrn_scale"]
 
 #: False runs the numpy kernels instead (the numpy-only path)
@@ -76,6 +77,12 @@ def _padded(x: np.ndarray, pad: tuple, size: tuple, value: float, workspace: Any
 def available() -> bool:
     """True when compiled kernels run: numba is installed and not switched off."""
     return enabled and _numba() is not None
+
+
+def handles(dtype: Any) -> bool:
+    """Compiled kernels run for arrays of ``dtype``: float32 and float64 (other
+    dtypes take the numpy kernels)."""
+    return available() and np.dtype(dtype) in (np.float32, np.float64)
 
 
 @lru_cache(maxsize=64)

@@ -78,8 +78,7 @@ def lrn_across_forward(x, size, alpha, beta, k, out, scale, scale_pow=None, fast
                           positive=positive)
         np.multiply(p, xv[:, start:stop], out=yv[:, start:stop])
 
-    if (jit.available() and dtype in (np.float32, np.float64) and xv.flags.c_contiguous
-            and sv.flags.c_contiguous):
+    if jit.handles(dtype) and xv.flags.c_contiguous and sv.flags.c_contiguous:
         jit.lrn_scale(xv, size, a, k, sv)
         for start in range(0, C, block):
             finish(start, min(start + block, C))

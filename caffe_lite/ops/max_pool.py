@@ -48,7 +48,7 @@ def max_pool_forward(x, kernel, stride, pad, out_shape, need_mask=False, out=Non
         return _separable_max(x, kernel, stride, pad, out_shape, y), None
     if len(spatial) == 2:
         mask = check_out(mask_out, (N, C) + out_shape, x.dtype, "mask_out")
-        if jit.available() and x.dtype in (np.float32, np.float64):
+        if jit.handles(x.dtype):
             jit_pooling.max_pool_2d(x, kernel, stride, pad, out_shape, y, CAFFE_MAX_INIT,
                                     mask)
             return y, mask
@@ -271,8 +271,7 @@ def max_pool_backward(dy, mask, x_shape, out=None):
     order, and in numpy 2 it beats bincount here). Negative mask entries are dropped.
     """
     N, C, *spatial = x_shape
-    if (jit.available() and dy.dtype in (np.float32, np.float64)
-            and (out is None or out.flags.c_contiguous)):
+    if jit.handles(dy.dtype) and (out is None or out.flags.c_contiguous):
         dx = check_out(out, tuple(x_shape), dy.dtype)
         return jit_pooling.max_pool_backward_flat(dy, mask, dx)
     plane = prod(spatial)

@@ -175,7 +175,7 @@ def winograd_forward(x, w, b=None, pad=0, out=None, workspace=None, cache=None, 
         raise ValueError(f"winograd_forward: empty output for input {x.shape} and pad {pad}")
     y = check_out(out, (N, Cout, Oh, Ow), x.dtype, strided=True)
     tiling = tiling_for(Ow)
-    compiled = jit.available() and x.dtype in (np.float32, np.float64)
+    compiled = jit.handles(x.dtype)
     u = (cache or WinogradWeights()).get(w, tiling, channels_last=compiled)
     one_block = _block_forward
     if compiled:                        # its epilogue always scales and shifts
