@@ -29,6 +29,9 @@ def _valid(size: int, start: int, stride: int, limit: int) -> tuple[int, int]:
 
 @lru_cache(maxsize=1)
 def _valid_compiled() -> Any:
+    """_valid compiled. im2col and col2im each walk the kernel offsets with it in their
+    own loops: one shared helper returning an offset's whole window cost LeNet's
+    conv2 (batch 64) 35% on col2im and 12% on im2col (in-process A/B)."""
     return _compiled(_valid)
 
 
