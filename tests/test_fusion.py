@@ -93,10 +93,11 @@ def test_folded_chain_gives_the_exact_blobs(tmp_path, fast, bn_calls, kwargs):
 def test_new_statistics_are_folded_again(tmp_path, fast):
     net = make_net(tmp_path)
     net.forward()
-    for change in (lambda: net.params["bn"][0].data.__iadd__(1),   # e.g. copy_from
-                   lambda: net.params["scale"][1].data.__imul__(-1),
-                   lambda: net.params["conv"][1].data.__iadd__(0.5)):
-        change()
+    for layer, i, change in (("bn", 0, lambda v: v + 1),       # e.g. copy_from
+                             ("scale", 1, lambda v: -v),
+                             ("conv", 1, lambda v: v + 0.5)):
+        values = net.params[layer][i].data
+        values[...] = change(values)                         # in place
         want = exact_blobs(net)["pool"]
         net.forward()
         np.testing.assert_allclose(net.blobs["pool"].data, want, rtol=1e-5, atol=1e-5)
